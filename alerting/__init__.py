@@ -1,0 +1,1 @@
+"""plantmesh alerting: rules over the normalized stream, alert events with evidence."""

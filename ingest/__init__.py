@@ -1,0 +1,1 @@
+"""plantmesh ingest: MQTT to Kafka bridge and Kafka to InfluxDB writer."""

@@ -1,0 +1,107 @@
+"""Loading a service's YAML file into its pydantic model, with errors a controls engineer can act
+on: the file, the key and what was expected.
+
+String values may use `${VAR}` or `${VAR:-default}` to take a value from the environment, so one
+file serves a laptop, a gateway and CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigModel(BaseModel):
+    """Base of every configuration model: an unknown key is an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used. The message names file, key and expectation."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        super().__init__(
+            f"{path}: " + ("\n  " if len(problems) > 1 else "") + "\n  ".join(problems)
+        )
+
+
+def _expand(value: Any, path: Path, where: str) -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(path, [f"{where}: environment variable {name} is not set"])
+
+        return _ENV_REF.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, path, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, path, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _problem(item: Any) -> str:
+    key = _key(tuple(item["loc"]))
+    if item["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling against the sample configuration)"
+    if item["type"] == "missing":
+        return f"{key}: required key is missing"
+    got = item.get("input")
+    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    return f"{key}: {item['msg']}{shown}"
+
+
+def validate_config(model: type[M], data: Any, path: Path | str = "<config>") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, [_problem(i) for i in exc.errors(include_url=False)]) from None
+
+
+def load_config(model: type[M], path: Path | str) -> M:
+    """Read, expand and validate one YAML file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(file, [f"cannot read file: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(
+            file, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(file, ["<top level>: expected a mapping of keys to values"])
+    return validate_config(model, _expand(data, file, ""), file)
+
+
+def resolve_relative(base_file: Path | str, value: str | Path) -> Path:
+    """Paths inside a config file are relative to that file, not to the working directory."""
+    candidate = Path(value).expanduser()
+    return candidate if candidate.is_absolute() else Path(base_file).resolve().parent / candidate

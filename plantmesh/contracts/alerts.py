@@ -1,0 +1,50 @@
+"""Alerts and the events of their life. An alert always carries the evidence that raised it,
+so "why did this fire?" has an answer without digging through dashboards."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from plantmesh.contracts.common import SCHEMA_VERSION, AssetPath, AwareDatetime, Name, WireModel
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class AlertEventKind(StrEnum):
+    RAISED = "raised"
+    CLEARED = "cleared"
+
+
+class EvidencePoint(WireModel):
+    ts: AwareDatetime
+    value: float
+
+
+class Evidence(WireModel):
+    """What the rule saw and how it decided: enough to replay the decision by hand."""
+
+    summary: str
+    condition: str
+    points: list[EvidencePoint] = Field(default_factory=list)
+    parameters: dict[str, float | str] = Field(default_factory=dict)
+
+
+class AlertEvent(WireModel):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    alert_id: str
+    kind: AlertEventKind
+    rule: Name
+    asset: AssetPath
+    signal: Name
+    severity: Severity
+    at: AwareDatetime
+    """Event time: when the condition was met (raised) or left (cleared), in source time."""
+    evidence: Evidence

@@ -1,0 +1,49 @@
+"""Gateway lifecycle: birth when an agent comes up, death (MQTT last will) when it goes, and
+periodic health in between."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from plantmesh.contracts.common import (
+    SCHEMA_VERSION,
+    AwareDatetime,
+    Name,
+    NonNegativeInt,
+    WireModel,
+)
+
+
+class GatewayState(StrEnum):
+    BIRTH = "birth"
+    DEATH = "death"
+    HEALTH = "health"
+
+
+class SourceHealth(WireModel):
+    name: Name
+    connected: bool
+    errors: NonNegativeInt = 0
+    last_seen_age_s: float | None = None
+
+
+class GatewayHealth(WireModel):
+    buffer_depth: NonNegativeInt = 0
+    oldest_unsent_age_s: float | None = None
+    dropped_batches: NonNegativeInt = 0
+    reconnects: NonNegativeInt = 0
+    sources: list[SourceHealth] = Field(default_factory=list)
+
+
+class GatewayStatus(WireModel):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway_id: Name
+    plant: Name
+    session_id: Annotated[str, Field(min_length=1, max_length=64)]
+    state: GatewayState
+    at: AwareDatetime
+    agent_version: str | None = None
+    health: GatewayHealth | None = None

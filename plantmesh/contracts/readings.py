@@ -1,0 +1,75 @@
+"""Readings and reading batches: what an edge agent publishes, one batch per MQTT message."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from plantmesh.contracts.common import (
+    SCHEMA_VERSION,
+    AssetPath,
+    AwareDatetime,
+    Name,
+    NonNegativeInt,
+    WireModel,
+)
+
+
+class Quality(StrEnum):
+    """The OPC UA status code's severity, the part most consumers branch on."""
+
+    GOOD = "good"
+    UNCERTAIN = "uncertain"
+    BAD = "bad"
+
+    @classmethod
+    def from_status_code(cls, status_code: int) -> Quality:
+        # OPC UA Part 4: the two top bits of a StatusCode are its severity.
+        severity = (status_code >> 30) & 0b11
+        if severity == 0:
+            return cls.GOOD
+        if severity == 1:
+            return cls.UNCERTAIN
+        return cls.BAD
+
+
+STATUS_GOOD = 0x00000000
+STATUS_UNCERTAIN = 0x40000000
+STATUS_BAD = 0x80000000
+STATUS_BAD_COMMUNICATION_ERROR = 0x80050000
+STATUS_BAD_SENSOR_FAILURE = 0x808B0000
+
+# Numbers are carried as float (exact for integers up to 2**53, which covers 32-bit counters),
+# booleans as bool, anything else as text. NaN and infinity are rejected at the boundary.
+Value = Annotated[float, Field(allow_inf_nan=False)] | bool | str
+
+
+class Reading(WireModel):
+    """One value of one signal of one machine at one instant."""
+
+    asset: AssetPath
+    signal: Name
+    value: Value
+    unit: str | None = None
+    status_code: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = STATUS_GOOD
+    quality: Quality = Quality.GOOD
+    source_ts: AwareDatetime
+    gateway_ts: AwareDatetime
+
+    @property
+    def series_key(self) -> str:
+        return f"{self.asset.key}/{self.signal}"
+
+
+class ReadingBatch(WireModel):
+    """What one MQTT message carries. (gateway_id, session_id, seq) makes it traceable end to end:
+    ingest uses the sequence numbers of a session to prove completeness."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway_id: Name
+    session_id: Annotated[str, Field(min_length=1, max_length=64)]
+    seq: NonNegativeInt
+    sent_at: AwareDatetime
+    readings: Annotated[list[Reading], Field(min_length=1)]

@@ -1,0 +1,107 @@
+"""Every MQTT and Kafka topic name plantmesh uses, in one place.
+
+MQTT follows an ISA-95 unified namespace: `<root>/<plant>/<area>/<line>/<machine>/readings` for
+reading batches and `<root>/<plant>/_gateway/<gateway_id>/status` for gateway lifecycle. A
+`namespace` prefixes every name so several deployments (or test runs) can share one broker and
+one Kafka cluster without seeing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from plantmesh.contracts import AssetPath
+
+MQTT_ROOT = "plantmesh/v1"
+READINGS_LEAF = "readings"
+GATEWAY_LEVEL = "_gateway"
+STATUS_LEAF = "status"
+
+
+class TopicError(ValueError):
+    """An MQTT topic that is not one of ours."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    namespace: str = ""
+
+    # --- MQTT -------------------------------------------------------------------------------
+    @property
+    def mqtt_root(self) -> str:
+        return f"{self.namespace}/{MQTT_ROOT}" if self.namespace else MQTT_ROOT
+
+    def mqtt_readings(self, asset: AssetPath) -> str:
+        return f"{self.mqtt_root}/{asset.key}/{READINGS_LEAF}"
+
+    def mqtt_gateway_status(self, plant: str, gateway_id: str) -> str:
+        return f"{self.mqtt_root}/{plant}/{GATEWAY_LEVEL}/{gateway_id}/{STATUS_LEAF}"
+
+    @property
+    def mqtt_readings_filter(self) -> str:
+        return f"{self.mqtt_root}/+/+/+/+/{READINGS_LEAF}"
+
+    @property
+    def mqtt_status_filter(self) -> str:
+        return f"{self.mqtt_root}/+/{GATEWAY_LEVEL}/+/{STATUS_LEAF}"
+
+    def kafka_key_for_mqtt_topic(self, topic: str) -> bytes:
+        """`plant/machine` for a readings topic, `plant/_gateway/<id>` for a status topic.
+
+        Keyed by plant and machine so one machine's data stays in order in one partition."""
+        prefix = self.mqtt_root + "/"
+        if not topic.startswith(prefix):
+            raise TopicError(f"topic {topic!r} is outside {self.mqtt_root!r}")
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) == 5 and parts[4] == READINGS_LEAF:
+            return f"{parts[0]}/{parts[3]}".encode()
+        if len(parts) == 4 and parts[1] == GATEWAY_LEVEL and parts[3] == STATUS_LEAF:
+            return f"{parts[0]}/{GATEWAY_LEVEL}/{parts[2]}".encode()
+        raise TopicError(f"topic {topic!r} is neither a readings nor a gateway status topic")
+
+    def is_status_topic(self, topic: str) -> bool:
+        return topic.endswith(f"/{STATUS_LEAF}") and f"/{GATEWAY_LEVEL}/" in topic
+
+    # --- Kafka ------------------------------------------------------------------------------
+    def _kafka(self, name: str) -> str:
+        return f"{self.namespace}.{name}" if self.namespace else name
+
+    @property
+    def telemetry_raw(self) -> str:
+        return self._kafka("telemetry.raw")
+
+    @property
+    def telemetry_normalized(self) -> str:
+        return self._kafka("telemetry.normalized")
+
+    @property
+    def telemetry_dlq(self) -> str:
+        return self._kafka("telemetry.dlq")
+
+    @property
+    def gateway_status(self) -> str:
+        return self._kafka("gateway.status")
+
+    @property
+    def alert_events(self) -> str:
+        return self._kafka("alerts.events")
+
+    @property
+    def all_kafka(self) -> tuple[str, ...]:
+        return (
+            self.telemetry_raw,
+            self.telemetry_normalized,
+            self.telemetry_dlq,
+            self.gateway_status,
+            self.alert_events,
+        )
+
+
+DEFAULT_TOPICS = Topics()
+
+# Kafka message headers the bridge adds to what it forwards.
+HEADER_MQTT_TOPIC = "mqtt_topic"
+HEADER_RECEIVED_AT = "received_at"
+HEADER_DLQ_REASON = "dlq_reason"
+HEADER_DLQ_DETAIL = "dlq_detail"
+HEADER_DLQ_SOURCE = "dlq_source"

@@ -1,0 +1,1 @@
+"""plantmesh simulators: simulated plants serving OPC UA and Modbus TCP."""
