@@ -1,0 +1,89 @@
+"""Connection settings shared by every service's configuration, so `mqtt:`, `kafka:` and
+`influxdb:` sections read the same everywhere. Defaults come from the environment variables the
+local stack exports (`plantmesh stack env`), then from the stack's default loopback ports."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import ConfigDict, Field, SecretStr, field_validator
+
+from plantmesh.config import ConfigModel
+
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:11883"
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:19092"
+DEFAULT_INFLUX_URL = "http://127.0.0.1:18086"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+class MqttConnection(ConfigModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    url: str = Field(default_factory=lambda: _env("PLANTMESH_MQTT_URL", DEFAULT_MQTT_URL))
+    """mqtt://host:port, or mqtts://host:port for TLS."""
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    ca_file: str | None = None
+    """CA bundle for mqtts:// (system trust store when unset)."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("expected mqtt://host:port or mqtts://host:port")
+        return value
+
+    @property
+    def host(self) -> str:
+        host = urlsplit(self.url).hostname
+        assert host is not None  # guaranteed by the validator
+        return host
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+class KafkaConnection(ConfigModel):
+    bootstrap: str = Field(
+        default_factory=lambda: _env("PLANTMESH_KAFKA_BOOTSTRAP", DEFAULT_KAFKA_BOOTSTRAP)
+    )
+    """Comma-separated host:port list."""
+    client_id: str = "plantmesh"
+
+
+class InfluxConnection(ConfigModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    url: str = Field(default_factory=lambda: _env("PLANTMESH_INFLUX_URL", DEFAULT_INFLUX_URL))
+    # InfluxDB 1.8 speaks the v2 API with bucket "database/retention-policy" and token
+    # "user:password"; InfluxDB 2.x/3.x take a real bucket, org and token.
+    bucket: str = "plantmesh/autogen"
+    org: str = "-"
+    token: SecretStr = SecretStr("plantmesh:plantmesh")
+    timeout_s: Annotated[float, Field(gt=0)] = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("expected http://host:port or https://host:port")
+        return value.rstrip("/")
+
+    @property
+    def database(self) -> str:
+        """The InfluxDB 1.x database behind the bucket (what InfluxQL queries name)."""
+        return self.bucket.split("/", 1)[0]
