@@ -76,7 +76,7 @@ def test_connection_defaults_follow_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PLANTMESH_INFLUX_URL", "http://127.0.0.1:9999/")
     assert InfluxConnection().url == "http://127.0.0.1:9999"
     assert InfluxConnection().database == "plantmesh"
-    assert "password" not in repr(MqttConnection(password="password"))
+    assert "hunter2" not in repr(MqttConnection(password="hunter2"))
 
 
 def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
