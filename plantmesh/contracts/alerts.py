@@ -34,7 +34,7 @@ class Evidence(WireModel):
     summary: str
     condition: str
     points: list[EvidencePoint] = Field(default_factory=list)
-    parameters: dict[str, float | str] = Field(default_factory=dict)
+    parameters: dict[str, int | float | str] = Field(default_factory=dict)
 
 
 class AlertEvent(WireModel):

@@ -1,0 +1,61 @@
+"""Building blocks of alert evidence: bounded point windows, stable number formatting and
+deterministic alert ids. Everything here depends only on the readings, never on the wall clock,
+so replaying the same input reproduces the same evidence byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from datetime import UTC, datetime
+
+from plantmesh.contracts import EvidencePoint
+
+MAX_EVIDENCE_POINTS = 50
+_HEAD_POINTS = 10
+
+
+def utc(ts: datetime) -> datetime:
+    """The same instant in UTC, so ids and evidence do not depend on a gateway's offset."""
+    return ts.astimezone(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return utc(ts).isoformat().replace("+00:00", "Z")
+
+
+def num(value: float) -> str:
+    """`90.0`, `96.3`: readable and stable (no `96.30000000000001`)."""
+    return repr(round(value, 6))
+
+
+def alert_id(rule: str, series_key: str, first_crossing: datetime) -> str:
+    """A hash of (rule, series, first crossing): a replay of the same readings yields the same id,
+    which is also what lets consumers drop the duplicates of at-least-once delivery."""
+    material = f"{rule}\x00{series_key}\x00{iso(first_crossing)}".encode()
+    return hashlib.sha256(material).hexdigest()[:24]
+
+
+class PointWindow:
+    """The points of an episode, bounded: the first few (how it started) and the most recent
+    (how it got here). Memory stays constant however long the episode lasts."""
+
+    def __init__(self, capacity: int = MAX_EVIDENCE_POINTS) -> None:
+        self._head_cap = min(_HEAD_POINTS, capacity // 2)
+        self._head: list[EvidencePoint] = []
+        self._tail: deque[EvidencePoint] = deque(maxlen=capacity - self._head_cap)
+        self.total = 0
+
+    def add(self, ts: datetime, value: float) -> None:
+        point = EvidencePoint(ts=utc(ts), value=value)
+        self.total += 1
+        if len(self._head) < self._head_cap:
+            self._head.append(point)
+        else:
+            self._tail.append(point)
+
+    @property
+    def omitted(self) -> int:
+        return self.total - len(self._head) - len(self._tail)
+
+    def points(self) -> list[EvidencePoint]:
+        return [*self._head, *self._tail]

@@ -1,0 +1,253 @@
+"""Threshold rule with deadband and on-delay, evaluated per series (asset + signal) in event time.
+
+    normal --condition holds--> pending --held for on_delay_s--> raised --left by deadband--> normal
+               pending --condition stops before on_delay_s--> normal (no alert)
+
+Time is the readings' source_ts: processing delay, consumer lag or a replay never change the
+outcome. Bad-quality readings are ignored (and counted in the evidence); a reading not newer than
+the last one accepted for its series is ignored as out of order (or a duplicate).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from alerting.evidence import PointWindow, alert_id, iso, num
+from alerting.rules.base import RuleConfigBase, SeriesFilter, is_bad, numeric
+from plantmesh.contracts import AlertEvent, AlertEventKind, Evidence, Reading
+
+log = logging.getLogger(__name__)
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class ThresholdRuleConfig(RuleConfigBase):
+    type: Literal["threshold"]
+    above: FiniteFloat | None = None
+    """Raise when the value is strictly above this (exactly one of above / below)."""
+    below: FiniteFloat | None = None
+    """Raise when the value is strictly below this."""
+    deadband: NonNegativeFloat = 0.0
+    """Clear only once the value is below `above - deadband` (above `below + deadband`)."""
+    on_delay_s: NonNegativeFloat = 0.0
+    """How long, in source time, the condition must hold before the alert is raised."""
+
+    @model_validator(mode="after")
+    def _exactly_one_limit(self) -> ThresholdRuleConfig:
+        if (self.above is None) == (self.below is None):
+            state = "both are set" if self.above is not None else "neither is set"
+            raise ValueError(f"set exactly one of 'above' or 'below' ({state})")
+        return self
+
+
+@dataclass
+class _Pending:
+    first_ts: datetime
+    unit: str | None
+    extreme: float
+    window: PointWindow = field(default_factory=PointWindow)
+    bad_ignored: int = 0
+
+
+@dataclass
+class _Raised:
+    alert_id: str
+    first_ts: datetime
+    raised_at: datetime
+    unit: str | None
+    extreme: float
+    window: PointWindow = field(default_factory=PointWindow)
+    bad_ignored: int = 0
+
+
+@dataclass
+class _Series:
+    last_ts: datetime | None = None
+    episode: _Pending | _Raised | None = None
+
+
+class ThresholdRule:
+    def __init__(self, config: ThresholdRuleConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self._filter = SeriesFilter(config)
+        self.signals = frozenset({config.signal})
+        self._above = config.above is not None
+        limit = config.above if config.above is not None else config.below
+        assert limit is not None  # guaranteed by the config validator
+        self.limit = limit
+        self.clear_level = limit - config.deadband if self._above else limit + config.deadband
+        self._series: dict[str, _Series] = {}
+        self.ignored_out_of_order = 0
+        self.ignored_bad_quality = 0
+
+    # --- the decision, in one place -------------------------------------------------------------
+    def _holds(self, value: float) -> bool:
+        return value > self.limit if self._above else value < self.limit
+
+    def _cleared(self, value: float) -> bool:
+        return value < self.clear_level if self._above else value > self.clear_level
+
+    def _extreme(self, a: float, b: float) -> float:
+        return max(a, b) if self._above else min(a, b)
+
+    # --- Rule -----------------------------------------------------------------------------------
+    def evaluate(self, reading: Reading) -> list[AlertEvent]:
+        if not self._filter.matches(reading):
+            return []
+        value = numeric(reading)
+        if value is None:
+            return []
+        series = self._series.setdefault(reading.series_key, _Series())
+        ts = reading.source_ts
+        if series.last_ts is not None and ts <= series.last_ts:
+            self.ignored_out_of_order += 1
+            return []
+        if is_bad(reading):
+            self.ignored_bad_quality += 1
+            if series.episode is not None:
+                series.episode.bad_ignored += 1
+            return []
+        series.last_ts = ts
+
+        episode = series.episode
+        if episode is None:
+            if not self._holds(value):
+                return []
+            episode = series.episode = _Pending(first_ts=ts, unit=reading.unit, extreme=value)
+            return self._advance_pending(series, episode, reading, value)
+        if isinstance(episode, _Pending):
+            if not self._holds(value):
+                # Back to normal before the on-delay elapsed: no alert. No deadband needed here,
+                # the deadband only guards a raised alert against chattering.
+                series.episode = None
+                return []
+            return self._advance_pending(series, episode, reading, value)
+        episode.window.add(ts, value)
+        episode.extreme = self._extreme(episode.extreme, value)
+        if not self._cleared(value):
+            return []
+        series.episode = None
+        return [self._cleared_event(episode, reading, value)]
+
+    def _advance_pending(
+        self, series: _Series, pending: _Pending, reading: Reading, value: float
+    ) -> list[AlertEvent]:
+        pending.window.add(reading.source_ts, value)
+        pending.extreme = self._extreme(pending.extreme, value)
+        if (reading.source_ts - pending.first_ts).total_seconds() < self.config.on_delay_s:
+            return []
+        event = self._raised_event(pending, reading)
+        series.episode = _Raised(
+            alert_id=event.alert_id,
+            first_ts=pending.first_ts,
+            raised_at=reading.source_ts,
+            unit=pending.unit,
+            extreme=pending.extreme,
+        )
+        return [event]
+
+    # --- evidence ---------------------------------------------------------------------------------
+    @property
+    def _direction(self) -> str:
+        return "above" if self._above else "below"
+
+    @property
+    def _extreme_name(self) -> str:
+        return "max" if self._above else "min"
+
+    def _unit(self, unit: str | None) -> str:
+        return f" {unit}" if unit else ""
+
+    def _common_parameters(self, first_ts: datetime, extreme: float) -> dict[str, float | str]:
+        return {
+            "threshold": self.limit,
+            "direction": self._direction,
+            "deadband": self.config.deadband,
+            "on_delay_s": self.config.on_delay_s,
+            "first_crossing_ts": iso(first_ts),
+            self._extreme_name: extreme,
+        }
+
+    def _window_parameters(
+        self, window: PointWindow, bad_ignored: int
+    ) -> tuple[dict[str, float | str], str]:
+        params: dict[str, float | str] = {"points_total": window.total}
+        note = ""
+        if window.omitted:
+            params["points_omitted"] = window.omitted
+        if bad_ignored:
+            params["bad_quality_ignored"] = bad_ignored
+            note = f"; {bad_ignored} bad-quality reading(s) ignored"
+        return params, note
+
+    def _raised_event(self, pending: _Pending, reading: Reading) -> AlertEvent:
+        held_s = (reading.source_ts - pending.first_ts).total_seconds()
+        params = self._common_parameters(pending.first_ts, pending.extreme)
+        window_params, note = self._window_parameters(pending.window, pending.bad_ignored)
+        params |= window_params
+        op = ">" if self._above else "<"
+        summary = (
+            f"{reading.signal} of {reading.asset.key} {self._direction} {num(self.limit)}"
+            f"{self._unit(pending.unit)} for {held_s:.1f} s "
+            f"({self._extreme_name} {num(pending.extreme)}){note}"
+        )
+        return AlertEvent(
+            alert_id=alert_id(self.name, reading.series_key, pending.first_ts),
+            kind=AlertEventKind.RAISED,
+            rule=self.name,
+            asset=reading.asset,
+            signal=reading.signal,
+            severity=self.config.severity,
+            at=reading.source_ts,
+            evidence=Evidence(
+                summary=summary,
+                condition=f"value {op} {num(self.limit)} for >= {num(self.config.on_delay_s)} s",
+                points=pending.window.points(),
+                parameters=params,
+            ),
+        )
+
+    def _cleared_event(self, raised: _Raised, reading: Reading, value: float) -> AlertEvent:
+        active_s = (reading.source_ts - raised.raised_at).total_seconds()
+        params = self._common_parameters(raised.first_ts, raised.extreme)
+        params |= {
+            "clear_level": self.clear_level,
+            "raised_at": iso(raised.raised_at),
+            "active_s": active_s,
+            "value": value,
+        }
+        window_params, note = self._window_parameters(raised.window, raised.bad_ignored)
+        params |= window_params
+        back = "below" if self._above else "above"
+        op = "<" if self._above else ">"
+        sign = "-" if self._above else "+"
+        summary = (
+            f"{reading.signal} of {reading.asset.key} back {back} {num(self.clear_level)}"
+            f"{self._unit(raised.unit)} ({num(value)}) after {active_s:.1f} s raised "
+            f"({self._extreme_name} {num(raised.extreme)}){note}"
+        )
+        return AlertEvent(
+            alert_id=raised.alert_id,
+            kind=AlertEventKind.CLEARED,
+            rule=self.name,
+            asset=reading.asset,
+            signal=reading.signal,
+            severity=self.config.severity,
+            at=reading.source_ts,
+            evidence=Evidence(
+                summary=summary,
+                condition=(
+                    f"value {op} {num(self.clear_level)} (threshold {num(self.limit)} "
+                    f"{sign} deadband {num(self.config.deadband)})"
+                ),
+                points=raised.window.points(),
+                parameters=params,
+            ),
+        )

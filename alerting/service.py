@@ -1,0 +1,233 @@
+"""The alerting service: normalized readings from Kafka -> rules -> alert events to the log,
+the alert log file and Kafka, committing consumer offsets only once the events are out.
+
+Startup order follows the data backwards: topics, then sinks, then the consumer (the source);
+shutdown closes the consumer first and the sinks last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from alerting.config import AlertingConfig
+from alerting.engine import Engine
+from alerting.kafka_topics import TopicSetupError, ensure_topics
+from alerting.pipeline import FanOut, Pipeline, ShutdownRequestedError
+from alerting.resilience import Backoff, LogOnce, RepeatFilter
+from alerting.sinks import AlertLogSink, EventSink, KafkaEventSink, LogSink, SinkError
+from plantmesh.contracts import AlertEvent, DecodeError, ReadingBatch, decode
+from plantmesh.topics import Topics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+POLL_TIMEOUT_MS = 200  # also bounds how long stop() takes to be noticed
+MAX_POLL_RECORDS = 500
+
+
+@dataclass
+class ServiceStats:
+    messages: int = 0
+    readings: int = 0
+    undecodable: Counter[str] = field(default_factory=Counter)
+    """Skipped messages by reason (malformed_json, schema_mismatch, empty)."""
+    events: Counter[str] = field(default_factory=Counter)
+    """Alert events published, by kind."""
+    commits: int = 0
+    commit_failures: int = 0
+
+
+class AlertingService:
+    """In-process: `task = asyncio.create_task(service.run())`, later `service.stop()` and
+    `await task`. `ready` is set once the consumer is subscribed."""
+
+    def __init__(self, config: AlertingConfig, engine: Engine | None = None) -> None:
+        self.config = config
+        self.topics = Topics(config.namespace)
+        self.engine = engine if engine is not None else Engine.from_config(config.rules)
+        self.stats = ServiceStats()
+        self.ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._log = LogOnce(log)
+        self.sinks: list[EventSink] = [
+            LogSink(),
+            AlertLogSink(config.alert_log),
+            KafkaEventSink(config.kafka, self.topics.alert_events),
+        ]
+        self.pipeline = Pipeline([FanOut(self.sinks, self._stopping)])
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Until stop(); raises TopicSetupError if the broker refuses to create a topic."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._consume(), name="alerting.consume")
+                tasks.create_task(self._report_stats(), name="alerting.stats")
+        except ExceptionGroup as group:
+            # One task failed and the group stopped the rest: hand the caller that one error.
+            raise group.exceptions[0] from None
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run `attempt` until it works; raise ShutdownRequestedError if stopped before it did."""
+        backoff = Backoff()
+        while not self._stopping.is_set():
+            try:
+                result = await attempt()
+            except (KafkaError, SinkError, OSError) as exc:
+                self._log.warning(f"{what}:{exc}", "%s failed, retrying: %s", what, exc)
+                if await backoff.wait(self._stopping):
+                    break
+                continue
+            self._log.recovered(f"{what}:", "%s succeeded", what)
+            return result
+        raise ShutdownRequestedError
+
+    async def _start_consumer(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            self.topics.telemetry_normalized,
+            bootstrap_servers=self.config.kafka.bootstrap,
+            client_id=f"{self.config.kafka.client_id}-alerting",
+            group_id=self.config.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=self.config.start_from,
+        )
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
+    async def _consume(self) -> None:
+        started: list[EventSink] = []
+        consumer: AIOKafkaConsumer | None = None
+        try:
+            topics = (self.topics.telemetry_normalized, self.topics.alert_events)
+            await self._retry(
+                "creating topics",
+                lambda: ensure_topics(self.config.kafka, topics, self.config.new_topics),
+            )
+            for sink in self.sinks:
+                await self._retry(f"starting sink {sink.name}", sink.start)
+                started.append(sink)
+            consumer = await self._retry("starting consumer", self._start_consumer)
+            log.info(
+                "alerting: %d rule(s), %s -> %s, alert log %s",
+                len(self.engine.rules),
+                self.topics.telemetry_normalized,
+                self.topics.alert_events,
+                self.config.alert_log,
+            )
+            self.ready.set()
+            while not self._stopping.is_set():
+                await self._poll_once(consumer)
+        except ShutdownRequestedError:
+            pass  # stopping: whatever was not committed is redelivered on the next start
+        except TopicSetupError:
+            log.error("cannot set up topics; stopping")
+            raise
+        finally:
+            self._stopping.set()  # lets the other tasks finish too
+            if consumer is not None:
+                await consumer.stop()
+            for sink in reversed(started):
+                await sink.close()
+
+    async def _poll_once(self, consumer: AIOKafkaConsumer) -> None:
+        batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
+        if not batches:
+            return
+        events: list[AlertEvent] = []
+        for records in batches.values():
+            for record in records:
+                events.extend(self._evaluate(record))
+        await self.pipeline.process(events)
+        self.stats.events.update(event.kind.value for event in events)
+        await self._commit(consumer)
+
+    def _evaluate(self, record: ConsumerRecord[bytes, bytes]) -> list[AlertEvent]:
+        self.stats.messages += 1
+        if not record.value:
+            return self._skip("empty", "message without a value", record)
+        try:
+            batch = decode(ReadingBatch, record.value)
+        except DecodeError as exc:
+            return self._skip(exc.reason, "; ".join(exc.details[:3]), record)
+        self.stats.readings += len(batch.readings)
+        return self.engine.process_batch(batch)
+
+    def _skip(
+        self, reason: str, detail: str, record: ConsumerRecord[bytes, bytes]
+    ) -> list[AlertEvent]:
+        self.stats.undecodable[reason] += 1
+        self._log.warning(
+            f"undecodable:{reason}",
+            "skipping undecodable message (%s) at %s[%d]@%d: %s (further ones only counted)",
+            reason,
+            record.topic,
+            record.partition,
+            record.offset,
+            detail,
+        )
+        return []
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            await consumer.commit()
+        except (CommitFailedError, KafkaError) as exc:
+            # A rebalance took the partitions away: their new owner re-reads from the last
+            # commit and produces the same alert ids again (at-least-once).
+            self.stats.commit_failures += 1
+            self._log.warning(f"commit:{type(exc).__name__}", "offset commit failed: %s", exc)
+        else:
+            self.stats.commits += 1
+
+    async def _report_stats(self, interval_s: float = 60.0) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval_s)
+            s = self.stats
+            log.info(
+                "alerting stats: messages=%d readings=%d events=%s undecodable=%s "
+                "commit_failures=%d rule_errors=%d",
+                s.messages,
+                s.readings,
+                dict(s.events),
+                dict(s.undecodable),
+                s.commit_failures,
+                self.engine.rule_errors,
+            )
+
+
+async def serve(config: AlertingConfig) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly."""
+    service = AlertingService(config)
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, service.stop)
+    repeats = RepeatFilter()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(repeats)
+    try:
+        await service.run()
+    finally:
+        for handler in handlers:
+            handler.removeFilter(repeats)
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite: static checks, then unit, integration and end-to-end tests against the
+# real local stack. Brings the stack up, and down again unless it was already running before.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+# Peers written in other languages, for interoperability tests.
+if ! command -v mbpoll >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing mbpoll (Debian) for Modbus interoperability tests"
+    (apt-get install -y -qq mbpoll >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq mbpoll >/dev/null; })
+  else
+    echo "mbpoll missing: sudo apt-get install mbpoll" >&2
+  fi
+fi
+
+echo "== static checks"
+$BIN/ruff check .
+$BIN/ruff format --check .
+$BIN/mypy
+
+was_running=0
+if $BIN/plantmesh stack status --quiet >/dev/null 2>&1; then was_running=1; fi
+echo "== local stack"
+$BIN/plantmesh stack up
+eval "$($BIN/plantmesh stack env)"
+status=0
+echo "== tests"
+$BIN/pytest "$@" || status=$?
+if [ "$was_running" = 0 ]; then
+  $BIN/plantmesh stack down || true
+fi
+exit $status
