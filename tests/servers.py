@@ -1,34 +1,195 @@
-"""Where integration tests get their real servers.
+"""Where integration tests get their real servers (a pytest plugin, loaded by conftest.py).
 
-1. Environment variables PLANTMESH_MQTT_URL, PLANTMESH_KAFKA_BOOTSTRAP, PLANTMESH_INFLUX_URL.
-2. (to come) testcontainers with the official images when a Docker engine is reachable.
-3. (to come) the project's own local stack (`plantmesh stack up`).
+For each server, the first that applies:
+1. its environment variable: PLANTMESH_MQTT_URL, PLANTMESH_KAFKA_BOOTSTRAP, PLANTMESH_INFLUX_URL;
+2. a container from the official image (testcontainers) when a Docker engine answers;
+3. the project's local stack (`plantmesh stack up`, on the ports it is configured for), brought
+   up for the session; what this session started it stops at the end, nothing else.
+Servers are started lazily, only for the fixtures a test session actually uses.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+ENV_VARS = {
+    "mosquitto": "PLANTMESH_MQTT_URL",
+    "kafka": "PLANTMESH_KAFKA_BOOTSTRAP",
+    "influxdb": "PLANTMESH_INFLUX_URL",
+}
 
-def _from_env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"{name} is not set: run the README's test command, or `plantmesh stack up`")
-    return value
+
+class LocalStack:
+    """Servers from `plantmesh.stack`; stops at the end only those this session started."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self._started: list[str] = []
+
+    def url(self, server: str) -> str:
+        from plantmesh.stack import manager
+        from plantmesh.stack.errors import StackError
+
+        capture = self._config.pluginmanager.getplugin("capturemanager")
+        terminal = self._config.pluginmanager.getplugin("terminalreporter")
+
+        def report(line: str) -> None:  # first-time provisioning takes minutes: show it live
+            with capture.global_and_fixture_disabled():
+                terminal.ensure_newline()
+                terminal.write_line(f"plantmesh stack {line}")
+
+        try:
+            result = manager.bring_up(only=[server], report=report)
+        except StackError as exc:
+            pytest.fail(f"could not start the local {server} for the tests:\n{exc}", pytrace=False)
+        self._started += result.started
+        return result.urls[ENV_VARS[server]]
+
+    def close(self) -> None:
+        if self._started:
+            from plantmesh.stack import manager
+
+            manager.down(only=self._started, report=lambda _: None)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Containers:
+    """Official images through testcontainers, published on loopback ports only."""
+
+    def __init__(self) -> None:
+        self._running: list[Any] = []
+
+    def url(self, server: str) -> str:
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.wait_strategies import HttpWaitStrategy, LogMessageWaitStrategy
+
+        port = _free_port()
+        if server == "mosquitto":
+            container = DockerContainer("eclipse-mosquitto:2").with_command(
+                "mosquitto -c /mosquitto-no-auth.conf"  # the image's config: anonymous on 1883
+            )
+            container.waiting_for(LogMessageWaitStrategy(r"mosquitto version \S+ running"))
+            inner, url = 1883, f"mqtt://127.0.0.1:{port}"
+        elif server == "kafka":
+            # The advertised address must be the host's, so the host port is chosen up front.
+            container = DockerContainer("apache/kafka:4.1.1").with_envs(
+                KAFKA_NODE_ID="1",
+                KAFKA_PROCESS_ROLES="broker,controller",
+                KAFKA_LISTENERS="PLAINTEXT://:9092,CONTROLLER://:9093",
+                KAFKA_ADVERTISED_LISTENERS=f"PLAINTEXT://127.0.0.1:{port}",
+                KAFKA_CONTROLLER_LISTENER_NAMES="CONTROLLER",
+                KAFKA_LISTENER_SECURITY_PROTOCOL_MAP="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                KAFKA_CONTROLLER_QUORUM_VOTERS="1@localhost:9093",
+                KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR="1",
+                KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR="1",
+                KAFKA_TRANSACTION_STATE_LOG_MIN_ISR="1",
+                KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR="1",
+                KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR="1",
+                KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS="0",
+                KAFKA_NUM_PARTITIONS="4",
+                KAFKA_AUTO_CREATE_TOPICS_ENABLE="true",
+            )
+            container.waiting_for(LogMessageWaitStrategy("Kafka Server started"))
+            inner, url = 9092, f"127.0.0.1:{port}"
+        else:
+            container = DockerContainer("influxdb:1.8").with_env(
+                "INFLUXDB_HTTP_FLUX_ENABLED", "true"
+            )
+            container.waiting_for(HttpWaitStrategy(8086, "/ping").for_status_code(204))
+            inner, url = 8086, f"http://127.0.0.1:{port}"
+        # docker-py accepts (host_ip, port): publish on loopback only, not on every interface.
+        container.ports[f"{inner}/tcp"] = ("127.0.0.1", port)  # type: ignore[assignment]
+        container.start()
+        self._running.append(container)
+        return url
+
+    def close(self) -> None:
+        for container in reversed(self._running):
+            container.stop()
+
+
+def docker_reachable() -> bool:
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False  # the usual case here: skip importing docker at all
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
 
 
 @pytest.fixture(scope="session")
-def mqtt_url() -> str:
-    return _from_env("PLANTMESH_MQTT_URL")
+def _server_source(pytestconfig: pytest.Config) -> Iterator[LocalStack | Containers]:
+    source: LocalStack | Containers
+    source = Containers() if docker_reachable() else LocalStack(pytestconfig)
+    yield source
+    source.close()
+
+
+def _resolve(request: pytest.FixtureRequest, server: str) -> str:
+    if value := os.environ.get(ENV_VARS[server]):
+        return value
+    source: LocalStack | Containers = request.getfixturevalue("_server_source")
+    return source.url(server)
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    return _from_env("PLANTMESH_KAFKA_BOOTSTRAP")
+def mqtt_url(request: pytest.FixtureRequest) -> str:
+    """mqtt://host:port of a Mosquitto 2 broker allowing anonymous clients."""
+    return _resolve(request, "mosquitto")
 
 
 @pytest.fixture(scope="session")
-def influx_url() -> str:
-    return _from_env("PLANTMESH_INFLUX_URL")
+def kafka_bootstrap(request: pytest.FixtureRequest) -> str:
+    """host:port of a single-node Kafka 4.1 with topic auto-creation."""
+    return _resolve(request, "kafka")
+
+
+@pytest.fixture(scope="session")
+def influx_url(request: pytest.FixtureRequest) -> str:
+    """http://host:port of an InfluxDB 1.8 with Flux (v2 API: bucket "db/autogen")."""
+    return _resolve(request, "influxdb")
+
+
+def influx_query(url: str, statement: str, db: str | None = None) -> dict[str, Any]:
+    """Run InfluxQL against /query (POST, so CREATE/DROP work); fail on an error in the answer."""
+    fields = {"q": statement, **({"db": db} if db else {})}
+    request = urllib.request.Request(
+        f"{url}/query", data=urllib.parse.urlencode(fields).encode(), method="POST"
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
+    with opener.open(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+    error = answer.get("error") or next(
+        (r["error"] for r in answer.get("results", []) if "error" in r), None
+    )
+    if error:
+        raise AssertionError(f"InfluxQL {statement!r} failed: {error}")
+    return answer
+
+
+@pytest.fixture
+def influx_database(influx_url: str) -> Iterator[str]:
+    """A database of this test's own on the InfluxDB server, dropped afterwards."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    influx_query(influx_url, f'CREATE DATABASE "{name}"')
+    yield name
+    influx_query(influx_url, f'DROP DATABASE "{name}"')

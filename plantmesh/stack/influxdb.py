@@ -1,0 +1,185 @@
+"""InfluxDB 1.8.10 built from its Go module (Debian only ships 1.6, which lacks the /api/v2
+endpoints influxdb-client uses); Flux enabled so the v2 write and query APIs work."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from plantmesh.stack.errors import StackError
+from plantmesh.stack.paths import HOST, INFLUX_PORT_VAR, INFLUXDB_VERSION, Ports
+from plantmesh.stack.process import Identity
+from plantmesh.stack.server import Server, http
+from plantmesh.stack.system import Progress, Requirement, file_lock, find_program, run_logged
+
+MODULE = "github.com/influxdata/influxdb/cmd/influxd"
+DEFAULT_DATABASE = "plantmesh"
+
+
+def _toml(path: Path) -> str:
+    return json.dumps(str(path))  # a JSON string is a valid TOML basic string
+
+
+def render_config(ports: Ports, state_dir: Path) -> str:
+    return f"""\
+# Written by `plantmesh stack up` on every start: edits are overwritten.
+reporting-disabled = true
+bind-address = "{HOST}:{ports.influx_rpc}"
+
+[meta]
+  dir = {_toml(state_dir / "meta")}
+
+[data]
+  dir = {_toml(state_dir / "data")}
+  wal-dir = {_toml(state_dir / "wal")}
+  query-log-enabled = false
+
+[http]
+  enabled = true
+  bind-address = "{HOST}:{ports.influx}"
+  log-enabled = false
+  flux-enabled = true
+
+[monitor]
+  store-enabled = false
+"""
+
+
+def query(url: str, statement: str, timeout: float = 10.0) -> dict[str, object]:
+    """POST an InfluxQL statement to /query; raises StackError on failure."""
+    body = urllib.parse.urlencode({"q": statement}).encode()
+    request = urllib.request.Request(f"{url}/query", data=body, method="POST")
+    try:
+        with http.open(request, timeout=timeout) as response:
+            answer: dict[str, object] = json.loads(response.read() or b"{}")
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        raise StackError(f"InfluxDB {url}: {statement!r} failed: {exc}") from exc
+    results = answer.get("results")
+    first = results[0] if isinstance(results, list) and results else None
+    if isinstance(first, dict) and (error := first.get("error")):
+        raise StackError(f"InfluxDB {url}: {statement!r} failed: {error}")
+    return answer
+
+
+def ping(url: str, timeout: float = 2.0) -> str | None:
+    """The server's version if GET /ping answers 204 with X-Influxdb-Version, else None."""
+    try:
+        with http.open(f"{url}/ping", timeout=timeout) as response:
+            version = response.headers.get("X-Influxdb-Version")
+            return str(version) if response.status == 204 and version else None
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+class InfluxDB(Server):
+    name = "influxdb"
+    port_var = INFLUX_PORT_VAR
+    env_var = "PLANTMESH_INFLUX_URL"
+    startup_timeout = 60.0
+    stop_timeout = 20.0
+
+    @property
+    def home(self) -> Path:
+        return self.config.cache / f"influxdb-{INFLUXDB_VERSION}"
+
+    @property
+    def binary(self) -> Path:
+        return self.home / "bin" / "influxd"
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "influxdb.conf"
+
+    @property
+    def port(self) -> int:
+        return self.config.ports.influx
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port, self.config.ports.influx_rpc]
+
+    @property
+    def address(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def identity(self) -> Identity:
+        return Identity("influxd", str(self.config_path))
+
+    def built_version(self) -> str | None:
+        if not self.binary.exists():
+            return None
+        try:
+            out = subprocess.run(
+                [str(self.binary), "version"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            ).stdout
+        except OSError:
+            return None
+        match = re.search(r"InfluxDB v(\S+)", out)
+        return match.group(1) if match else None
+
+    def requirements(self) -> list[Requirement]:
+        if self.built_version() == INFLUXDB_VERSION:
+            return []
+        return [Requirement("go", ("golang-go",))]
+
+    def provision(self, progress: Progress) -> None:
+        with file_lock(self.config.cache / "influxdb.lock"):
+            if self.built_version() == INFLUXDB_VERSION:
+                return
+            self.home.mkdir(parents=True, exist_ok=True)
+            env = {
+                **os.environ,
+                "CGO_ENABLED": "0",  # InfluxDB 1.8's Flux needs no cgo
+                "GOBIN": str(self.binary.parent),
+                "GOTOOLCHAIN": "local",  # never download another Go toolchain
+                "GOFLAGS": (os.environ.get("GOFLAGS", "") + " -buildvcs=false").strip(),
+            }
+            with progress.step(
+                self.name,
+                f"building InfluxDB {INFLUXDB_VERSION} with go (first time only, ~1-2 min)",
+            ):
+                run_logged(
+                    [
+                        find_program("go") or "go",
+                        "install",
+                        "-ldflags",
+                        f"-X main.version={INFLUXDB_VERSION}",
+                        f"{MODULE}@v{INFLUXDB_VERSION}",
+                    ],
+                    self.home / "go-build.log",
+                    cwd=self.home,
+                    env=env,
+                )
+            built = self.built_version()
+            if built != INFLUXDB_VERSION:
+                raise StackError(
+                    f"{self.binary} reports version {built!r}, expected {INFLUXDB_VERSION}"
+                )
+
+    def prepare(self, progress: Progress) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(render_config(self.config.ports, self.dir))
+
+    def command(self) -> list[str]:
+        return [str(self.binary), "run", "-config", str(self.config_path)]
+
+    def healthy(self) -> bool:
+        return ping(self.address) is not None
+
+    def after_start(self, progress: Progress) -> None:
+        query(self.address, f"CREATE DATABASE {DEFAULT_DATABASE}")  # idempotent in InfluxDB 1.x
+        progress(self.name, f"database {DEFAULT_DATABASE!r} ready")
+
+    def version(self) -> str | None:
+        return ping(self.address) or self.built_version()

@@ -1,0 +1,85 @@
+"""Where the local stack keeps its downloads and builds (cache) and its runtime files (state),
+and which loopback ports it uses. Both directories live outside the repository."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plantmesh.stack.errors import StackError
+
+HOST = "127.0.0.1"
+KAFKA_VERSION = "4.1.1"
+LOG4J_SLF4J_VERSION = "2.24.3"  # Kafka's published pom leaves out the logging binding
+INFLUXDB_VERSION = "1.8.10"
+
+DEFAULT_MQTT_PORT = 11883
+DEFAULT_KAFKA_PORT = 19092
+DEFAULT_INFLUX_PORT = 18086
+
+MQTT_PORT_VAR = "PLANTMESH_STACK_MQTT_PORT"
+KAFKA_PORT_VAR = "PLANTMESH_STACK_KAFKA_PORT"
+INFLUX_PORT_VAR = "PLANTMESH_STACK_INFLUX_PORT"
+
+
+@dataclass(frozen=True)
+class Ports:
+    mqtt: int = DEFAULT_MQTT_PORT
+    kafka: int = DEFAULT_KAFKA_PORT
+    influx: int = DEFAULT_INFLUX_PORT
+
+    @property
+    def kafka_controller(self) -> int:
+        return self.kafka + 1
+
+    @property
+    def influx_rpc(self) -> int:
+        """InfluxDB's backup/restore RPC port; it must not collide with another stack's."""
+        return self.influx + 2
+
+
+def _default_cache(environ: Mapping[str, str]) -> Path:
+    if explicit := environ.get("PLANTMESH_CACHE"):
+        return Path(explicit).expanduser()
+    xdg = environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return Path(xdg).expanduser() / "plantmesh"
+
+
+def _port(environ: Mapping[str, str], name: str, default: int, span: int) -> int:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise StackError(f"{name}={raw!r} is not a port number") from None
+    if not 1 <= port <= 65535 - span:
+        raise StackError(f"{name}={port} is out of range (1..{65535 - span})")
+    return port
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything that decides where a stack lives; two configs with different state dirs and
+    ports are two independent stacks that can share one cache."""
+
+    cache: Path
+    state: Path
+    ports: Ports = field(default_factory=Ports)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
+        env = os.environ if environ is None else environ
+        cache = _default_cache(env).absolute()
+        state = Path(env["PLANTMESH_STATE"]).expanduser() if env.get("PLANTMESH_STATE") else None
+        ports = Ports(
+            mqtt=_port(env, MQTT_PORT_VAR, DEFAULT_MQTT_PORT, 0),
+            kafka=_port(env, KAFKA_PORT_VAR, DEFAULT_KAFKA_PORT, 1),
+            influx=_port(env, INFLUX_PORT_VAR, DEFAULT_INFLUX_PORT, 2),
+        )
+        return cls(cache=cache, state=(state or cache / "state").absolute(), ports=ports)
+
+    def server_dir(self, name: str) -> Path:
+        return self.state / name
