@@ -1,9 +1,40 @@
-"""Subcommands of `plantmesh ingest`."""
+"""Subcommands of `plantmesh ingest`: `bridge` and `writer`, each with `--config FILE`."""
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
+from ingest.config import IngestConfig
 from plantmesh.cli import Subparsers
+from plantmesh.config import load_config
+
+
+def _bridge(args: argparse.Namespace) -> int:
+    from ingest.bridge import Bridge
+    from ingest.service import run_service
+
+    return run_service(Bridge(load_config(IngestConfig, args.config)))
+
+
+def _writer(args: argparse.Namespace) -> int:
+    from ingest.service import run_service
+    from ingest.writer import Writer
+
+    return run_service(Writer(load_config(IngestConfig, args.config)))
 
 
 def register(subparsers: Subparsers) -> None:
-    subparsers.add_parser("ingest", help="MQTT to Kafka bridge and Kafka to InfluxDB writer")
+    parser = subparsers.add_parser(
+        "ingest", help="MQTT to Kafka bridge and Kafka to InfluxDB writer"
+    )
+    roles = parser.add_subparsers(dest="ingest_role", metavar="ROLE", required=True)
+    for name, handler, text in (
+        ("bridge", _bridge, "forward MQTT reading batches and gateway status to Kafka"),
+        ("writer", _writer, "write Kafka telemetry.raw to InfluxDB, forward it normalized"),
+    ):
+        role = roles.add_parser(name, help=text, description=text)
+        role.add_argument(
+            "--config", required=True, type=Path, metavar="FILE", help="ingest YAML file"
+        )
+        role.set_defaults(func=handler)

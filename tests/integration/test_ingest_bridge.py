@@ -1,0 +1,358 @@
+"""The bridge against real Mosquitto and Kafka: forwarding, persistent sessions, DLQ, and no ack
+before Kafka acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaConnectionError
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.bridge import Bridge
+from ingest.config import IngestConfig
+from plantmesh.config import validate_config
+from plantmesh.contracts import (
+    AssetPath,
+    GatewayState,
+    GatewayStatus,
+    Reading,
+    ReadingBatch,
+    encode,
+)
+from plantmesh.topics import (
+    HEADER_DLQ_REASON,
+    HEADER_DLQ_SOURCE,
+    HEADER_MQTT_TOPIC,
+    HEADER_RECEIVED_AT,
+    Topics,
+)
+from tests.waiting import async_wait_for
+
+pytestmark = pytest.mark.integration
+
+ASSET = AssetPath(plant="p1", area="press", line="l2", machine="m7")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def batch_payload(seq: int) -> bytes:
+    reading = Reading(asset=ASSET, signal="temp", value=float(seq), source_ts=T0, gateway_ts=T0)
+    return encode(
+        ReadingBatch(gateway_id="gw-1", session_id="s1", seq=seq, sent_at=T0, readings=[reading])
+    )
+
+
+def make_config(
+    namespace: str, mqtt_url: str, kafka_bootstrap: str, client_id: str, **bridge: Any
+) -> IngestConfig:
+    return validate_config(
+        IngestConfig,
+        {
+            "namespace": namespace,
+            "mqtt": {"url": mqtt_url, "client_id": client_id},
+            "kafka": {"bootstrap": kafka_bootstrap, "client_id": client_id},
+            "bridge": {"shared_group": client_id, "session_expiry_s": 600, **bridge},
+            "backoff": {"initial_s": 0.05, "max_s": 0.2},
+        },
+    )
+
+
+def _mqtt_client(mqtt_url: str, client_id: str = "") -> mqtt.Client:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    parts = urlsplit(mqtt_url)
+    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    return client
+
+
+def _forget_session(mqtt_url: str, client_id: str) -> None:
+    """Connect with a clean start and no expiry: the broker drops the persistent session."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    parts = urlsplit(mqtt_url)
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = 0
+    client.connect(
+        parts.hostname or "127.0.0.1", parts.port or 1883, clean_start=True, properties=properties
+    )
+    client.loop_start()
+    client.disconnect()
+    client.loop_stop()
+
+
+@pytest.fixture
+def client_ids(namespace: str, mqtt_url: str) -> Iterator[list[str]]:
+    """Bridge client ids this test uses; their persistent sessions are removed afterwards."""
+    ids = [f"{namespace}-bridge"]
+    yield ids
+    for client_id in ids:
+        _forget_session(mqtt_url, client_id)
+
+
+@pytest.fixture
+def config(
+    namespace: str, mqtt_url: str, kafka_bootstrap: str, client_ids: list[str]
+) -> IngestConfig:
+    return make_config(namespace, mqtt_url, kafka_bootstrap, client_ids[0])
+
+
+def _publish_blocking(mqtt_url: str, messages: Sequence[tuple[str, bytes]]) -> None:
+    client = _mqtt_client(mqtt_url)
+    client.loop_start()
+    try:
+        for topic, payload in messages:
+            client.publish(topic, payload, qos=1).wait_for_publish(timeout=10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+async def publish(mqtt_url: str, messages: Sequence[tuple[str, bytes]]) -> None:
+    await asyncio.to_thread(_publish_blocking, mqtt_url, messages)
+
+
+async def consume(bootstrap: str, topic: str, count: int, timeout: float = 20) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    got: list[Any] = []
+    try:
+
+        async def enough() -> bool:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                got.extend(records)
+            return len(got) >= count
+
+        await async_wait_for(enough, timeout, f"{count} messages on {topic}")
+    finally:
+        await consumer.stop()
+    return got
+
+
+@asynccontextmanager
+async def running(bridge: Bridge) -> AsyncIterator[Bridge]:
+    task = asyncio.create_task(bridge.run(), name="test-bridge")
+    try:
+        await asyncio.wait_for(bridge.ready.wait(), 30)
+        yield bridge
+    finally:
+        bridge.stop()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_readings_and_status_reach_kafka_with_key_and_headers(
+    config: IngestConfig, mqtt_url: str, kafka_bootstrap: str
+) -> None:
+    topics = config.topics
+    readings_topic = topics.mqtt_readings(ASSET)
+    status_topic = topics.mqtt_gateway_status("p1", "gw-1")
+    status = encode(
+        GatewayStatus(
+            gateway_id="gw-1", plant="p1", session_id="s1", state=GatewayState.BIRTH, at=T0
+        )
+    )
+    not_json = b"\x00 not json at all"  # the bridge does not parse: the writer judges payloads
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    async with running(Bridge(config)) as bridge:
+        await publish(
+            mqtt_url,
+            [
+                (readings_topic, batch_payload(1)),
+                (status_topic, status),
+                (readings_topic, not_json),
+            ],
+        )
+        raw = await consume(kafka_bootstrap, topics.telemetry_raw, 2)
+        [gateway] = await consume(kafka_bootstrap, topics.gateway_status, 1)
+
+        async def all_acked() -> bool:
+            return bridge.stats.forwarded == 3 and bridge.stats.in_flight == 0
+
+        await async_wait_for(all_acked, 10, "three messages forwarded and acked")
+
+    assert [r.value for r in sorted(raw, key=lambda r: r.offset)] == [batch_payload(1), not_json]
+    for record in raw:
+        headers = dict(record.headers)
+        assert record.key == b"p1/m7"
+        assert headers[HEADER_MQTT_TOPIC] == readings_topic.encode()
+        received_at = datetime.fromisoformat(headers[HEADER_RECEIVED_AT].decode())
+        assert before <= received_at <= datetime.now(UTC)
+    assert gateway.value == status
+    assert gateway.key == b"p1/_gateway/gw-1"
+    assert dict(gateway.headers)[HEADER_MQTT_TOPIC] == status_topic.encode()
+
+
+async def test_messages_published_while_the_bridge_is_down_arrive_after_restart(
+    config: IngestConfig, mqtt_url: str, kafka_bootstrap: str
+) -> None:
+    topic = config.topics.mqtt_readings(ASSET)
+    async with running(Bridge(config)):
+        pass  # the broker now holds a persistent session with the subscriptions
+    await publish(mqtt_url, [(topic, batch_payload(7)), (topic, batch_payload(8))])
+    async with running(Bridge(config)) as bridge:
+        raw = await consume(kafka_bootstrap, config.topics.telemetry_raw, 2)
+
+        async def acked() -> bool:
+            return bridge.stats.forwarded == 2
+
+        await async_wait_for(acked, 10, "both queued messages to be forwarded")
+    assert [r.value for r in raw] == [batch_payload(7), batch_payload(8)]
+
+
+async def test_a_topic_that_is_not_ours_goes_to_the_dlq_and_is_acked(
+    namespace: str, mqtt_url: str, kafka_bootstrap: str, client_ids: list[str]
+) -> None:
+    # The same bridge (client id) moved to another namespace: its persistent session still
+    # holds the old subscriptions, so messages for the old namespace keep arriving.
+    old = make_config(f"{namespace}-old", mqtt_url, kafka_bootstrap, client_ids[0])
+    new = make_config(namespace, mqtt_url, kafka_bootstrap, client_ids[0])
+    async with running(Bridge(old)):
+        pass
+    old_topic = Topics(f"{namespace}-old").mqtt_readings(ASSET)
+    async with running(Bridge(new)) as bridge:
+        await publish(mqtt_url, [(old_topic, batch_payload(1))])
+        [dead] = await consume(kafka_bootstrap, new.topics.telemetry_dlq, 1)
+
+        async def acked() -> bool:
+            return bridge.stats.dlq == 1 and bridge.stats.in_flight == 0
+
+        await async_wait_for(acked, 10, "the foreign message to be acked")
+        assert bridge.stats.dlq_by_reason == {"foreign_topic": 1}
+        assert bridge.stats.forwarded == 0
+    headers = dict(dead.headers)
+    assert dead.value == batch_payload(1)
+    assert headers[HEADER_DLQ_REASON] == b"foreign_topic"
+    assert headers[HEADER_DLQ_SOURCE] == f"mqtt:{old_topic}".encode()
+    assert headers[HEADER_MQTT_TOPIC] == old_topic.encode()
+
+
+class StubProducer:
+    """A Kafka producer whose acknowledgements the test controls."""
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[str, bytes, asyncio.Future[None]]] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def flush(self) -> None:
+        return None
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sends.append((topic, value or b"", future))
+        return future
+
+    def unresolved(self) -> list[asyncio.Future[None]]:
+        return [f for _, _, f in self.sends if not f.done()]
+
+
+async def test_nothing_is_acked_while_kafka_fails_and_in_flight_stays_bounded(
+    namespace: str, mqtt_url: str, kafka_bootstrap: str, client_ids: list[str]
+) -> None:
+    config = make_config(
+        namespace, mqtt_url, kafka_bootstrap, client_ids[0], max_in_flight=3, drain_timeout_s=0.5
+    )
+    topic = config.topics.mqtt_readings(ASSET)
+    payloads = [batch_payload(seq) for seq in range(10)]
+    stub = StubProducer()
+    async with running(Bridge(config, producer_factory=lambda: stub)) as bridge:
+        await publish(mqtt_url, [(topic, p) for p in payloads])
+
+        async def three_waiting() -> bool:
+            return len(stub.unresolved()) == 3
+
+        await async_wait_for(three_waiting, 10, "three sends waiting for Kafka")
+        for future in stub.unresolved():
+            future.set_exception(KafkaConnectionError("broker down"))
+
+        async def retried() -> bool:
+            return bridge.stats.send_failures >= 3 and len(stub.unresolved()) == 3
+
+        await async_wait_for(retried, 10, "the failed sends to be retried")
+        assert bridge.stats.received == 3
+        assert bridge.stats.forwarded == 0
+    assert bridge.stats.peak_in_flight == 3
+    assert {value for _, value, _ in stub.sends} <= set(payloads[:3])
+
+    # Nothing was acked: a bridge with a working Kafka gets all ten from the broker.
+    async with running(Bridge(config)) as healthy:
+        raw = await consume(kafka_bootstrap, config.topics.telemetry_raw, 10)
+
+        async def all_forwarded() -> bool:
+            return healthy.stats.forwarded == 10
+
+        await async_wait_for(all_forwarded, 10, "all ten to be forwarded")
+    assert sorted(r.value for r in raw) == sorted(payloads)
+    assert healthy.stats.peak_in_flight <= 3
+
+
+async def test_bridge_process_forwards_and_stops_cleanly_on_sigterm(
+    namespace: str, mqtt_url: str, kafka_bootstrap: str, client_ids: list[str], tmp_path: Path
+) -> None:
+    config_file = tmp_path / "ingest.yaml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "namespace": namespace,
+                "mqtt": {"url": mqtt_url, "client_id": client_ids[0]},
+                "kafka": {"bootstrap": kafka_bootstrap},
+                "bridge": {"session_expiry_s": 600},
+            }
+        )
+    )
+    log_file = tmp_path / "bridge.log"
+    with log_file.open("w") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ingest",
+            "bridge",
+            "--config",
+            str(config_file),
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+
+        async def subscribed() -> bool:
+            return "MQTT subscribed" in log_file.read_text()
+
+        await async_wait_for(subscribed, 30, "the bridge process to subscribe")
+        topics = Topics(namespace)
+        await publish(mqtt_url, [(topics.mqtt_readings(ASSET), batch_payload(1))])
+        [record] = await consume(kafka_bootstrap, topics.telemetry_raw, 1)
+        assert record.value == batch_payload(1)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0, log_file.read_text()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert "bridge stopped" in log_file.read_text()

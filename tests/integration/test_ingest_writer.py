@@ -1,0 +1,392 @@
+"""The writer against real Kafka and InfluxDB: raw -> InfluxDB + normalized, DLQ, commits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from ingest.config import IngestConfig
+from ingest.line_protocol import timestamp_ns
+from ingest.writer import Writer
+from plantmesh.config import validate_config
+from plantmesh.contracts import AssetPath, Reading, ReadingBatch, decode, encode
+from plantmesh.topics import (
+    HEADER_DLQ_DETAIL,
+    HEADER_DLQ_REASON,
+    HEADER_DLQ_SOURCE,
+    HEADER_MQTT_TOPIC,
+)
+from tests.waiting import async_wait_for
+
+pytestmark = pytest.mark.integration
+
+ASSET = AssetPath(plant="p1", area="press", line="l2", machine="m7")
+# Recent but fixed: inside the default retention policy, and one shard for every test point.
+T0 = datetime.now(UTC).replace(microsecond=123456) - timedelta(minutes=5)
+KEY = b"p1/m7"
+
+
+def reading(signal: str, value: float | bool | str, offset_s: float = 0, **extra: Any) -> Reading:
+    ts = T0 + timedelta(seconds=offset_s)
+    return Reading(asset=ASSET, signal=signal, value=value, source_ts=ts, gateway_ts=ts, **extra)
+
+
+def batch(*readings: Reading, seq: int = 1) -> ReadingBatch:
+    return ReadingBatch(
+        gateway_id="gw-1", session_id="s1", seq=seq, sent_at=T0, readings=list(readings)
+    )
+
+
+@pytest.fixture
+def config_data(namespace: str, kafka_bootstrap: str, influx_url: str) -> dict[str, Any]:
+    return {
+        "namespace": namespace,
+        "kafka": {"bootstrap": kafka_bootstrap, "client_id": namespace},
+        "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen", "token": "u:p"},
+        "writer": {"group_id": f"{namespace}-writer"},
+        "backoff": {"initial_s": 0.05, "max_s": 0.2},
+    }
+
+
+@pytest.fixture
+def config(config_data: dict[str, Any]) -> IngestConfig:
+    return validate_config(IngestConfig, config_data)
+
+
+async def influxql(influx_url: str, query: str, db: str | None = None) -> dict[str, Any]:
+    params = {"q": query, "epoch": "ns", **({"db": db} if db else {})}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{influx_url}/query", data=params) as response,
+    ):
+        assert response.status == 200, await response.text()
+        result: dict[str, Any] = (await response.json())["results"][0]
+        assert "error" not in result, result
+        return result
+
+
+@pytest.fixture
+async def database(config: IngestConfig, influx_url: str) -> AsyncIterator[str]:
+    """This test's own database, dropped afterwards (the writer creates it, or the test does)."""
+    name = config.influxdb.database
+    yield name
+    await influxql(influx_url, f'DROP DATABASE "{name}"')
+
+
+async def points(influx_url: str, db: str, where: str = "") -> list[dict[str, Any]]:
+    result = await influxql(influx_url, f"SELECT * FROM readings {where}", db)
+    rows: list[dict[str, Any]] = []
+    for series in result.get("series", []):
+        rows += [dict(zip(series["columns"], values, strict=True)) for values in series["values"]]
+    return rows
+
+
+async def produce(
+    bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes, list[Any]]]
+) -> list[tuple[int, int]]:
+    """Send in order; return (partition, offset) of each message."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    placed = []
+    try:
+        for key, value, headers in messages:
+            meta = await producer.send_and_wait(topic, value, key=key, headers=headers)
+            placed.append((meta.partition, meta.offset))
+    finally:
+        await producer.stop()
+    return placed
+
+
+async def consume(bootstrap: str, topic: str, count: int, timeout: float = 20) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    got: list[Any] = []
+    try:
+
+        async def enough() -> bool:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                got.extend(records)
+            return len(got) >= count
+
+        await async_wait_for(enough, timeout, f"{count} messages on {topic}")
+    finally:
+        await consumer.stop()
+    return got
+
+
+async def committed(bootstrap: str, group: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+@asynccontextmanager
+async def running(writer: Writer) -> AsyncIterator[Writer]:
+    task = asyncio.create_task(writer.run(), name="test-writer")
+    try:
+        await asyncio.wait_for(writer.ready.wait(), 30)
+        yield writer
+    finally:
+        writer.stop()
+        await asyncio.wait_for(task, 30)
+
+
+def headers_of(record: Any) -> dict[str, bytes]:
+    return dict(record.headers)
+
+
+async def test_raw_batch_is_written_forwarded_and_committed(
+    config: IngestConfig, database: str, kafka_bootstrap: str, influx_url: str
+) -> None:
+    good = batch(
+        reading("temp", 21.5, unit="deg C"),
+        reading("running", True),
+        reading("mode", 'auto "2"', offset_s=1),
+    )
+    origin = [(HEADER_MQTT_TOPIC, b"some/topic")]
+    async with running(Writer(config)) as writer:
+        await produce(kafka_bootstrap, config.topics.telemetry_raw, [(KEY, encode(good), origin)])
+
+        async def stored() -> bool:
+            return writer.stats.commits >= 1
+
+        await async_wait_for(stored, 20, "the batch to be committed")
+        assert writer.stats.batches == 1
+        assert writer.stats.written_points == 3
+
+    rows = {row["signal"]: row for row in await points(influx_url, database)}
+    assert set(rows) == {"temp", "running", "mode"}
+    temp = rows["temp"]
+    assert temp["time"] == timestamp_ns(T0)
+    assert temp["value"] == 21.5
+    assert temp["unit"] == "deg C"
+    assert (temp["plant"], temp["area"], temp["line"], temp["machine"]) == (
+        "p1",
+        "press",
+        "l2",
+        "m7",
+    )
+    assert temp["status_code"] == 0
+    assert temp["quality"] == "good"
+    assert rows["running"]["value"] == 1.0
+    assert rows["mode"]["value_str"] == 'auto "2"'
+    assert rows["mode"]["value"] is None
+    assert rows["mode"]["time"] == timestamp_ns(T0 + timedelta(seconds=1))
+
+    [normalized] = await consume(kafka_bootstrap, config.topics.telemetry_normalized, 1)
+    assert normalized.key == KEY
+    assert decode(ReadingBatch, normalized.value) == good
+    assert headers_of(normalized)[HEADER_MQTT_TOPIC] == b"some/topic"
+    assert sum((await committed(kafka_bootstrap, config.writer.group_id)).values()) == 1
+
+
+async def test_offsets_are_committed_only_after_influxdb_took_the_points(
+    config: IngestConfig, database: str, kafka_bootstrap: str, influx_url: str
+) -> None:
+    # No database and no CREATE DATABASE: every write fails (404) until the test creates it.
+    config = config.model_copy(
+        update={"writer": config.writer.model_copy(update={"create_database": False})}
+    )
+    raw = config.topics.telemetry_raw
+    first = batch(reading("temp", 1.0), seq=1)
+    second = batch(reading("temp", 2.0, offset_s=1), seq=2)
+    async with running(Writer(config)) as writer:
+        await produce(kafka_bootstrap, raw, [(KEY, encode(first), [])])
+
+        async def failing_since(count: int) -> bool:
+            return writer.stats.influx_failures >= count
+
+        await async_wait_for(lambda: failing_since(1), 20, "a failed InfluxDB write")
+        await produce(kafka_bootstrap, raw, [(KEY, encode(second), [])])
+        retried = writer.stats.influx_failures
+        await async_wait_for(lambda: failing_since(retried + 2), 20, "more retries")
+
+        # Still on the first batch: nothing committed, nothing more fetched.
+        assert writer.stats.commits == 0
+        assert await committed(kafka_bootstrap, config.writer.group_id) == {}
+        assert writer.stats.messages == 1
+
+        await influxql(influx_url, f'CREATE DATABASE "{database}"')
+
+        async def both_stored() -> bool:
+            return writer.stats.batches == 2 and writer.stats.commits >= 2
+
+        await async_wait_for(both_stored, 20, "both batches to be committed")
+
+    assert sum((await committed(kafka_bootstrap, config.writer.group_id)).values()) == 2
+    assert sorted(row["value"] for row in await points(influx_url, database)) == [1.0, 2.0]
+
+
+async def test_the_same_batch_twice_and_a_replay_leave_one_point_each(
+    config: IngestConfig, database: str, kafka_bootstrap: str, influx_url: str
+) -> None:
+    same = batch(reading("temp", 5.0), reading("speed", 7.0), reading("temp", 6.0, offset_s=2))
+    payload = encode(same)
+    await produce(
+        kafka_bootstrap, config.topics.telemetry_raw, [(KEY, payload, []), (KEY, payload, [])]
+    )
+    async with running(Writer(config)) as writer:
+
+        async def both() -> bool:
+            return writer.stats.batches == 2
+
+        await async_wait_for(both, 20, "both copies to be written")
+        assert writer.stats.written_points == 6
+
+    # A replay: another consumer group reads everything again.
+    replay_config = config.model_copy(
+        update={"writer": config.writer.model_copy(update={"group_id": "replay-" + database})}
+    )
+    async with running(Writer(replay_config)) as replay:
+
+        async def replayed() -> bool:
+            return replay.stats.batches == 2
+
+        await async_wait_for(replayed, 20, "the replay")
+
+    rows = await points(influx_url, database)
+    assert len(rows) == 3
+    counts = await influxql(
+        influx_url, "SELECT COUNT(value) FROM readings GROUP BY signal", database
+    )
+    per_signal = {s["tags"]["signal"]: s["values"][0][1] for s in counts["series"]}
+    assert per_signal == {"temp": 2, "speed": 1}  # two timestamps for temp, one for speed
+
+
+async def test_bad_messages_go_to_the_dlq_and_the_good_one_is_written(
+    config: IngestConfig, database: str, kafka_bootstrap: str, influx_url: str
+) -> None:
+    raw = config.topics.telemetry_raw
+    good = batch(reading("temp", 3.5))
+    malformed = b'{"gateway_id": "gw-1", "readings": ['
+    nan = encode(batch(reading("temp", 1.0, offset_s=9))).replace(b'"value":1.0', b'"value":NaN')
+    assert b"NaN" in nan
+    origin = [(HEADER_MQTT_TOPIC, b"the/mqtt/topic")]
+    placed = await produce(
+        kafka_bootstrap,
+        raw,
+        [(KEY, malformed, origin), (KEY, encode(good), origin), (KEY, nan, [])],
+    )
+    async with running(Writer(config)) as writer:
+
+        async def done() -> bool:
+            return writer.stats.messages == 3 and writer.stats.commits >= 1
+
+        await async_wait_for(done, 20, "the three messages to be handled")
+        assert (writer.stats.batches, writer.stats.dlq) == (1, 2)
+        assert writer.stats.dlq_by_reason == {"malformed_json": 1, "schema_mismatch": 1}
+
+    dlq = {
+        headers_of(r)[HEADER_DLQ_REASON]: r
+        for r in await consume(kafka_bootstrap, config.topics.telemetry_dlq, 2)
+    }
+    assert set(dlq) == {b"malformed_json", b"schema_mismatch"}
+    bad_json = dlq[b"malformed_json"]
+    assert bad_json.value == malformed  # the original bytes
+    assert bad_json.key == KEY
+    assert headers_of(bad_json)[HEADER_MQTT_TOPIC] == b"the/mqtt/topic"
+    (partition, offset), _, (nan_partition, nan_offset) = placed
+    assert headers_of(bad_json)[HEADER_DLQ_SOURCE] == f"{raw}/{partition}/{offset}".encode()
+    not_finite = dlq[b"schema_mismatch"]
+    assert not_finite.value == nan
+    assert b"readings[0].value" in headers_of(not_finite)[HEADER_DLQ_DETAIL]
+    assert b"finite" in headers_of(not_finite)[HEADER_DLQ_DETAIL]
+    assert (
+        headers_of(not_finite)[HEADER_DLQ_SOURCE] == f"{raw}/{nan_partition}/{nan_offset}".encode()
+    )
+
+    rows = await points(influx_url, database)
+    assert [(row["signal"], row["value"]) for row in rows] == [("temp", 3.5)]
+    [normalized] = await consume(kafka_bootstrap, config.topics.telemetry_normalized, 1)
+    assert decode(ReadingBatch, normalized.value) == good
+    assert sum((await committed(kafka_bootstrap, config.writer.group_id)).values()) == 3
+
+
+async def test_points_influxdb_refuses_go_to_the_dlq_and_the_rest_is_written(
+    config: IngestConfig, database: str, kafka_bootstrap: str, influx_url: str
+) -> None:
+    # A `value` field of type string in this shard makes InfluxDB refuse float values (400).
+    await influxql(influx_url, f'CREATE DATABASE "{database}"')
+    ts = timestamp_ns(T0 - timedelta(seconds=30))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{influx_url}/write",
+            params={"db": database},
+            data=f'readings,plant=other value="text" {ts}',
+        ) as response,
+    ):
+        assert response.status == 204
+    refused = batch(reading("temp", 1.0), seq=1)
+    accepted = batch(reading("mode", "auto"), seq=2)
+    await produce(
+        kafka_bootstrap,
+        config.topics.telemetry_raw,
+        [(KEY, encode(refused), []), (KEY, encode(accepted), [])],
+    )
+    async with running(Writer(config)) as writer:
+
+        async def done() -> bool:
+            return writer.stats.messages == 2 and writer.stats.commits >= 1
+
+        await async_wait_for(done, 20, "both messages to be handled")
+        assert (writer.stats.batches, writer.stats.dlq) == (1, 1)
+        assert writer.stats.dlq_by_reason == {"influx_rejected": 1}
+
+    [dead] = await consume(kafka_bootstrap, config.topics.telemetry_dlq, 1)
+    assert headers_of(dead)[HEADER_DLQ_REASON] == b"influx_rejected"
+    assert b"400" in headers_of(dead)[HEADER_DLQ_DETAIL]
+    assert dead.value == encode(refused)
+    rows = await points(influx_url, database, "WHERE plant = 'p1'")
+    assert [(row["signal"], row["value_str"]) for row in rows] == [("mode", "auto")]
+
+
+async def test_writer_process_stops_cleanly_on_sigterm(
+    config_data: dict[str, Any], database: str, tmp_path: Path
+) -> None:
+    config_file = tmp_path / "ingest.yaml"
+    config_file.write_text(yaml.safe_dump(config_data))
+    log_file = tmp_path / "writer.log"
+    with log_file.open("w") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ingest",
+            "writer",
+            "--config",
+            str(config_file),
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+
+        async def started() -> bool:
+            return "writer starting" in log_file.read_text()
+
+        await async_wait_for(started, 30, "the writer process to start")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0, log_file.read_text()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert "writer stopped" in log_file.read_text()

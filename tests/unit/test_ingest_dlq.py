@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from ingest.dlq import (
+    MAX_DETAIL_CHARS,
+    REASON_EMPTY,
+    REASON_FOREIGN_TOPIC,
+    REASON_OVERSIZED,
+    REASON_UNWRITABLE,
+    Decoded,
+    Rejection,
+    Route,
+    check_payload_size,
+    decode_raw,
+    dlq_headers,
+    header,
+    kafka_source,
+    route_mqtt,
+)
+from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
+from plantmesh.topics import HEADER_DLQ_DETAIL, HEADER_DLQ_REASON, HEADER_DLQ_SOURCE, Topics
+
+TOPICS = Topics("ns")
+ASSET = AssetPath(plant="p1", area="a", line="l", machine="m7")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def batch_json(**reading_changes: object) -> dict[str, object]:
+    reading: dict[str, object] = {
+        "asset": ASSET.model_dump(),
+        "signal": "temp",
+        "value": 1.5,
+        "source_ts": "2026-01-01T00:00:00Z",
+        "gateway_ts": "2026-01-01T00:00:01Z",
+    }
+    reading.update(reading_changes)
+    return {
+        "gateway_id": "gw",
+        "session_id": "s1",
+        "seq": 3,
+        "sent_at": "2026-01-01T00:00:02Z",
+        "readings": [reading],
+    }
+
+
+# --- the bridge's routing ---------------------------------------------------------------------
+def test_readings_route_to_raw_keyed_plant_machine() -> None:
+    assert route_mqtt(TOPICS, TOPICS.mqtt_readings(ASSET)) == Route("ns.telemetry.raw", b"p1/m7")
+
+
+def test_gateway_status_routes_to_status_topic() -> None:
+    route = route_mqtt(TOPICS, TOPICS.mqtt_gateway_status("p1", "gw-1"))
+    assert route == Route("ns.gateway.status", b"p1/_gateway/gw-1")
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "other/plantmesh/v1/p1/a/l/m/readings",  # another namespace
+        "ns/plantmesh/v1/p1/a/l/readings",  # too short
+        "ns/plantmesh/v1/p1/a/l/m/events",  # unknown leaf
+        "ns/plantmesh/v1/p1/_gateway/gw/health",
+    ],
+)
+def test_foreign_topics_are_rejected(topic: str) -> None:
+    result = route_mqtt(TOPICS, topic)
+    assert isinstance(result, Rejection)
+    assert result.reason == REASON_FOREIGN_TOPIC
+    assert topic in result.detail
+
+
+def test_payload_size_limit() -> None:
+    assert check_payload_size(b"x" * 10, 10) is None
+    rejection = check_payload_size(b"x" * 11, 10)
+    assert rejection is not None
+    assert rejection.reason == REASON_OVERSIZED
+    assert "11 bytes" in rejection.detail
+
+
+# --- the writer's decoding --------------------------------------------------------------------
+def test_good_batch_decodes_with_its_lines() -> None:
+    result = decode_raw(json.dumps(batch_json()).encode())
+    assert isinstance(result, Decoded)
+    assert result.batch.seq == 3
+    assert len(result.lines) == 1
+    assert result.lines[0].startswith("readings,")
+
+
+def test_round_trip_of_encoded_batch() -> None:
+    batch = ReadingBatch(
+        gateway_id="gw",
+        session_id="s",
+        seq=0,
+        sent_at=T0,
+        readings=[Reading(asset=ASSET, signal="x", value=True, source_ts=T0, gateway_ts=T0)],
+    )
+    result = decode_raw(encode(batch))
+    assert isinstance(result, Decoded)
+    assert result.batch == batch
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "mentions"),
+    [
+        (b"{not json", "malformed_json", ""),
+        (b"\xff\xfe", "malformed_json", ""),
+        (json.dumps(batch_json(value=None)).encode(), "schema_mismatch", "readings[0].value"),
+        (json.dumps(batch_json(value="NaN")).encode(), None, None),  # a string "NaN" is text
+        (
+            json.dumps(batch_json()).replace('"value": 1.5', '"value": NaN').encode(),
+            "schema_mismatch",
+            "finite",
+        ),
+        (json.dumps(batch_json(signal="bad signal")).encode(), "schema_mismatch", "signal"),
+        (json.dumps({**batch_json(), "readings": []}).encode(), "schema_mismatch", "readings"),
+        (
+            json.dumps(batch_json(source_ts="2026-01-01T00:00:00")).encode(),
+            "schema_mismatch",
+            "timezone",
+        ),
+        (json.dumps(batch_json(unit="trailing\\")).encode(), REASON_UNWRITABLE, "backslash"),
+        (b"", REASON_EMPTY, ""),
+        (None, REASON_EMPTY, ""),
+    ],
+)
+def test_classification_of_raw_messages(
+    payload: bytes | None, reason: str | None, mentions: str | None
+) -> None:
+    result = decode_raw(payload)
+    if reason is None:
+        assert isinstance(result, Decoded)
+        return
+    assert isinstance(result, Rejection)
+    assert result.reason == reason
+    assert mentions is not None
+    assert mentions in result.detail
+
+
+# --- DLQ headers ------------------------------------------------------------------------------
+def test_dlq_headers_keep_the_original_and_add_reason_detail_source() -> None:
+    original = [("mqtt_topic", b"t"), (HEADER_DLQ_REASON, b"older")]
+    headers = dlq_headers(original, Rejection("schema_mismatch", "x: bad"), "raw/2/17")
+    assert header(headers, "mqtt_topic") == b"t"
+    assert header(headers, HEADER_DLQ_REASON) == b"schema_mismatch"
+    assert [k for k, _ in headers].count(HEADER_DLQ_REASON) == 1
+    assert header(headers, HEADER_DLQ_DETAIL) == b"x: bad"
+    assert header(headers, HEADER_DLQ_SOURCE) == b"raw/2/17"
+
+
+def test_dlq_detail_is_truncated() -> None:
+    headers = dlq_headers([], Rejection("r", "x" * 5000), "s")
+    detail = header(headers, HEADER_DLQ_DETAIL)
+    assert detail is not None
+    assert len(detail) == MAX_DETAIL_CHARS
+    assert detail.endswith(b"...")
+
+
+def test_kafka_source_names_topic_partition_offset() -> None:
+    assert kafka_source("ns.telemetry.raw", 3, 42) == "ns.telemetry.raw/3/42"
