@@ -1,0 +1,229 @@
+"""A running simulation: the engine's ticks pushed to one OPC UA and one Modbus TCP server per
+plant, on a clock or one step at a time.
+
+    sim = Simulation(load_network("deploy/demo/network.yaml").with_free_ports(), start=t0)
+    async with sim.serving():          # servers listening, tick 0 served
+        sim.endpoints()["plant-a"].opcua_url
+        await sim.step()               # tick 1, pushed to the servers, then recorded
+        ...
+        await sim.run(duration_s=10)   # or tick every tick_s / speed seconds
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from simulators.engine import SignalUpdate, SimMachine, SimulationEngine, TickFrame
+from simulators.modbus_server import PlantModbusServer
+from simulators.naming import opcua_url
+from simulators.network import NetworkConfig, Protocol, unresolved_profiles
+from simulators.opcua_server import PlantOpcUaServer
+from simulators.records import ProductionRecord
+
+log = logging.getLogger("simulators")
+
+RecordListener = Callable[[ProductionRecord], None]
+TickListener = Callable[[list[ProductionRecord]], None]
+
+
+@dataclass(frozen=True)
+class PlantEndpoints:
+    plant: str
+    opcua_url: str | None  # None: the plant has no OPC UA server
+    modbus_host: str | None  # None: the plant has no Modbus server
+    modbus_port: int | None
+    modbus_units: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        parts = []
+        if self.opcua_url:
+            parts.append(f"OPC UA {self.opcua_url}")
+        if self.modbus_host is not None:
+            units = ",".join(str(u) for u in self.modbus_units)
+            parts.append(f"Modbus TCP {self.modbus_host}:{self.modbus_port} (units {units})")
+        return "; ".join(parts) or "no servers"
+
+
+class Simulation:
+    """Not reentrant: call `step()` from one task at a time, and not while `run()` is ticking."""
+
+    def __init__(
+        self,
+        network: NetworkConfig,
+        *,
+        speed: float = 1.0,
+        seed: int | None = None,
+        start: datetime | None = None,
+        on_record: RecordListener | None = None,
+        on_records: TickListener | None = None,
+        keep_records: bool = True,
+    ) -> None:
+        if unresolved := unresolved_profiles(network):
+            raise ValueError(
+                f"device profiles not loaded for {', '.join(unresolved)}: use load_network() "
+                "or give the profiles inline"
+            )
+        if speed <= 0:
+            raise ValueError("speed must be above 0")
+        self.network = network
+        self.speed = speed
+        self.engine = SimulationEngine(network, seed=seed, start=start)
+        self.keep_records = keep_records
+        self.records: list[ProductionRecord] = []
+        self._record_listeners = [on_record] if on_record else []
+        self._tick_listeners = [on_records] if on_records else []
+        self._opcua: dict[str, PlantOpcUaServer] = {}
+        self._modbus: dict[str, PlantModbusServer] = {}
+        self._serving = False
+
+    @property
+    def tick(self) -> int:
+        """The last tick served (-1 before the first)."""
+        return self.engine.tick
+
+    @property
+    def interval_s(self) -> float:
+        """Wall-clock seconds between ticks when running: tick_s / speed."""
+        return self.network.tick_s / self.speed
+
+    @property
+    def machines(self) -> list[SimMachine]:
+        return self.engine.machines
+
+    def timestamp(self, tick: int) -> datetime:
+        """The simulated instant of a tick (every value of that tick carries it)."""
+        return self.engine.timestamp(tick)
+
+    def add_record_listener(self, listener: RecordListener) -> None:
+        self._record_listeners.append(listener)
+
+    def endpoints(self) -> dict[str, PlantEndpoints]:
+        """Per plant: where its servers listen (the bound ports once serving)."""
+        result = {}
+        for plant in self.network.plants:
+            url = host = port = None
+            if plant.opcua is not None:
+                server = self._opcua.get(plant.id)
+                url = server.url if server else opcua_url(plant.opcua.host, plant.opcua.port)
+            modbus = self._modbus.get(plant.id)
+            units = tuple(
+                m.unit_id for m in plant.machines if m.unit_id and m.protocol == Protocol.MODBUS
+            )
+            if modbus is not None:
+                host, port = modbus.host, modbus.port
+            elif plant.modbus is not None and units:
+                host, port = plant.modbus.host, plant.modbus.port
+            result[plant.id] = PlantEndpoints(plant.id, url, host, port, units if host else ())
+        return result
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[Simulation]:
+        """Start every plant's servers with the current values (tick 0 if nothing ran yet)."""
+        if self._serving:
+            raise RuntimeError("already serving")
+        self._build_servers()
+        servers: list[PlantOpcUaServer | PlantModbusServer] = [
+            *self._opcua.values(),
+            *self._modbus.values(),
+        ]
+        try:
+            for opcua in self._opcua.values():
+                await opcua.setup()
+            first = self.engine.next_tick() if self.engine.tick < 0 else None
+            # Servers listen only once they hold values: no client ever reads a placeholder.
+            await self._push(self.engine.current())
+            for server in servers:
+                await server.start()
+            self._serving = True
+            for plant, endpoints in self.endpoints().items():
+                log.info("plant %s serving: %s", plant, endpoints.describe())
+            if first is not None:
+                self._emit(first.records())
+            yield self
+        finally:
+            self._serving = False
+            for server in servers:
+                try:
+                    await server.stop()
+                except Exception:  # a failing stop must not keep the others running
+                    log.exception("plant %s: stopping its server failed", server.plant)
+            self._opcua.clear()
+            self._modbus.clear()
+
+    def _build_servers(self) -> None:
+        for plant in self.network.plants:
+            machines = [m for m in self.engine.machines if m.plant == plant.id]
+            if plant.opcua is not None:
+                self._opcua[plant.id] = PlantOpcUaServer(
+                    plant.id,
+                    plant.opcua.host,
+                    plant.opcua.port,
+                    [m for m in machines if m.protocol == Protocol.OPCUA],
+                )
+            modbus_machines = [m for m in machines if m.protocol == Protocol.MODBUS]
+            if plant.modbus is not None and modbus_machines:
+                self._modbus[plant.id] = PlantModbusServer(
+                    plant.id, plant.modbus.host, plant.modbus.port, modbus_machines
+                )
+            elif plant.modbus is not None:
+                log.warning(
+                    "plant %s: modbus configured but no modbus machines: not served", plant.id
+                )
+
+    async def step(self) -> list[ProductionRecord]:
+        """Advance exactly one tick, push it to the servers (when serving), then record it.
+        Outside `serving()` it only computes and records (the first call yields tick 0)."""
+        frame = self.engine.next_tick()
+        if self._serving:
+            await self._push(frame)
+        records = frame.records()
+        self._emit(records)
+        return records
+
+    async def run(self, duration_s: float | None = None) -> None:
+        """Tick every tick_s / speed seconds of wall-clock time, for `duration_s` or until
+        cancelled. Ticks keep their simulated spacing even if the host falls behind."""
+        if not self._serving:
+            raise RuntimeError("run() needs serving()")
+        loop = asyncio.get_running_loop()
+        interval = self.interval_s
+        began = loop.time()
+        due = began + interval
+        behind_logged = False
+        while duration_s is None or due <= began + duration_s:
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif -delay > interval and not behind_logged:
+                behind_logged = True
+                log.warning("simulation falls behind its clock (interval %.3f s)", interval)
+            await self.step()
+            due += interval
+            if loop.time() - due > 10 * interval:
+                due = loop.time() + interval  # far behind: skip the backlog rather than burst
+        if duration_s is not None:
+            await asyncio.sleep(max(0.0, began + duration_s - loop.time()))
+
+    async def _push(self, frame: TickFrame) -> None:
+        by_plant: dict[str, list[SignalUpdate]] = defaultdict(list)
+        for update in frame.updates:
+            by_plant[update.machine.plant].append(update)
+        for plant, server in self._opcua.items():
+            await server.write(by_plant.get(plant, []), frame.timestamp)
+        for modbus in self._modbus.values():
+            modbus.publish()
+
+    def _emit(self, records: list[ProductionRecord]) -> None:
+        if self.keep_records:
+            self.records.extend(records)
+        for listener in self._record_listeners:
+            for record in records:
+                listener(record)
+        for tick_listener in self._tick_listeners:
+            tick_listener(records)

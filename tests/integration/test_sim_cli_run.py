@@ -1,0 +1,103 @@
+"""`python -m simulators run` and `plantmesh sim run` as separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from asyncua import Client
+
+from simulators import read_records
+
+pytestmark = pytest.mark.integration
+
+PROFILES = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "profiles"
+
+
+def write_network(tmp_path: Path) -> Path:
+    path = tmp_path / "network.yaml"
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "conveyor.yaml").write_text((PROFILES / "conveyor.yaml").read_text())
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "seed": 4,
+                "tick_s": 1.0,
+                "plants": [
+                    {
+                        "id": "plant-q",
+                        "opcua": {"port": 0},
+                        "modbus": {"port": 0},
+                        "machines": [
+                            {"id": "mill-01", "area": "machining", "line": "line1",
+                             "class": "cnc_mill", "protocol": "opcua"},
+                            {"id": "conveyor-01", "area": "machining", "line": "line1",
+                             "class": "conveyor", "protocol": "modbus", "unit_id": 3,
+                             "profile": "profiles/conveyor.yaml"},
+                        ],
+                    }
+                ],
+            }
+        )
+    )  # fmt: skip
+    return path
+
+
+async def start(*argv: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simulators", *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PLANTMESH_LOG_FORMAT": "text"},
+    )  # fmt: skip
+
+
+async def wait_for_line(process: asyncio.subprocess.Process, pattern: str) -> re.Match[str]:
+    assert process.stderr is not None
+    seen = []
+    async with asyncio.timeout(20):
+        while line := (await process.stderr.readline()).decode():
+            seen.append(line)
+            if match := re.search(pattern, line):
+                return match
+    raise AssertionError(f"no line matching {pattern!r} in: {''.join(seen)}")
+
+
+async def test_run_for_a_duration_records_every_tick(tmp_path: Path) -> None:
+    network = write_network(tmp_path)
+    record = tmp_path / "served.jsonl"
+    process = await start(
+        "run", "--network", str(network), "--speed", "20", "--duration", "1",
+        "--record", str(record), "--start", "2026-02-02T00:00:00Z",
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, err.decode()
+    assert "plant plant-q serving: OPC UA opc.tcp://127.0.0.1:" in err.decode()
+    records = read_records(record)
+    ticks = sorted({r.tick for r in records})
+    assert ticks == list(range(len(ticks)))
+    assert 15 <= len(ticks) <= 21
+    assert {r.protocol for r in records} == {"opcua", "modbus"}
+    last = max(records, key=lambda r: r.tick)
+    assert last.source_ts.isoformat() == f"2026-02-02T00:00:{last.tick:02d}+00:00"
+
+
+async def test_sigterm_stops_it_cleanly_while_serving(tmp_path: Path) -> None:
+    process = await start("run", "--network", str(write_network(tmp_path)))
+    try:
+        url = (await wait_for_line(process, r"OPC UA (opc\.tcp://\S+);")).group(1)
+        async with Client(url, timeout=5) as client:
+            assert await client.nodes.server_state.read_value() == 0  # Running
+        process.send_signal(signal.SIGTERM)
+        await wait_for_line(process, r"stopped after tick \d+")
+        assert await asyncio.wait_for(process.wait(), timeout=15) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
