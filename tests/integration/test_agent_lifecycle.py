@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plantmesh.connections import MqttConnection
+from plantmesh.contracts import GatewayState
+from plantmesh.topics import Topics
+from tests.integration.test_agent_modbus import device, modbus_plc, modbus_source
+from tests.integration.test_agent_support import (
+    Recorder,
+    agent_config,
+    all_topics,
+    clear_retained,
+    free_port,
+    running,
+    subscribed,
+    until_death,
+)
+from tests.waiting import async_wait_for, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def nowhere_source() -> dict[str, Any]:
+    """A Modbus source whose PLC is not there: the agent must run (and report it) regardless."""
+    return modbus_source(free_port(), [device(1, "pump-01")])
+
+
+async def test_birth_is_retained_health_reports_sources_and_death_ends_it(
+    mqtt_url: str, namespace: str
+) -> None:
+    config = agent_config(mqtt_url, namespace, [nowhere_source()])
+    config.health_interval_s = 0.2
+    status_topic = Topics(namespace).mqtt_gateway_status("plant-a", "gw-test")
+    try:
+        async with running(config, keep_status=True) as agent:
+
+            async def connected() -> bool:
+                return agent.publisher.connected
+
+            await async_wait_for(connected, 10, "the agent's MQTT connection")
+            # A subscriber that comes later still learns the gateway is alive: birth is retained.
+            with subscribed(mqtt_url, status_topic) as late:
+
+                async def birth_and_health() -> bool:
+                    states = late.states()
+                    return GatewayState.BIRTH in states and GatewayState.HEALTH in states
+
+                await async_wait_for(birth_and_health, 10, "retained birth, then health")
+                birth, retained = late.statuses()[0]
+                assert birth.state == GatewayState.BIRTH
+                assert retained
+                assert birth.session_id == agent.session_id
+                assert birth.agent_version
+                health = next(s for s, _ in late.statuses() if s.state == GatewayState.HEALTH)
+                assert health.health is not None
+                [source] = health.health.sources
+                assert source.name == "plc-modbus.pump-01"
+                assert not source.connected
+                assert source.errors >= 1
+                assert not any(r for s, r in late.statuses() if s.state == GatewayState.HEALTH)
+        with subscribed(mqtt_url, status_topic) as after:
+            await until_death(after)
+            death, retained = after.statuses()[0]
+            assert retained  # death replaces birth as the retained state
+            assert death.session_id == agent.session_id
+    finally:
+        await asyncio.to_thread(clear_retained, mqtt_url, status_topic)
+
+
+class CuttableProxy:
+    """A TCP relay to the broker that can drop every connection and refuse new ones: a network
+    cut between gateway and broker, as the broker sees it too (it fires the last will)."""
+
+    def __init__(self, upstream: MqttConnection) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    async def open(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        self.server = None
+        for a, b in self._links:
+            a.transport.abort()
+            b.transport.abort()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(
+                self.upstream.host, self.upstream.port
+            )
+            link = (writer, up_writer)
+            self._links.add(link)
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            self._links.discard(link)
+        finally:
+            writer.transport.abort()
+            self._handlers.discard(task)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.transport.abort()
+
+
+async def test_batches_made_during_a_broker_outage_are_published_after_it(
+    mqtt_url: str, namespace: str
+) -> None:
+    proxy = CuttableProxy(MqttConnection(url=mqtt_url))
+    await proxy.open()
+    async with modbus_plc() as plc:
+        # every poll publishes, so batches keep coming during the outage
+        config = agent_config(
+            f"mqtt://127.0.0.1:{proxy.port}",
+            namespace,
+            [modbus_source(plc.port, [device(1, "pump-01")])],
+        )
+        with subscribed(mqtt_url, *all_topics(namespace)) as recorder:
+            try:
+                async with running(config) as agent:
+                    publisher = agent.publisher
+
+                    async def some_acked() -> bool:
+                        return publisher.stats.batches_acked >= 3
+
+                    await async_wait_for(some_acked, 10, "3 acknowledged batches")
+                    await proxy.cut()
+
+                    async def backlog() -> bool:
+                        return not publisher.connected and len(agent.buffer) >= 5
+
+                    await async_wait_for(backlog, 10, "5 batches buffered while cut off")
+                    await async_wait_for(
+                        _state_count(recorder, GatewayState.DEATH, 1), 10, "the last will"
+                    )
+                    await proxy.open()
+
+                    async def caught_up() -> bool:
+                        return publisher.connected and len(agent.buffer) == 0
+
+                    await async_wait_for(caught_up, 20, "the backlog acknowledged after reconnect")
+                    assert publisher.stats.reconnects == 1
+                    made = publisher.batcher.next_seq
+            finally:
+                if proxy.server is not None:
+                    await proxy.cut()
+            await until_death(recorder, count=2)
+
+    states = recorder.states()
+    assert states[:3] == [GatewayState.BIRTH, GatewayState.DEATH, GatewayState.BIRTH]
+    assert states[-1] == GatewayState.DEATH
+    seqs = {b.seq for b in recorder.batches()}
+    assert seqs >= set(range(made))  # nothing lost: at least once, no gaps
+    assert {b.session_id for b in recorder.batches()} == {agent.session_id}
+
+
+def _state_count(recorder: Recorder, state: GatewayState, n: int) -> Any:
+    async def check() -> bool:
+        return recorder.states().count(state) >= n
+
+    return check
+
+
+def test_cli_run_stops_cleanly_on_sigterm(mqtt_url: str, namespace: str, tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        f"""
+gateway_id: gw-cli
+plant: plant-a
+namespace: {namespace}
+mqtt: {{url: "{mqtt_url}"}}
+sources:
+  - type: modbus
+    name: nowhere
+    host: 127.0.0.1
+    port: {free_port()}
+    devices:
+      - unit_id: 1
+        profile: {{name: p, registers: [{{signal: s, address: 0}}]}}
+        area: a
+        line: l
+        machine: m
+"""
+    )
+    status_topic = Topics(namespace).mqtt_gateway_status("plant-a", "gw-cli")
+    with subscribed(mqtt_url, status_topic) as recorder:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edge_agent", "run", "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            wait_for(lambda: GatewayState.BIRTH in recorder.states(), 20, "the agent's birth")
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        assert process.returncode == 0, stderr
+        wait_for(lambda: GatewayState.DEATH in recorder.states(), 10, "death after SIGTERM")
+        assert "stopped" in stderr
+    clear_retained(mqtt_url, status_topic)
