@@ -179,4 +179,8 @@ class PlantOpcUaServer:
     async def stop(self) -> None:
         if self._server is not None:
             server, self._server = self._server, None
+            # asyncua's stop() leaves subscriptions of still-open client sessions ticking;
+            # deleting them first stops their tasks, so a stopped server leaves nothing behind.
+            subscriptions = server.iserver.subscription_service
+            await subscriptions.delete_subscriptions(list(subscriptions.subscriptions))
             await server.stop()
