@@ -7,10 +7,10 @@ import asyncio
 import sys
 
 from alerting.config import AlertingConfig, load_alerting_config
-from alerting.kafka_topics import TopicSetupError
 from alerting.rules import ThresholdRuleConfig
 from alerting.service import serve
 from plantmesh.cli import Subparsers
+from plantmesh.kafka_admin import TopicSetupError
 from plantmesh.topics import Topics
 
 

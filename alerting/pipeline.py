@@ -9,15 +9,11 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from alerting.resilience import Backoff, LogOnce
 from alerting.sinks import EventSink, SinkError
 from plantmesh.contracts import AlertEvent
+from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError
 
 log = logging.getLogger(__name__)
-
-
-class ShutdownRequestedError(Exception):
-    """A stage gave up retrying because the service is stopping; nothing may be committed."""
 
 
 class Stage(Protocol):
@@ -42,7 +38,8 @@ class Pipeline:
 
 class FanOut:
     """Publishes to every sink, retrying each one (not the ones that already succeeded) with
-    backoff until it succeeds or the service stops. Returns only when every sink has the events."""
+    backoff until it succeeds or the service stops. Returns only when every sink has the events;
+    raises StopRequestedError (nothing may be committed) when the service stopped first."""
 
     name = "fan_out"
 
@@ -55,21 +52,21 @@ class FanOut:
         self.sinks = list(sinks)
         self._stopping = stopping
         self._backoff = backoff
-        self._log = LogOnce(log)
+        self._errors = [ErrorLog(log, f"sink {sink.name}") for sink in self.sinks]
 
     async def process(self, events: Sequence[AlertEvent]) -> Sequence[AlertEvent]:
-        for sink in self.sinks:
+        for sink, errors in zip(self.sinks, self._errors, strict=True):
             backoff = self._backoff()
+            # Unlike retry_until_stopped, the first attempt is made even when stopping: events
+            # in hand that reach every sink can still be committed.
             while True:
                 try:
                     await sink.publish(events)
                 except SinkError as exc:
-                    self._log.warning(
-                        f"{sink.name}:{exc}", "sink %s failed, retrying: %s", sink.name, exc
-                    )
+                    errors.failed(exc)
                     if await backoff.wait(self._stopping):
-                        raise ShutdownRequestedError from exc
+                        raise StopRequestedError(errors.what) from exc
                     continue
-                self._log.recovered(f"{sink.name}:", "sink %s works again", sink.name)
+                errors.succeeded()
                 break
         return events

@@ -21,11 +21,11 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from alerting.config import AlertingConfig
 from alerting.engine import Engine
-from alerting.kafka_topics import TopicSetupError, ensure_topics
-from alerting.pipeline import FanOut, Pipeline, ShutdownRequestedError
-from alerting.resilience import Backoff, LogOnce, RepeatFilter
+from alerting.pipeline import FanOut, Pipeline
 from alerting.sinks import AlertLogSink, EventSink, KafkaEventSink, LogSink, SinkError
 from plantmesh.contracts import AlertEvent, DecodeError, ReadingBatch, decode
+from plantmesh.kafka_admin import TopicSetupError, ensure_topics
+from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
 from plantmesh.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,9 @@ class AlertingService:
         self.stats = ServiceStats()
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._log = LogOnce(log)
+        # Logged once per reason / error type for the life of the service, then only counted.
+        self._undecodable = ErrorLog(log, "decoding")
+        self._commit_errors = ErrorLog(log, "offset commit")
         self.sinks: list[EventSink] = [
             LogSink(),
             AlertLogSink(config.alert_log),
@@ -82,19 +84,14 @@ class AlertingService:
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Run `attempt` until it works; raise ShutdownRequestedError if stopped before it did."""
-        backoff = Backoff()
-        while not self._stopping.is_set():
-            try:
-                result = await attempt()
-            except (KafkaError, SinkError, OSError) as exc:
-                self._log.warning(f"{what}:{exc}", "%s failed, retrying: %s", what, exc)
-                if await backoff.wait(self._stopping):
-                    break
-                continue
-            self._log.recovered(f"{what}:", "%s succeeded", what)
-            return result
-        raise ShutdownRequestedError
+        """Run `attempt` until it works; raise StopRequestedError if stopped before it did."""
+        return await retry_until_stopped(
+            attempt,
+            stop=self._stopping,
+            backoff=Backoff(),
+            errors=ErrorLog(log, what),
+            retry_on=(KafkaError, SinkError, OSError),
+        )
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
@@ -117,9 +114,12 @@ class AlertingService:
         consumer: AIOKafkaConsumer | None = None
         try:
             topics = (self.topics.telemetry_normalized, self.topics.alert_events)
+            new = self.config.new_topics
             await self._retry(
                 "creating topics",
-                lambda: ensure_topics(self.config.kafka, topics, self.config.new_topics),
+                lambda: ensure_topics(
+                    self.config.kafka, topics, new.partitions, new.replication_factor
+                ),
             )
             for sink in self.sinks:
                 await self._retry(f"starting sink {sink.name}", sink.start)
@@ -135,7 +135,7 @@ class AlertingService:
             self.ready.set()
             while not self._stopping.is_set():
                 await self._poll_once(consumer)
-        except ShutdownRequestedError:
+        except StopRequestedError:
             pass  # stopping: whatever was not committed is redelivered on the next start
         except TopicSetupError:
             log.error("cannot set up topics; stopping")
@@ -174,8 +174,8 @@ class AlertingService:
         self, reason: str, detail: str, record: ConsumerRecord[bytes, bytes]
     ) -> list[AlertEvent]:
         self.stats.undecodable[reason] += 1
-        self._log.warning(
-            f"undecodable:{reason}",
+        self._undecodable.once(
+            reason,
             "skipping undecodable message (%s) at %s[%d]@%d: %s (further ones only counted)",
             reason,
             record.topic,
@@ -192,7 +192,7 @@ class AlertingService:
             # A rebalance took the partitions away: their new owner re-reads from the last
             # commit and produces the same alert ids again (at-least-once).
             self.stats.commit_failures += 1
-            self._log.warning(f"commit:{type(exc).__name__}", "offset commit failed: %s", exc)
+            self._commit_errors.once(type(exc).__name__, "offset commit failed: %s", exc)
         else:
             self.stats.commits += 1
 
@@ -220,14 +220,8 @@ async def serve(config: AlertingConfig) -> None:
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, service.stop)
-    repeats = RepeatFilter()
-    handlers = list(logging.getLogger().handlers)
-    for handler in handlers:
-        handler.addFilter(repeats)
     try:
         await service.run()
     finally:
-        for handler in handlers:
-            handler.removeFilter(repeats)
         for sig in signals:
             loop.remove_signal_handler(sig)

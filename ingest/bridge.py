@@ -41,15 +41,9 @@ from ingest.dlq import (
     dlq_headers,
     route_mqtt,
 )
-from ingest.kafka_clients import (
-    Producer,
-    ProducerFactory,
-    ensure_topics,
-    make_producer,
-    start_client,
-)
-from ingest.log_filters import quiet_repeats
-from ingest.retry import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
+from ingest.kafka_clients import Producer, ProducerFactory, make_producer, start_client
+from plantmesh.kafka_admin import ensure_topics
+from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
 from plantmesh.topics import HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT
 
 log = logging.getLogger(__name__)
@@ -143,7 +137,6 @@ class Bridge:
             raise RuntimeError("a Bridge runs once; create a new one")
         self._started = True
         self._loop = asyncio.get_running_loop()
-        quiet_repeats()
         try:
             producer = await self._start_kafka()
         except StopRequestedError:
@@ -183,8 +176,11 @@ class Bridge:
                 self.topics.gateway_status,
                 self.topics.telemetry_dlq,
             ]
+            topics = self.config.kafka_topics
             await retry_until_stopped(
-                lambda: ensure_topics(self.config.kafka, names, self.config.kafka_topics),
+                lambda: ensure_topics(
+                    self.config.kafka, names, topics.partitions, topics.replication_factor
+                ),
                 stop=self._stop,
                 backoff=backoff,
                 errors=ErrorLog(log, "Kafka topic setup"),

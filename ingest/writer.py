@@ -33,22 +33,16 @@ from ingest.dlq import (
     kafka_source,
 )
 from ingest.influx import InfluxRejectedError, InfluxSink, InfluxUnavailableError
-from ingest.kafka_clients import (
-    Producer,
-    ProducerFactory,
-    ensure_topics,
-    make_producer,
-    start_client,
-)
-from ingest.log_filters import quiet_repeats
-from ingest.retry import (
+from ingest.kafka_clients import Producer, ProducerFactory, make_producer, start_client
+from plantmesh.contracts import encode
+from plantmesh.kafka_admin import ensure_topics
+from plantmesh.resilience import (
     Backoff,
     ErrorLog,
     StopRequestedError,
     retry_until_stopped,
     sleep_unless_stopped,
 )
-from plantmesh.contracts import encode
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +117,6 @@ class Writer:
         if self._started:
             raise RuntimeError("a Writer runs once; create a new one")
         self._started = True
-        quiet_repeats()
         async with contextlib.AsyncExitStack() as cleanup:
             try:
                 await self._start(cleanup)
@@ -162,8 +155,12 @@ class Writer:
                 self.topics.telemetry_normalized,
                 self.topics.telemetry_dlq,
             ]
+            topics = cfg.kafka_topics
             await retry(
-                lambda: ensure_topics(cfg.kafka, names, cfg.kafka_topics), "Kafka topic setup"
+                lambda: ensure_topics(
+                    cfg.kafka, names, topics.partitions, topics.replication_factor
+                ),
+                "Kafka topic setup",
             )
         await self._sink.open()
         cleanup.push_async_callback(self._sink.close)

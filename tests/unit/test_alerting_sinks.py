@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from alerting.pipeline import FanOut, Pipeline, ShutdownRequestedError
-from alerting.resilience import Backoff
+from alerting.pipeline import FanOut, Pipeline
 from alerting.sinks import AlertLogSink, LogSink, SinkError
 from plantmesh.contracts import AlertEvent, AssetPath, Evidence, decode
+from plantmesh.resilience import Backoff, StopRequestedError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -52,7 +52,7 @@ class FlakySink:
 
 
 def fast() -> Backoff:
-    return Backoff(initial_s=0.001, cap_s=0.005)
+    return Backoff(initial_s=0.001, max_s=0.005)
 
 
 async def test_alert_log_is_one_event_per_line_and_appends_across_restarts(tmp_path: Path) -> None:
@@ -101,9 +101,17 @@ async def test_fan_out_gives_up_when_stopping() -> None:
     stopping = asyncio.Event()
     stopping.set()
     down = FlakySink("down", failures=10**6)
-    with pytest.raises(ShutdownRequestedError):
+    with pytest.raises(StopRequestedError):
         await FanOut([down], stopping, backoff=fast).process([event(1)])
     assert down.published == []
+
+
+async def test_fan_out_still_delivers_to_working_sinks_when_stopping() -> None:
+    stopping = asyncio.Event()
+    stopping.set()
+    sink = FlakySink("up")
+    assert await FanOut([sink], stopping, backoff=fast).process([event(1)]) == [event(1)]
+    assert sink.published == [event(1)]
 
 
 async def test_pipeline_skips_stages_when_there_are_no_events() -> None:
