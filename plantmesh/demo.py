@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import defaultdict
@@ -66,7 +65,9 @@ def _print_table(
         if event.get("kind") == "raised":
             asset = event["asset"]
             assert isinstance(asset, dict)
-            raised[(asset["plant"], asset["machine"])].append(f"{event['rule']} ({event['signal']})")
+            raised[(asset["plant"], asset["machine"])].append(
+                f"{event['rule']} ({event['signal']})"
+            )
     print(f"\n{'plant':<10} {'machine':<16} {'readings in InfluxDB':>21}  alerts raised")
     print(f"{'-' * 10} {'-' * 16} {'-' * 21}  {'-' * 30}")
     for plant, ids in machines.items():
@@ -84,7 +85,9 @@ def _print_alerts(alerts: list[dict[str, object]]) -> None:
     for event in alerts:
         evidence = event.get("evidence")
         summary = evidence.get("summary", "") if isinstance(evidence, dict) else ""
-        print(f"  {event.get('at')}  {str(event.get('kind')).upper():<8} {event.get('rule')}: {summary}")
+        print(
+            f"  {event.get('at')}  {str(event.get('kind')).upper():<8} {event.get('rule')}: {summary}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
 
     urls = manager.up()
     influx = InfluxConnection(url=urls["PLANTMESH_INFLUX_URL"])
-    run_dir = args.run_dir or manager.state_dir() / "demo" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    run_dir = args.run_dir or manager.state_dir() / "demo" / datetime.now(UTC).strftime(
+        "%Y%m%dT%H%M%S"
+    )
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     alert_log = run_dir / "alerts.jsonl"
@@ -106,20 +111,34 @@ def run(args: argparse.Namespace) -> int:
     print(f"plantmesh demo: {len(machines)} plants, logs in {run_dir}")
 
     with Children(log_dir=run_dir, env=env) as children:
-        children.start_module("ingest-writer", "ingest", "writer", "--config", str(configs / "ingest.yaml"))
-        children.start_module("alerting", "alerting", "run", "--config", str(configs / "alerting.yaml"))
-        children.start_module("ingest-bridge", "ingest", "bridge", "--config", str(configs / "ingest.yaml"))
-        children.start_module("simulators", "simulators", "run", "--network", str(configs / "network.yaml"))
+        children.start_module(
+            "ingest-writer", "ingest", "writer", "--config", str(configs / "ingest.yaml")
+        )
+        children.start_module(
+            "alerting", "alerting", "run", "--config", str(configs / "alerting.yaml")
+        )
+        children.start_module(
+            "ingest-bridge", "ingest", "bridge", "--config", str(configs / "ingest.yaml")
+        )
+        children.start_module(
+            "simulators", "simulators", "run", "--network", str(configs / "network.yaml")
+        )
         for plant in machines:
             children.start_module(
-                f"agent-{plant}", "edge_agent", "run", "--config", str(configs / f"agent-{plant}.yaml")
+                f"agent-{plant}",
+                "edge_agent",
+                "run",
+                "--config",
+                str(configs / f"agent-{plant}.yaml"),
             )
         started = time.monotonic()
         while (elapsed := time.monotonic() - started) < args.duration:
             time.sleep(min(10.0, args.duration - elapsed))
             if dead := children.dead():
                 for child in dead:
-                    print(f"\n{child.name} exited early; last lines of its log:\n{child.log_tail()}")
+                    print(
+                        f"\n{child.name} exited early; last lines of its log:\n{child.log_tail()}"
+                    )
                 return 1
             try:
                 total = sum(_count_readings(influx, since_ns).values())
@@ -127,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
                 total = -1
                 print(f"  (InfluxDB not answering: {exc})")
             raised = sum(1 for a in _read_alerts(alert_log) if a.get("kind") == "raised")
-            print(f"  {time.monotonic() - started:5.0f} s: {total} readings in InfluxDB, {raised} alerts")
+            print(
+                f"  {time.monotonic() - started:5.0f} s: {total} readings in InfluxDB, {raised} alerts"
+            )
 
         print("stopping agents and simulators, draining the pipeline...")
         children.stop([f"agent-{p}" for p in machines])
@@ -151,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         "\nThe stack is still running. Query it, for example:\n"
         f'  curl -s {influx.url}/query --data-urlencode "db={influx.database}" '
         '--data-urlencode "q=SELECT last(value) FROM readings GROUP BY plant, machine, signal"\n'
-        "  eval \"$(plantmesh stack env)\"   # server URLs for other tools\n"
+        '  eval "$(plantmesh stack env)"   # server URLs for other tools\n'
         "  plantmesh stack down            # when you are done"
     )
     empty = [f"{p}/{m}" for p, ids in machines.items() for m in ids if not counts.get((p, m))]
@@ -162,7 +183,3 @@ def run(args: argparse.Namespace) -> int:
         print("\nNo alert fired.", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run(argparse.Namespace(duration=60.0, configs=DEFAULT_CONFIGS, run_dir=None)))

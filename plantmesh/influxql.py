@@ -34,7 +34,9 @@ def query(url: str, database: str, q: str, timeout_s: float = 10.0) -> list[Seri
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             payload = json.load(response)
     except urllib.error.HTTPError as exc:
-        raise InfluxQueryError(f"InfluxDB answered {exc.code}: {exc.read().decode()[:300]}") from None
+        raise InfluxQueryError(
+            f"InfluxDB answered {exc.code}: {exc.read().decode()[:300]}"
+        ) from None
     except urllib.error.URLError as exc:
         raise InfluxQueryError(f"cannot reach InfluxDB at {url}: {exc.reason}") from None
     series: list[Series] = []
