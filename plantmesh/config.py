@@ -32,9 +32,8 @@ class ConfigError(Exception):
     def __init__(self, path: Path | str, problems: list[str]) -> None:
         self.path = str(path)
         self.problems = problems
-        super().__init__(
-            f"{path}: " + ("\n  " if len(problems) > 1 else "") + "\n  ".join(problems)
-        )
+        joined = "\n  ".join(problems)
+        super().__init__(f"{path}:\n  {joined}" if len(problems) > 1 else f"{path}: {joined}")
 
 
 def _expand(value: Any, path: Path, where: str) -> Any:
@@ -56,15 +55,24 @@ def _expand(value: Any, path: Path, where: str) -> Any:
     return value
 
 
-def _key(loc: tuple[int | str, ...]) -> str:
-    out = ""
+def _key(loc: tuple[int | str, ...], data: Any) -> str:
+    """`sources[0].endpoint` from pydantic's location. Walks the input alongside, so the tag
+    pydantic inserts for a discriminated union (`sources[0].opcua.endpoint`) is left out."""
+    out, node = "", data
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if isinstance(node, dict) and part not in node and part in node.values():
+            continue  # a union tag, not a key of the file
+        out += f".{part}" if out else part
+        node = node.get(part) if isinstance(node, dict) else None
     return out or "<top level>"
 
 
-def _problem(item: Any) -> str:
-    key = _key(tuple(item["loc"]))
+def _problem(item: Any, data: Any) -> str:
+    key = _key(tuple(item["loc"]), data)
     if item["type"] == "extra_forbidden":
         return f"{key}: unknown key (check the spelling against the sample configuration)"
     if item["type"] == "missing":
@@ -78,7 +86,9 @@ def validate_config(model: type[M], data: Any, path: Path | str = "<config>") ->
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(path, [_problem(i) for i in exc.errors(include_url=False)]) from None
+        raise ConfigError(
+            path, [_problem(i, data) for i in exc.errors(include_url=False)]
+        ) from None
 
 
 def load_config(model: type[M], path: Path | str) -> M:

@@ -82,3 +82,26 @@ def test_connection_defaults_follow_the_environment(monkeypatch: pytest.MonkeyPa
 def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     assert resolve_relative(tmp_path / "a.yaml", "profiles/p.yaml") == tmp_path / "profiles/p.yaml"
     assert resolve_relative(tmp_path / "a.yaml", "/abs.yaml") == Path("/abs.yaml")
+
+
+def test_union_tags_do_not_appear_in_keys(tmp_path: Path) -> None:
+    from typing import Annotated, Literal
+
+    from pydantic import Field
+
+    class A(ConfigModel):
+        type: Literal["a"]
+        endpoint: str
+
+    class B(ConfigModel):
+        type: Literal["b"]
+        host: str
+
+    class WithSources(ConfigModel):
+        sources: list[Annotated[A | B, Field(discriminator="type")]]
+
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            WithSources, write(tmp_path, "sources:\n  - {type: b, host: h}\n  - {type: a}\n")
+        )
+    assert info.value.problems == ["sources[1].endpoint: required key is missing"]
