@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 
 from alerting.config import AlertingConfig, load_alerting_config
 from alerting.rules import ThresholdRuleConfig
-from alerting.service import serve
+from alerting.service import AlertingService
 from plantmesh.cli import Subparsers
 from plantmesh.kafka_admin import TopicSetupError
+from plantmesh.lifecycle import run_service
 from plantmesh.topics import Topics
 
 
@@ -31,12 +30,8 @@ def register(subparsers: Subparsers) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_alerting_config(args.config)
-    try:
-        asyncio.run(serve(config))
-    except TopicSetupError as exc:
-        print(f"alerting: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    # A broker that refuses to create the topics will not change its mind: exit 1, not retry.
+    return run_service(lambda: AlertingService(config), "alerting", fatal=(TopicSetupError,))
 
 
 def describe(config: AlertingConfig) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -211,17 +210,3 @@ class AlertingService:
                 s.commit_failures,
                 self.engine.rule_errors,
             )
-
-
-async def serve(config: AlertingConfig) -> None:
-    """Run until SIGTERM or SIGINT, then shut down cleanly."""
-    service = AlertingService(config)
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for sig in signals:
-        loop.add_signal_handler(sig, service.stop)
-    try:
-        await service.run()
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)

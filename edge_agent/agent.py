@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import uuid
 
 from edge_agent.buffer import BatchBuffer, MemoryBatchBuffer
@@ -18,6 +17,7 @@ from edge_agent.publisher import Publisher
 from edge_agent.sources import Source
 from edge_agent.sources.registry import build_source
 from plantmesh.contracts import GatewayHealth, SourceHealth
+from plantmesh.lifecycle import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,8 @@ class Agent:
         return self.publisher.health(self.source_health())
 
     async def run(self, handle_signals: bool = False) -> None:
-        """Run until `stop()` (or SIGTERM/SIGINT with `handle_signals`)."""
-        loop = asyncio.get_running_loop()
-        if handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.stop)
+        """Run until `stop()`, or SIGTERM/SIGINT with `handle_signals` (for embedding; `agent run`
+        goes through plantmesh.lifecycle.run_service, which handles them the same way)."""
         log.info(
             "agent %s (plant %s) starting: session %s, %d sources, mqtt %s",
             self.config.gateway_id,
@@ -72,7 +69,10 @@ class Agent:
             len(self.sources),
             self.config.mqtt.url,
         )
-        try:
+        signals = (
+            stop_on_signals(self.stop, "agent") if handle_signals else contextlib.nullcontext()
+        )
+        with signals:
             async with asyncio.TaskGroup() as tg:
                 self.publisher.start(tg)
                 workers = [task for source in self.sources for task in source.start(tg)]
@@ -84,10 +84,6 @@ class Agent:
                     task.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
                 await self.publisher.close()
-        finally:
-            if handle_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
         stats = self.publisher.stats
         log.info(
             "agent %s stopped: %d readings, %d batches acknowledged, %d dropped",

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 
 from edge_agent.config import AgentConfig, ModbusSourceConfig, OpcUaSourceConfig, load_agent_config
 from plantmesh.cli import Subparsers
+from plantmesh.lifecycle import run_service
 
 
 def register(subparsers: Subparsers) -> None:
@@ -29,17 +28,9 @@ def _run(args: argparse.Namespace) -> int:
     from edge_agent.agent import Agent
 
     config = load_agent_config(args.config)
-    if args.log_level != "debug":
-        # The agent reports PLC communication errors itself, once per distinct error; these
-        # would add a line for every failed poll and a traceback for every lost OPC UA session.
-        for noisy in ("pymodbus", "asyncua.client.ua_session"):
-            logging.getLogger(noisy).setLevel(logging.CRITICAL)
-
-    async def main() -> None:
-        await Agent(config).run(handle_signals=True)
-
-    asyncio.run(main())
-    return 0
+    # pymodbus and asyncua repeat themselves on every failed poll or lost session; the
+    # RepeatFilter of plantmesh.logs.setup_logging already cuts that to one line per message.
+    return run_service(lambda: Agent(config), "agent")
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -15,11 +15,10 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from edge_agent.backoff import Backoff
 from edge_agent.batching import Batcher
 from edge_agent.buffer import BatchBuffer, BufferedBatch
 from edge_agent.config import AgentConfig
-from edge_agent.errors import ErrorOnce, PublishError
+from edge_agent.errors import PublishError, report
 from edge_agent.mqtt_link import MqttLink
 from plantmesh import __version__
 from plantmesh.contracts import (
@@ -30,6 +29,7 @@ from plantmesh.contracts import (
     SourceHealth,
     encode,
 )
+from plantmesh.resilience import Backoff, ErrorLog
 from plantmesh.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,11 @@ class Publisher:
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._errors = ErrorOnce(log, f"mqtt {config.mqtt.url}")
+        self._errors = ErrorLog(log, f"mqtt {config.mqtt.url}")
         # One per kind of loss, so one kind's recovery does not re-arm another's message.
-        self._queue_drops = ErrorOnce(log, "publisher queue")
-        self._buffer_drops = ErrorOnce(log, "publisher buffer")
-        self._rejections = ErrorOnce(log, "publisher")
+        self._queue_drops = ErrorLog(log, "publisher queue")
+        self._buffer_drops = ErrorLog(log, "publisher buffer")
+        self._rejections = ErrorLog(log, "publisher")
         self._dropped_before = 0
         self.client_id = config.mqtt.client_id or f"plantmesh-agent-{config.gateway_id}"
 
@@ -88,7 +88,7 @@ class Publisher:
             self._queue.put_nowait(reading)
         except asyncio.QueueFull:
             self.stats.dropped_readings += 1
-            self._queue_drops.report("full", f"{self._queue.maxsize} readings waiting; dropping")
+            report(self._queue_drops, "full", f"{self._queue.maxsize} readings waiting; dropping")
             return
         self.stats.readings_in += 1
 
@@ -127,6 +127,7 @@ class Publisher:
             buffer_depth=len(self.buffer),
             oldest_unsent_age_s=self.buffer.oldest_age_s(),
             dropped_batches=self.stats.dropped_batches,
+            dropped_readings=self.stats.dropped_readings,
             reconnects=self.stats.reconnects,
             sources=sources,
         )
@@ -150,7 +151,7 @@ class Publisher:
             except asyncio.QueueEmpty:
                 break
         if self.stats.dropped_readings == self._dropped_before:
-            self._queue_drops.recovered("no readings dropped in the last interval")
+            self._queue_drops.succeeded()
         self._dropped_before = self.stats.dropped_readings
         if not readings:
             return 0
@@ -165,7 +166,7 @@ class Publisher:
             evicted = self.buffer.put(buffered)
             if evicted:
                 self.stats.dropped_batches += len(evicted)
-                self._buffer_drops.report("full", "dropping the oldest unacknowledged batches")
+                report(self._buffer_drops, "full", "dropping the oldest unacknowledged batches")
             self._send(buffered)
         self.stats.batches_made += len(batches)
         return len(batches)
@@ -201,7 +202,7 @@ class Publisher:
             # Republishing would be refused again (e.g. not authorized): drop it, counted.
             self.stats.batches_rejected += 1
             self.stats.dropped_batches += 1
-            self._rejections.report("broker", "the broker rejected a batch (PUBACK failure)")
+            report(self._rejections, "broker", "the broker rejected a batch (PUBACK failure)")
         if not self._inflight:
             self._flushed.set()
 
@@ -217,7 +218,7 @@ class Publisher:
         )
 
     async def _connection_loop(self) -> None:
-        backoff = Backoff(initial=0.5, cap=30.0)
+        backoff = Backoff(0.5, 30.0)
         while not self._stop.is_set():
             link = MqttLink(
                 self.config.mqtt,
@@ -233,23 +234,24 @@ class Publisher:
                 if self._stop.is_set():
                     await self._say_goodbye(link)
                 else:
-                    self._errors.report("connection", f"connection lost ({link.disconnect_reason})")
+                    report(
+                        self._errors, "connection", f"connection lost ({link.disconnect_reason})"
+                    )
             except PublishError as exc:
-                self._errors.report("connect", exc)
+                report(self._errors, "connect", exc)
             finally:
                 self._link = None
                 self._inflight.clear()
                 await link.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), backoff.next())
+            await backoff.wait(self._stop)
 
     async def _serve(self, link: MqttLink) -> None:
         """Birth, republish what the buffer holds, then keep going until the connection drops
         or the agent stops."""
         self._link = link
         self.stats.connects += 1
-        self._errors.recovered(f"connected to {self.config.mqtt.url}")
-        self._buffer_drops.recovered("connected again")
+        self._errors.succeeded()
+        self._buffer_drops.succeeded()
         log.info(
             "mqtt: connected to %s as %s (session %s, %d batches to republish)",
             self.config.mqtt.url,

@@ -8,20 +8,21 @@ from pathlib import Path
 from ingest.config import IngestConfig
 from plantmesh.cli import Subparsers
 from plantmesh.config import load_config
+from plantmesh.lifecycle import run_service
 
 
 def _bridge(args: argparse.Namespace) -> int:
     from ingest.bridge import Bridge
-    from ingest.service import run_service
 
-    return run_service(Bridge(load_config(IngestConfig, args.config)))
+    config = load_config(IngestConfig, args.config)
+    return run_service(lambda: Bridge(config), "ingest bridge")
 
 
 def _writer(args: argparse.Namespace) -> int:
-    from ingest.service import run_service
     from ingest.writer import Writer
 
-    return run_service(Writer(load_config(IngestConfig, args.config)))
+    config = load_config(IngestConfig, args.config)
+    return run_service(lambda: Writer(config), "ingest writer")
 
 
 def register(subparsers: Subparsers) -> None:

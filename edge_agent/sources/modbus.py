@@ -17,13 +17,13 @@ from typing import Any
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import ModbusDeviceConfig, ModbusSourceConfig
-from edge_agent.errors import ErrorOnce, ModbusReadError
+from edge_agent.errors import ModbusReadError, report
 from edge_agent.sources import ReadingSink, SourceState
 from edge_agent.sources.modbus_plan import BIT_TABLES, ReadRequest, decode_answer, plan_reads
 from plantmesh.contracts import AssetPath, Reading, SourceHealth
 from plantmesh.modbus_profile import Table
+from plantmesh.resilience import Backoff, ErrorLog
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,12 @@ class DevicePoller:
         self.polls = 0
         self._sink = sink
         self._last: dict[str, float | bool] = {}
-        self._errors = ErrorOnce(
+        self._errors = ErrorLog(
             log,
             f"modbus {source.host}:{source.port} unit {device.unit_id} ({device.machine})",
         )
         # Bad values are a profile or PLC-program problem, logged once for the agent's life.
-        self._value_errors = ErrorOnce(log, f"modbus unit {device.unit_id} ({device.machine})")
+        self._value_errors = ErrorLog(log, f"modbus unit {device.unit_id} ({device.machine})")
 
     async def run(self) -> None:
         client = AsyncModbusTcpClient(
@@ -90,13 +90,13 @@ class DevicePoller:
             name=self.state.name,
         )
         interval = self.device.poll_interval_s
-        backoff = Backoff(initial=min(interval, 1.0), cap=30.0)
+        backoff = Backoff(min(interval, 1.0), 30.0)
         loop = asyncio.get_running_loop()
         try:
             next_poll = loop.time()
             while True:
                 if not await self._poll_once(client):
-                    await asyncio.sleep(backoff.next())
+                    await asyncio.sleep(backoff.next_delay())
                     next_poll = loop.time()
                     continue
                 backoff.reset()
@@ -137,7 +137,7 @@ class DevicePoller:
         for spec, value in values:
             if isinstance(value, float) and not math.isfinite(value):
                 self.state.errors += 1
-                self._value_errors.report(spec.signal, "register holds NaN or infinity")
+                report(self._value_errors, spec.signal, "register holds NaN or infinity")
                 continue
             if self.device.on_change and self._last.get(spec.signal) == value:
                 continue
@@ -155,7 +155,7 @@ class DevicePoller:
             published += 1
         self.state.connected = True
         self.state.seen(published)
-        self._errors.recovered("polling again")
+        self._errors.succeeded()
 
     async def _read(self, client: AsyncModbusTcpClient, request: ReadRequest) -> list[Any]:
         read: Callable[..., Awaitable[Any]] = getattr(client, READ_METHOD[request.table])
@@ -174,4 +174,4 @@ class DevicePoller:
         self.state.connected = False
         # After an outage downstream should see every value again, not only later changes.
         self._last.clear()
-        self._errors.report(what, error)
+        report(self._errors, what, error)

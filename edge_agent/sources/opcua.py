@@ -26,9 +26,8 @@ from asyncua.common.subscription import (
 )
 from asyncua.ua.uaerrors import UaError
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import OpcUaSourceConfig
-from edge_agent.errors import ErrorOnce, SourceError
+from edge_agent.errors import SourceError, report
 from edge_agent.sources import ReadingSink, SourceState
 from edge_agent.sources.opcua_browse import (
     CHUNK,
@@ -39,6 +38,7 @@ from edge_agent.sources.opcua_browse import (
     walk_root,
 )
 from plantmesh.contracts import Quality, Reading, SourceHealth
+from plantmesh.resilience import Backoff, ErrorLog
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class OpcUaSource:
         self.plant = plant
         self.state = SourceState(config.name)
         self._sink = sink
-        self._errors = ErrorOnce(log, f"opcua source {config.name} ({config.endpoint})")
+        self._errors = ErrorLog(log, f"opcua source {config.name} ({config.endpoint})")
         self._bindings: dict[ua.NodeId, Binding] = {}
         self.subscribed = 0
         """How many variables the current session has monitored items for."""
@@ -94,15 +94,15 @@ class OpcUaSource:
         return [self.state.health()]
 
     async def run(self) -> None:
-        backoff = Backoff(initial=0.5, cap=30.0)
+        backoff = Backoff(0.5, 30.0)
         while True:
             if await self._session():
                 backoff.reset()
-            await asyncio.sleep(backoff.next())
+            await asyncio.sleep(backoff.next_delay())
 
     def _fail(self, what: str, error: BaseException | str) -> None:
         self.state.errors += 1
-        self._errors.report(what, error)
+        report(self._errors, what, error)
 
     async def _session(self) -> bool:
         """One connection's life. True if it got as far as receiving data."""
@@ -120,7 +120,7 @@ class OpcUaSource:
             await self._close(client)
             return False
         # Before subscribing: a node the server refuses is this session's news, not old news.
-        self._errors.recovered("connected")
+        self._errors.succeeded()
         streamed = False
         try:
             bindings = await self._discover(client)

@@ -34,6 +34,8 @@ class GatewayHealth(WireModel):
     buffer_depth: NonNegativeInt = 0
     oldest_unsent_age_s: float | None = None
     dropped_batches: NonNegativeInt = 0
+    dropped_readings: NonNegativeInt = 0
+    """Readings refused because the agent's queue was full (the broker could not keep up)."""
     reconnects: NonNegativeInt = 0
     sources: list[SourceHealth] = Field(default_factory=list)
 

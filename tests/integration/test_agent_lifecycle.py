@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -66,6 +67,13 @@ async def test_birth_is_retained_health_reports_sources_and_death_ends_it(
                 assert source.name == "plc-modbus.pump-01"
                 assert not source.connected
                 assert source.errors >= 1
+                # On the wire too, so the cloud side sees readings lost to a full queue.
+                raw = next(
+                    json.loads(m.payload)["health"]
+                    for m in late.messages
+                    if m.payload and json.loads(m.payload)["state"] == "health"
+                )
+                assert raw["dropped_readings"] == health.health.dropped_readings == 0
                 assert not any(r for s, r in late.statuses() if s.state == GatewayState.HEALTH)
         with subscribed(mqtt_url, status_topic) as after:
             await until_death(after)

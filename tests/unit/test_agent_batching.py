@@ -130,6 +130,7 @@ async def test_full_queue_drops_and_counts_instead_of_blocking() -> None:
         publisher.submit(reading("m1", float(i)))
     assert publisher.stats.readings_in == 2
     assert publisher.stats.dropped_readings == 3
+    assert publisher.health([]).dropped_readings == 3
     publisher.flush()
     [kept] = publisher.buffer.unacked()
     assert [r.value for r in decode(ReadingBatch, kept.payload).readings] == [0.0, 1.0]

@@ -98,7 +98,7 @@ def test_invalid_profile_reports_the_profile_problem(tmp_path: Path) -> None:
             "endpoint",
             "opc.tcp://",
         ),
-        ("{type: opcua, name: o, endpoint: 'opc.tcp://h:1'}", "sources[0].opcua", "at least one"),
+        ("{type: opcua, name: o, endpoint: 'opc.tcp://h:1'}", "sources[0]:", "at least one"),
         (
             "{type: opcua, name: o, endpoint: 'opc.tcp://h:1', nodes: [{node_id: 'x', area: a, line: l, machine: m, signal: s}]}",
             "node_id",

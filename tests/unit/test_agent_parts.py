@@ -7,35 +7,27 @@ from enum import IntEnum
 import pytest
 from asyncua import ua
 
-from edge_agent.backoff import Backoff
-from edge_agent.errors import ErrorOnce
+from edge_agent.errors import report
 from edge_agent.sources.opcua import to_value
 from edge_agent.sources.opcua_browse import safe_name
+from plantmesh.resilience import ErrorLog
 
 
-def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    backoff = Backoff(initial=1.0, cap=8.0, jitter=0.5)
-    delays = [backoff.next() for _ in range(6)]
-    for delay, base in zip(delays, [1, 2, 4, 8, 8, 8], strict=True):
-        assert base * 0.5 <= delay <= base
-    backoff.reset()
-    assert backoff.next() <= 1.0
-
-
-def test_error_once_logs_each_distinct_error_once(caplog: pytest.LogCaptureFixture) -> None:
-    errors = ErrorOnce(logging.getLogger("t"), "modbus unit 1")
+def test_report_names_component_step_and_error_once_per_outage(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    errors = ErrorLog(logging.getLogger("t"), "modbus unit 1")
     with caplog.at_level(logging.INFO, logger="t"):
-        assert errors.report("poll", TimeoutError("no answer"))
-        assert not errors.report("poll", TimeoutError("no answer"))
-        assert errors.report("poll", "refused")
-        errors.recovered("polling again")
-        errors.recovered("polling again")  # nothing to recover from: silent
-        assert errors.report("poll", TimeoutError("no answer"))  # new outage, logged again
+        assert report(errors, "poll", TimeoutError("no answer"))
+        assert not report(errors, "poll", TimeoutError("no answer"))
+        assert report(errors, "poll", "refused")
+        errors.succeeded()
+        assert report(errors, "poll", TimeoutError("no answer"))  # new outage, logged again
     messages = [r.getMessage() for r in caplog.records]
     assert messages == [
         "modbus unit 1: poll: TimeoutError: no answer",
         "modbus unit 1: poll: refused",
-        "modbus unit 1: recovered (polling again)",
+        "modbus unit 1 recovered",
         "modbus unit 1: poll: TimeoutError: no answer",
     ]
 
