@@ -55,40 +55,69 @@ def _expand(value: Any, path: Path, where: str) -> Any:
     return value
 
 
-def _key(loc: tuple[int | str, ...], data: Any) -> str:
-    """`sources[0].endpoint` from pydantic's location. Walks the input alongside, so the tag
-    pydantic inserts for a discriminated union (`sources[0].opcua.endpoint`) is left out."""
-    out, node = "", data
+KeyPath = tuple[int | str, ...]
+
+
+def _locate(loc: KeyPath, data: Any) -> tuple[str, KeyPath]:
+    """`sources[0].endpoint` from pydantic's location, and the path of the deepest part of it
+    present in the file. Walks the input alongside, so the tag pydantic inserts for a
+    discriminated union (`sources[0].opcua.endpoint`) is left out."""
+    out, node, present, inside = "", data, [], True
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            continue
-        if isinstance(node, dict) and part not in node and part in node.values():
+            inside = inside and isinstance(node, list) and part < len(node)
+            node = node[part] if inside else None
+        elif isinstance(node, dict) and part not in node and part in node.values():
             continue  # a union tag, not a key of the file
-        out += f".{part}" if out else part
-        node = node.get(part) if isinstance(node, dict) else None
-    return out or "<top level>"
+        else:
+            out += f".{part}" if out else part
+            inside = inside and isinstance(node, dict) and part in node
+            node = node.get(part) if inside else None
+        if inside:
+            present.append(part)
+    return out or "<top level>", tuple(present)
 
 
-def _problem(item: Any, data: Any) -> str:
-    key = _key(tuple(item["loc"]), data)
+def _problem(item: Any, data: Any, lines: dict[KeyPath, int]) -> str:
+    key, present = _locate(tuple(item["loc"]), data)
+    line = lines.get(present)
+    where = f" (line {line})" if line else ""
     if item["type"] == "extra_forbidden":
-        return f"{key}: unknown key (check the spelling against the sample configuration)"
+        return f"{key}: unknown key{where} (check the spelling against the sample configuration)"
     if item["type"] == "missing":
-        return f"{key}: required key is missing"
+        return f"{key}: required key is missing{where}"
     got = item.get("input")
     shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-    return f"{key}: {item['msg']}{shown}"
+    return f"{key}: {item['msg']}{shown}{where}"
 
 
-def validate_config(model: type[M], data: Any, path: Path | str = "<config>") -> M:
+def _line_numbers(node: yaml.Node, path: KeyPath = ()) -> dict[KeyPath, int]:
+    """Where each key and list item of a YAML document starts (1-based lines)."""
+    lines: dict[KeyPath, int] = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines.update(_line_numbers(value, child))
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_line_numbers(item, (*path, index)))
+    return lines
+
+
+def validate_config(
+    model: type[M],
+    data: Any,
+    path: Path | str = "<config>",
+    lines: dict[KeyPath, int] | None = None,
+) -> M:
+    """Validate already-parsed data; `lines` (from the YAML source) adds line numbers."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(
-            path, [_problem(i, data) for i in exc.errors(include_url=False)]
-        ) from None
+        problems = [_problem(i, data, lines or {}) for i in exc.errors(include_url=False)]
+        raise ConfigError(path, problems) from None
 
 
 def load_config(model: type[M], path: Path | str) -> M:
@@ -108,7 +137,10 @@ def load_config(model: type[M], path: Path | str) -> M:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(file, ["<top level>: expected a mapping of keys to values"])
-    return validate_config(model, _expand(data, file, ""), file)
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines = _line_numbers(node) if node is not None else {}
+    lines.pop((), None)  # "line 1" for the whole file says nothing
+    return validate_config(model, _expand(data, file, ""), file, lines)
 
 
 def resolve_relative(base_file: Path | str, value: str | Path) -> Path:

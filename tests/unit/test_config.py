@@ -104,4 +104,14 @@ def test_union_tags_do_not_appear_in_keys(tmp_path: Path) -> None:
         load_config(
             WithSources, write(tmp_path, "sources:\n  - {type: b, host: h}\n  - {type: a}\n")
         )
-    assert info.value.problems == ["sources[1].endpoint: required key is missing"]
+    assert info.value.problems == ["sources[1].endpoint: required key is missing (line 3)"]
+
+
+def test_errors_name_the_line(tmp_path: Path) -> None:
+    text = "name: a\nmqtt:\n  url: 'mqtt://h'\n  passwrd: x\nrate_hz: fast\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(Sample, write(tmp_path, text))
+    problems = sorted(info.value.problems)
+    assert problems[0].startswith("mqtt.passwrd: unknown key (line 4)")
+    assert problems[1].startswith("rate_hz: Input should be a valid number")
+    assert problems[1].endswith("(line 5)")
