@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from edge_agent.config import AgentConfig, ModbusSourceConfig, OpcUaSourceConfig, load_agent_config
 from plantmesh.cli import Subparsers
@@ -14,7 +15,9 @@ def register(subparsers: Subparsers) -> None:
         "agent", help="reads PLCs over OPC UA and Modbus and publishes reading batches to MQTT"
     )
     commands = parser.add_subparsers(dest="agent_command", metavar="COMMAND", required=True)
-    run = commands.add_parser("run", help="run the edge agent until SIGTERM/SIGINT")
+    run = commands.add_parser(
+        "run", help="run the edge agent until SIGTERM/SIGINT (SIGHUP re-reads the config)"
+    )
     run.add_argument("--config", required=True, help="agent YAML file")
     run.set_defaults(func=_run)
     check = commands.add_parser(
@@ -22,15 +25,44 @@ def register(subparsers: Subparsers) -> None:
     )
     check.add_argument("--config", required=True, help="agent YAML file")
     check.set_defaults(func=_check_config)
+    probe = commands.add_parser(
+        "probe-modbus",
+        help="read a register pair and print it in all four byte/word orders (commissioning)",
+    )
+    probe.add_argument("endpoint", metavar="HOST:PORT", help="Modbus TCP server")
+    probe.add_argument("unit", type=int, help="unit (slave) id")
+    probe.add_argument("address", type=int, help="wire address of the first register (0-based)")
+    probe.add_argument("--table", choices=["holding", "input"], default="holding")
+    probe.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    probe.set_defaults(func=_probe_modbus)
 
 
 def _run(args: argparse.Namespace) -> int:
     from edge_agent.agent import Agent
+    from edge_agent.disk_buffer import BufferUnavailableError
 
     config = load_agent_config(args.config)
     # pymodbus and asyncua repeat themselves on every failed poll or lost session; the
     # RepeatFilter of plantmesh.logs.setup_logging already cuts that to one line per message.
-    return run_service(lambda: Agent(config), "agent")
+    try:
+        return run_service(lambda: Agent(config, config_path=args.config), "agent")
+    except BufferUnavailableError as exc:
+        print(f"agent: {exc}", file=sys.stderr)
+        return 1
+
+
+def _probe_modbus(args: argparse.Namespace) -> int:
+    import sys
+
+    from edge_agent.errors import ModbusReadError
+    from edge_agent.probe import probe
+
+    try:
+        print(probe(args.endpoint, args.unit, args.address, args.table, args.timeout))
+    except (ModbusReadError, ValueError) as exc:
+        print(f"probe-modbus: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -45,7 +77,10 @@ def summary(config: AgentConfig) -> str:
         f"gateway {config.gateway_id} (plant {config.plant}) -> {config.mqtt.url}"
         + (f", namespace {config.namespace}" if config.namespace else ""),
         f"publish every {config.publish_interval_s:g}s, health every {config.health_interval_s:g}s",
+        _buffer_line(config),
     ]
+    if config.metrics.listen:
+        lines.append(f"metrics on http://{config.metrics.listen}/metrics")
     for source in config.sources:
         if isinstance(source, OpcUaSourceConfig):
             roots = ", ".join(b.root for b in source.browse) or "-"
@@ -64,3 +99,12 @@ def summary(config: AgentConfig) -> str:
                     f"every {device.poll_interval_s:g}s, {mode}"
                 )
     return "\n".join(lines)
+
+
+def _buffer_line(config: AgentConfig) -> str:
+    from edge_agent.disk_buffer import buffer_path
+
+    buffer = config.buffer
+    where = f"disk {buffer_path(config)}" if buffer.kind == "disk" else "memory"
+    age = "" if buffer.max_age_h is None else f", {buffer.max_age_h:g} h"
+    return f"buffer: {where} (max {buffer.max_batches} batches, {buffer.max_mib:g} MiB{age})"

@@ -7,12 +7,13 @@ ever sees `DeviceProfile` objects.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from asyncua import ua
 from asyncua.ua.uaerrors import UaError
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from plantmesh.config import ConfigError, ConfigModel, load_config, resolve_relative
 from plantmesh.connections import MqttConnection
@@ -24,11 +25,51 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 Namespace = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,64}$")]
 
 
-class OpcUaNodeConfig(ConfigModel):
+class Deadband(ConfigModel):
+    """Report a change only when it exceeds this (OPC UA DataChangeFilter)."""
+
+    type: Literal["absolute", "percent"]
+    value: Annotated[float, Field(ge=0)]
+    """Engineering units for `absolute`; percent of the variable's EURange for `percent`."""
+
+    @model_validator(mode="after")
+    def _check_percent(self) -> Deadband:
+        if self.type == "percent" and self.value > 100:
+            raise ValueError("a percent deadband is between 0 and 100")
+        return self
+
+
+class ReadOptions(ConfigModel):
+    """How values are fetched. Set on the source (the defaults), on a browse root (its group) or
+    on one node; unset keys fall back to the next level up."""
+
+    mode: Literal["subscribe", "poll"] | None = None
+    """`subscribe`: the server reports changes; `poll`: read every `poll_interval_s`."""
+    sampling_interval_ms: Annotated[float, Field(ge=0)] | None = None
+    queue_size: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    deadband: Deadband | None = None
+    poll_interval_s: Annotated[float, Field(gt=0)] | None = None
+
+
+_NSU = re.compile(r"^nsu=([^;]+);(.+)$")
+
+
+def split_namespace_uri(node_id: str) -> tuple[str, str] | None:
+    """`nsu=<uri>;s=Name` as (uri, `s=Name`); None for an ordinary node id."""
+    match = _NSU.match(node_id)
+    return (match.group(1), match.group(2)) if match else None
+
+
+class OpcUaNodeConfig(ReadOptions):
     """One explicitly listed variable and where its readings belong."""
 
-    node_id: Annotated[str, Field(min_length=1)]
-    """Any OPC UA node id string, e.g. `ns=2;s=Press1.Temperature` or `ns=3;i=1042`."""
+    node_id: Annotated[str, Field(min_length=1)] | None = None
+    """`ns=2;s=Press1.Temperature`, `ns=3;i=1042`, or `nsu=<namespace uri>;s=...` (the index is
+    looked up in the server's namespace array on every connect, so it survives a server
+    restart that numbers its namespaces differently)."""
+    browse_path: Annotated[str, Field(min_length=1)] | None = None
+    """Browse names under Objects separated by `/`, whatever their namespace
+    (e.g. `Site/plant-a/pressing/line1/press-01/temperature`); resolved on every connect."""
     area: Name
     line: Name
     machine: Name
@@ -38,17 +79,30 @@ class OpcUaNodeConfig(ConfigModel):
 
     @field_validator("node_id")
     @classmethod
-    def _check_node_id(cls, value: str) -> str:
+    def _check_node_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        with_uri = split_namespace_uri(value)
         try:
-            ua.NodeId.from_string(value)
+            ua.NodeId.from_string(f"ns=0;{with_uri[1]}" if with_uri else value)
         except (UaError, ValueError):
             raise ValueError(
-                "expected an OPC UA node id such as ns=2;s=Name or ns=3;i=1042"
+                "expected an OPC UA node id such as ns=2;s=Name, ns=3;i=1042 or nsu=urn:x;s=Name"
             ) from None
         return value
 
+    @model_validator(mode="after")
+    def _one_address(self) -> OpcUaNodeConfig:
+        if (self.node_id is None) == (self.browse_path is None):
+            raise ValueError("give exactly one of `node_id` and `browse_path`")
+        return self
 
-class BrowseRootConfig(ConfigModel):
+    @property
+    def address(self) -> str:
+        return self.node_id or f"browse path {self.browse_path}"
+
+
+class BrowseRootConfig(ReadOptions):
     root: Annotated[str, Field(min_length=1)]
     """Browse names under Objects separated by `/` (e.g. `plant-a` or `Site/plant-a`). Below it
     the folders are area / line / machine and each machine's Variables are its signals."""
@@ -58,16 +112,51 @@ class BrowseRootConfig(ConfigModel):
         return [part for part in self.root.split("/") if part]
 
 
+class OpcUaSecurityConfig(ConfigModel):
+    """Secure channel. `None` sends everything in clear; Basic256Sha256 signs (`Sign`) or signs
+    and encrypts (`SignAndEncrypt`) with the client certificate and key."""
+
+    policy: Literal["None", "Basic256Sha256"] = "None"
+    mode: Literal["Sign", "SignAndEncrypt"] = "SignAndEncrypt"
+    certificate: str | None = None
+    """Client certificate file (.der or .pem); its URI is used as the application URI."""
+    private_key: str | None = None
+    private_key_password: SecretStr | None = None
+    server_certificate: str | None = None
+    """Pin the server's certificate; unset takes it from the server's endpoint list."""
+
+    @model_validator(mode="after")
+    def _files_for_security(self) -> OpcUaSecurityConfig:
+        if self.policy != "None" and (self.certificate is None or self.private_key is None):
+            raise ValueError(f"policy {self.policy} needs `certificate` and `private_key`")
+        return self
+
+
 class OpcUaSourceConfig(ConfigModel):
     type: Literal["opcua"]
     name: Name
     endpoint: str
+    security: OpcUaSecurityConfig = Field(default_factory=OpcUaSecurityConfig)
+    username: str | None = None
+    password: SecretStr | None = None
     publishing_interval_ms: Annotated[float, Field(gt=0)] = 100.0
+    mode: Literal["subscribe", "poll"] = "subscribe"
+    """Default for every node: `subscribe` (the server reports changes) or `poll`."""
     sampling_interval_ms: Annotated[float, Field(ge=0)] = 0.0
     """0 asks the server to sample as fast as the value changes."""
     queue_size: Annotated[int, Field(ge=1, le=100_000)] = 100
     """Values the server keeps per item between two publishes, so fast changes are not lost."""
+    deadband: Deadband | None = None
+    poll_interval_s: PositiveSeconds = 1.0
     request_timeout_s: PositiveSeconds = 4.0
+    keepalive_timeout_s: Annotated[float, Field(ge=1)] = 10.0
+    """A session that brings neither data nor a keep-alive for this long is dead: it is torn
+    down and built again. The server is asked for keep-alives three times as often."""
+    watchdog_interval_s: PositiveSeconds = 5.0
+    """How often the session is probed (a read of the server state); an answer slower than
+    this counts as a lost session, so a busy server or gateway needs some seconds here."""
+    reconnect_max_s: PositiveSeconds = 30.0
+    """Ceiling of the jittered backoff between reconnect attempts."""
     browse: list[BrowseRootConfig] = Field(default_factory=list)
     nodes: list[OpcUaNodeConfig] = Field(default_factory=list)
 
@@ -82,6 +171,8 @@ class OpcUaSourceConfig(ConfigModel):
     def _something_to_read(self) -> OpcUaSourceConfig:
         if not self.browse and not self.nodes:
             raise ValueError("give at least one `browse` root or one entry in `nodes`")
+        if self.password is not None and self.username is None:
+            raise ValueError("`password` needs `username`")
         return self
 
 
@@ -113,6 +204,8 @@ class ModbusSourceConfig(ConfigModel):
     port: Annotated[int, Field(ge=1, le=65535)] = 502
     timeout_s: PositiveSeconds = 1.0
     """How long one request may take before the poll counts as failed."""
+    reconnect_max_s: PositiveSeconds = 30.0
+    """Ceiling of the jittered backoff between reconnect attempts (per device)."""
     devices: Annotated[list[ModbusDeviceConfig], Field(min_length=1)]
 
 
@@ -120,12 +213,60 @@ SourceConfig = Annotated[OpcUaSourceConfig | ModbusSourceConfig, Field(discrimin
 
 
 class BufferConfig(ConfigModel):
-    """Unacknowledged batches kept for republishing. Past either limit the oldest are dropped
-    (and counted in the health message)."""
+    """Batches not yet acknowledged by the broker. Past any limit the oldest are dropped (and
+    counted in the health message)."""
 
-    max_batches: Annotated[int, Field(ge=1)] = 10_000
-    max_mib: Annotated[float, Field(gt=0)] = 64.0
+    kind: Literal["disk", "memory"] = "disk"
+    """disk: an SQLite file that survives restarts and power loss; memory: lost on restart."""
+    path: str | None = None
+    """The disk buffer's file (relative to the config file). Default: agent-buffer-<gateway_id>
+    .sqlite in /var/lib/plantmesh when running as root, else in ~/.local/state/plantmesh."""
+    max_batches: Annotated[int, Field(ge=1)] = 1_000_000
+    max_mib: Annotated[float, Field(gt=0)] = 256.0
     """Encoded size of all kept batches, in MiB."""
+    max_age_h: Annotated[float, Field(gt=0)] | None = 168.0
+    """Batches older than this are dropped (null: no age limit)."""
+
+
+class MqttSettings(MqttConnection):
+    """The shared MQTT connection settings plus a client certificate for mutual TLS."""
+
+    cert_file: str | None = None
+    """Client certificate (PEM) for mqtts:// brokers that authenticate clients by certificate."""
+    key_file: str | None = None
+    """Its private key (PEM); required with cert_file."""
+    reconnect_max_s: PositiveSeconds = 30.0
+    """Longest wait between two connection attempts (the waits double up to it, jittered)."""
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> MqttSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give cert_file and key_file together")
+        if (self.cert_file or self.ca_file) and not self.tls:
+            raise ValueError("ca_file, cert_file and key_file need an mqtts:// url")
+        return self
+
+
+class MetricsConfig(ConfigModel):
+    listen: str | None = None
+    """host:port of the Prometheus metrics endpoint, e.g. 127.0.0.1:9108 (unset: disabled)."""
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port, e.g. 127.0.0.1:9108")
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 class AgentConfig(ConfigModel):
@@ -133,7 +274,7 @@ class AgentConfig(ConfigModel):
     plant: Name
     namespace: Namespace = ""
     """Topic namespace (plantmesh.topics.Topics): lets deployments share one broker."""
-    mqtt: MqttConnection = Field(default_factory=MqttConnection)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
     publish_interval_s: PositiveSeconds = 0.5
     """Readings are batched per machine for this long, then published as one message each."""
     health_interval_s: PositiveSeconds = 10.0
@@ -143,6 +284,10 @@ class AgentConfig(ConfigModel):
     shutdown_timeout_s: PositiveSeconds = 5.0
     """On SIGTERM: how long to wait for the broker to acknowledge what is still unsent."""
     buffer: BufferConfig = Field(default_factory=BufferConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    watch_config_s: Annotated[float, Field(ge=0)] = 5.0
+    """How often `agent run` checks the config file for changes and reloads it (0: only on
+    SIGHUP)."""
     sources: Annotated[list[SourceConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -174,7 +319,18 @@ def resolve_profiles(config: AgentConfig, base_file: Path | str) -> AgentConfig:
     return config
 
 
+def resolve_paths(config: AgentConfig, base_file: Path | str) -> AgentConfig:
+    """Make the buffer and TLS file paths absolute, relative to `base_file`."""
+    if config.buffer.path is not None:
+        config.buffer.path = str(resolve_relative(base_file, config.buffer.path))
+    for key in ("ca_file", "cert_file", "key_file"):
+        value = getattr(config.mqtt, key)
+        if value is not None:
+            setattr(config.mqtt, key, str(resolve_relative(base_file, value)))
+    return config
+
+
 def load_agent_config(path: Path | str) -> AgentConfig:
     """Read and validate an agent config file, profiles included. Raises ConfigError naming the
     file, the key and what was expected."""
-    return resolve_profiles(load_config(AgentConfig, path), path)
+    return resolve_paths(resolve_profiles(load_config(AgentConfig, path), path), path)

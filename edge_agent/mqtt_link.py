@@ -19,8 +19,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge_agent.config import MqttSettings
 from edge_agent.errors import PublishError
-from plantmesh.connections import MqttConnection
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +29,19 @@ AckCallback = Callable[["MqttLink", int, bool], None]
 
 _link_ids = itertools.count(1)
 
+MAX_INFLIGHT = 100
+"""Unacknowledged QoS 1 messages per connection (paho's window, and the publisher's)."""
+
 
 class MqttLink:
     def __init__(
         self,
-        settings: MqttConnection,
+        settings: MqttSettings,
         client_id: str,
         will: tuple[str, bytes],
         on_ack: AckCallback,
         on_lost: Callable[[], None] = lambda: None,
-        max_inflight: int = 100,
+        max_inflight: int = MAX_INFLIGHT,
     ) -> None:
         self.id = next(_link_ids)
         self.settings = settings
@@ -60,7 +63,14 @@ class MqttLink:
             password = settings.password.get_secret_value() if settings.password else None
             client.username_pw_set(settings.username, password)
         if settings.tls:
-            client.tls_set(ca_certs=settings.ca_file)
+            try:
+                client.tls_set(
+                    ca_certs=settings.ca_file,
+                    certfile=settings.cert_file,
+                    keyfile=settings.key_file,
+                )
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise PublishError(f"TLS setup failed: {exc}") from None
         client.max_inflight_messages_set(max_inflight)
         client.will_set(will[0], will[1], qos=1, retain=True)
         client.on_connect = self._paho_on_connect

@@ -3,8 +3,11 @@ by the broker (QoS 1), across reconnects.
 
 Path of a reading: `submit` (never blocks a source; counts drops when the queue is full) ->
 bounded queue -> every `publish_interval_s` one ReadingBatch per machine -> BatchBuffer ->
-MQTT. A batch leaves the buffer only when its PUBACK arrives; after a reconnect every batch still
-in the buffer is published again, oldest first.
+MQTT. A batch leaves the buffer only when its PUBACK arrives. The buffer is the only place
+batches wait: the publisher keeps at most `MAX_INFLIGHT` of them in flight and reads the next
+ones, in buffer order, as acknowledgements come in; after a reconnect it starts again from the
+oldest unacknowledged one. So a backlog of a day drains in order without being loaded into
+memory, and new batches queue behind it.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from edge_agent.batching import Batcher
-from edge_agent.buffer import BatchBuffer, BufferedBatch
+from edge_agent.buffer import BatchBuffer, NewBatch
 from edge_agent.config import AgentConfig
 from edge_agent.errors import PublishError, report
-from edge_agent.mqtt_link import MqttLink
+from edge_agent.mqtt_link import MAX_INFLIGHT, MqttLink
 from plantmesh import __version__
 from plantmesh.contracts import (
     GatewayHealth,
@@ -35,6 +38,7 @@ from plantmesh.topics import Topics
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+EXPIRE_EVERY_S = 10.0
 
 
 @dataclass
@@ -43,11 +47,14 @@ class PublisherStats:
     dropped_readings: int = 0
     """Readings refused because the queue was full (the broker could not keep up)."""
     batches_made: int = 0
+    batches_sent: int = 0
+    """PUBLISH packets of batches, republished ones included."""
     batches_acked: int = 0
+    readings_acked: int = 0
     batches_rejected: int = 0
-    """Batches the broker answered with a failure reason code (e.g. not authorized)."""
-    dropped_batches: int = 0
-    """Batches pushed out of a full buffer, or still unsent when the agent stopped."""
+    """Batches the broker answered with a failure reason code (e.g. not authorized): dropped."""
+    batches_lost_at_stop: int = 0
+    """Unacknowledged when the agent stopped with a memory buffer."""
     connects: int = 0
 
     @property
@@ -56,17 +63,30 @@ class PublisherStats:
 
 
 class Publisher:
-    def __init__(self, config: AgentConfig, session_id: str, buffer: BatchBuffer) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        session_id: str,
+        buffer: BatchBuffer,
+        first_seq: int = 0,
+        stats: PublisherStats | None = None,
+    ) -> None:
+        """`first_seq` and `stats` carry a session on when a reload replaces the publisher."""
         self.config = config
         self.session_id = session_id
         self.buffer = buffer
         self.topics = Topics(config.namespace)
         self.status_topic = self.topics.mqtt_gateway_status(config.plant, config.gateway_id)
-        self.stats = PublisherStats()
+        self.stats = stats or PublisherStats()
         self.batcher = Batcher(config.gateway_id, session_id, config.max_readings_per_batch)
+        self.batcher.next_seq = first_seq
         self._queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=config.queue_size)
         self._link: MqttLink | None = None
-        self._inflight: dict[int, tuple[str, int]] = {}
+        self._inflight: dict[int, tuple[int, int]] = {}
+        """mid -> (buffer id, readings) of batches published on this connection, not acked."""
+        self._cursor = 0
+        """Buffer id of the last batch published on this connection."""
+        self._next_expiry = 0.0
         self._status_acks: dict[int, asyncio.Future[bool]] = {}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -96,6 +116,18 @@ class Publisher:
     def connected(self) -> bool:
         return self._link is not None and self._link.is_connected
 
+    @property
+    def healthy(self) -> bool:
+        """Its tasks are running (whether or not the broker is reachable): the watchdog's test."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
+    @property
+    def dropped_batches(self) -> int:
+        """Every batch given up on, for whatever reason, in this session."""
+        return (
+            self.buffer.drops.total + self.stats.batches_rejected + self.stats.batches_lost_at_stop
+        )
+
     def start(self, tg: asyncio.TaskGroup) -> None:
         self._tasks = [
             tg.create_task(self._connection_loop(), name="publisher:mqtt"),
@@ -115,8 +147,17 @@ class Publisher:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if len(self.buffer):
-            self.stats.dropped_batches += len(self.buffer)
+        self.buffer.sync()
+        if not len(self.buffer):
+            return
+        if self.buffer.persistent:
+            log.info(
+                "stopping with %d unacknowledged batches; they stay in the buffer for the next "
+                "start",
+                len(self.buffer),
+            )
+        else:
+            self.stats.batches_lost_at_stop += len(self.buffer)
             log.warning(
                 "stopping with %d unacknowledged batches (in-memory buffer: they are lost)",
                 len(self.buffer),
@@ -126,7 +167,7 @@ class Publisher:
         return GatewayHealth(
             buffer_depth=len(self.buffer),
             oldest_unsent_age_s=self.buffer.oldest_age_s(),
-            dropped_batches=self.stats.dropped_batches,
+            dropped_batches=self.dropped_batches,
             dropped_readings=self.stats.dropped_readings,
             reconnects=self.stats.reconnects,
             sources=sources,
@@ -153,23 +194,36 @@ class Publisher:
         if self.stats.dropped_readings == self._dropped_before:
             self._queue_drops.succeeded()
         self._dropped_before = self.stats.dropped_readings
+        self._housekeeping()
         if not readings:
             return 0
         batches = self.batcher.make_batches(readings, datetime.now(UTC))
-        for batch in batches:
-            buffered = BufferedBatch(
-                session_id=self.session_id,
-                seq=batch.seq,
-                topic=self.topics.mqtt_readings(batch.readings[0].asset),
-                payload=encode(batch),
-            )
-            evicted = self.buffer.put(buffered)
-            if evicted:
-                self.stats.dropped_batches += len(evicted)
-                report(self._buffer_drops, "full", "dropping the oldest unacknowledged batches")
-            self._send(buffered)
+        evicted = self.buffer.put(
+            [
+                NewBatch(
+                    session_id=self.session_id,
+                    seq=batch.seq,
+                    topic=self.topics.mqtt_readings(batch.readings[0].asset),
+                    payload=encode(batch),
+                    readings=len(batch.readings),
+                )
+                for batch in batches
+            ]
+        )
+        if evicted:
+            report(self._buffer_drops, "full", "dropping the oldest unacknowledged batches")
         self.stats.batches_made += len(batches)
+        self._pump()
         return len(batches)
+
+    def _housekeeping(self) -> None:
+        """Make acknowledgements durable; now and then, drop batches past the age limit."""
+        self.buffer.sync()
+        now = asyncio.get_running_loop().time()
+        if now >= self._next_expiry:
+            self._next_expiry = now + EXPIRE_EVERY_S
+            if self.buffer.expire():
+                report(self._buffer_drops, "age", "dropping batches older than the age limit")
 
     async def _batch_loop(self) -> None:
         while not self._stop.is_set():
@@ -178,11 +232,18 @@ class Publisher:
             self.flush()
 
     # --- the connection ---------------------------------------------------------------------
-    def _send(self, batch: BufferedBatch) -> None:
+    def _pump(self) -> None:
+        """Publish the next batches in buffer order, up to MAX_INFLIGHT unacknowledged."""
         link = self._link
         if link is None or not link.is_connected:
-            return  # stays in the buffer; published on (re)connect
-        self._inflight[link.publish(batch.topic, batch.payload)] = batch.key
+            return  # they stay in the buffer; published on (re)connect
+        room = MAX_INFLIGHT - len(self._inflight)
+        if room <= 0:
+            return
+        for batch in self.buffer.read(self._cursor, room):
+            self._inflight[link.publish(batch.topic, batch.payload)] = (batch.id, batch.readings)
+            self._cursor = batch.id
+            self.stats.batches_sent += 1
 
     def _on_ack(self, link: MqttLink, mid: int, accepted: bool) -> None:
         if link is not self._link:
@@ -192,17 +253,21 @@ class Publisher:
             if not waiter.done():
                 waiter.set_result(accepted)
             return
-        key = self._inflight.pop(mid, None)
-        if key is None:
+        sent = self._inflight.pop(mid, None)
+        if sent is None:
             return
-        held = self.buffer.ack(key)  # False: already pushed out of a full buffer
+        batch_id, readings = sent
+        held = self.buffer.ack(batch_id)  # False: already pushed out of a full buffer
         if held and accepted:
             self.stats.batches_acked += 1
+            self.stats.readings_acked += readings
         elif held:
             # Republishing would be refused again (e.g. not authorized): drop it, counted.
             self.stats.batches_rejected += 1
-            self.stats.dropped_batches += 1
             report(self._rejections, "broker", "the broker rejected a batch (PUBACK failure)")
+        # Refill the window in chunks rather than one read per ack.
+        if len(self._inflight) <= MAX_INFLIGHT // 2:
+            self._pump()
         if not self._inflight:
             self._flushed.set()
 
@@ -218,15 +283,21 @@ class Publisher:
         )
 
     async def _connection_loop(self) -> None:
-        backoff = Backoff(0.5, 30.0)
+        max_s = self.config.mqtt.reconnect_max_s
+        backoff = Backoff(min(0.5, max_s), max_s)
         while not self._stop.is_set():
-            link = MqttLink(
-                self.config.mqtt,
-                self.client_id,
-                will=(self.status_topic, self._death()),
-                on_ack=self._on_ack,
-                on_lost=self._wake.set,
-            )
+            try:
+                link = MqttLink(
+                    self.config.mqtt,
+                    self.client_id,
+                    will=(self.status_topic, self._death()),
+                    on_ack=self._on_ack,
+                    on_lost=self._wake.set,
+                )
+            except PublishError as exc:  # e.g. a CA file that is not there (yet)
+                report(self._errors, "setup", exc)
+                await backoff.wait(self._stop)
+                continue
             try:
                 await link.connect(CONNECT_TIMEOUT_S)
                 await self._serve(link)
@@ -249,6 +320,7 @@ class Publisher:
         """Birth, republish what the buffer holds, then keep going until the connection drops
         or the agent stops."""
         self._link = link
+        self._cursor = 0
         self.stats.connects += 1
         self._errors.succeeded()
         self._buffer_drops.succeeded()
@@ -260,8 +332,7 @@ class Publisher:
             len(self.buffer),
         )
         link.publish(self.status_topic, encode(self._status(GatewayState.BIRTH)), retain=True)
-        for batch in self.buffer.unacked():
-            self._send(batch)
+        self._pump()
         # Everything that ends this connection (loss, stop) sets _wake; all of it runs on the
         # loop thread, so nothing can slip in between the checks and the clear().
         while not self._stop.is_set() and not link.disconnected.is_set():

@@ -90,7 +90,9 @@ class DevicePoller:
             name=self.state.name,
         )
         interval = self.device.poll_interval_s
-        backoff = Backoff(min(interval, 1.0), 30.0)
+        backoff = Backoff(
+            min(interval, 1.0, self.source.reconnect_max_s), self.source.reconnect_max_s
+        )
         loop = asyncio.get_running_loop()
         try:
             next_poll = loop.time()

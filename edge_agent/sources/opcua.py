@@ -1,8 +1,11 @@
-"""OPC UA source: one client session, one subscription, every data change becomes a Reading.
+"""OPC UA source: one client session at a time; every data change or polled value becomes a
+Reading.
 
-The supervisor here is deliberately simple: any loss tears the whole session down and builds it
-again (connect, browse, subscribe) after a capped, jittered backoff. Browsing again after a
-reconnect also picks up a PLC program that changed while we were away.
+The supervisor tears the whole session down and builds it again (connect, resolve, subscribe)
+after a capped, jittered backoff whenever the session is lost: the transport closes, asyncua's
+watchdog cannot read the server state, or neither data nor a keep-alive arrived for
+`keepalive_timeout_s`. Resolving again on every connect matters: a restarted server may number
+its namespaces differently, and a changed PLC program may have moved or added variables.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import Enum
@@ -24,6 +29,7 @@ from asyncua.common.subscription import (
     StatusChangeEvent,
     Subscription,
 )
+from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaError
 
 from edge_agent.config import OpcUaSourceConfig
@@ -33,19 +39,28 @@ from edge_agent.sources.opcua_browse import (
     CHUNK,
     Binding,
     explicit_bindings,
+    read_ranges,
     read_units,
     resolve_root,
     walk_root,
 )
-from plantmesh.contracts import Quality, Reading, SourceHealth
+from edge_agent.sources.opcua_client import build_client
+from edge_agent.sources.opcua_options import (
+    absolute_deadband,
+    effective_options,
+    monitored_item_request,
+)
+from plantmesh.contracts import AssetPath, Quality, Reading, SourceHealth
 from plantmesh.resilience import Backoff, ErrorLog
 
 log = logging.getLogger(__name__)
 
 # What a broken connection or a misbehaving server raises out of asyncua.
-RECOVERABLE = (OSError, TimeoutError, ConnectionError, UaError, SourceError)
+RECOVERABLE = (OSError, TimeoutError, ConnectionError, UaError, SourceError, ValueError)
 # Notifications asyncua holds for us between two turns of our loop.
 NOTIFICATION_QUEUE = 50_000
+# The server is asked for a keep-alive this many times per `keepalive_timeout_s`.
+KEEPALIVES_PER_TIMEOUT = 3
 
 
 def to_value(raw: Any) -> float | bool | str | None:
@@ -73,6 +88,20 @@ def _aware(ts: datetime | None) -> datetime | None:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
+def subscription_parameters(config: OpcUaSourceConfig) -> ua.CreateSubscriptionParameters:
+    """Keep-alives often enough that a silent session is noticed within keepalive_timeout_s."""
+    params = ua.CreateSubscriptionParameters()
+    params.RequestedPublishingInterval = config.publishing_interval_ms
+    keepalive_ms = config.keepalive_timeout_s * 1000 / KEEPALIVES_PER_TIMEOUT
+    params.RequestedMaxKeepAliveCount = max(1, int(keepalive_ms / config.publishing_interval_ms))
+    # Part 4: the lifetime count is at least three keep-alive counts.
+    params.RequestedLifetimeCount = params.RequestedMaxKeepAliveCount * 3
+    params.MaxNotificationsPerPublish = 0
+    params.PublishingEnabled = True
+    params.Priority = 0
+    return params
+
+
 class OpcUaSource:
     def __init__(self, config: OpcUaSourceConfig, plant: str, sink: ReadingSink) -> None:
         self.config = config
@@ -81,11 +110,16 @@ class OpcUaSource:
         self.state = SourceState(config.name)
         self._sink = sink
         self._errors = ErrorLog(log, f"opcua source {config.name} ({config.endpoint})")
-        self._bindings: dict[ua.NodeId, Binding] = {}
+        self._handles: dict[int, Binding] = {}
+        self._last_values: dict[tuple[AssetPath, str], float | bool | str] = {}
         self.subscribed = 0
         """How many variables the current session has monitored items for."""
+        self.polled = 0
+        """How many variables the current session polls."""
         self.sessions = 0
         """Sessions that got as far as streaming (1 + successful reconnects)."""
+        self.bad_nodes = 0
+        """Configured variables the current session could not read (their readings are Bad)."""
 
     def start(self, tg: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
         return [tg.create_task(self.run(), name=f"source:{self.name}")]
@@ -94,7 +128,7 @@ class OpcUaSource:
         return [self.state.health()]
 
     async def run(self) -> None:
-        backoff = Backoff(0.5, 30.0)
+        backoff = Backoff(min(0.5, self.config.reconnect_max_s), self.config.reconnect_max_s)
         while True:
             if await self._session():
                 backoff.reset()
@@ -106,12 +140,16 @@ class OpcUaSource:
 
     async def _session(self) -> bool:
         """One connection's life. True if it got as far as receiving data."""
-        client = Client(self.config.endpoint, timeout=self.config.request_timeout_s)
         lost = asyncio.Event()
 
         async def on_lost(_: Exception) -> None:
             lost.set()
 
+        try:
+            client = await build_client(self.config)
+        except RECOVERABLE as exc:
+            self._fail("connect", exc)
+            return False
         client.connection_lost_callback = on_lost
         try:
             await client.connect()
@@ -124,74 +162,149 @@ class OpcUaSource:
         streamed = False
         try:
             bindings = await self._discover(client)
-            if not bindings:
-                raise SourceError("nothing to subscribe: no variables found")
-            subscription = await client.create_subscription(
-                self.config.publishing_interval_ms,
-                None,
-                queue_maxsize=NOTIFICATION_QUEUE,
-                overflow=OverflowPolicy.DROP_OLDEST,
-            )
-            await self._subscribe(subscription, bindings)
-            if not self._bindings:
-                raise SourceError("no variable could be subscribed")
+            subscription = None
+            subscribed = [b for b in bindings if b.options.mode == "subscribe"]
+            polled = [b for b in bindings if b.options.mode == "poll"]
+            if subscribed:
+                subscription = await client.create_subscription(
+                    subscription_parameters(self.config),
+                    None,
+                    queue_maxsize=NOTIFICATION_QUEUE,
+                    overflow=OverflowPolicy.DROP_OLDEST,
+                )
+                await self._subscribe(subscription, subscribed)
+            self.polled = len(polled)
+            if not self._handles and not polled:
+                raise SourceError("no variable could be subscribed or polled")
             self.state.connected = True
             log.info(
-                "opcua source %s: subscribed %d variables at %s",
+                "opcua source %s: %d variables subscribed, %d polled at %s",
                 self.name,
-                len(self._bindings),
+                self.subscribed,
+                self.polled,
                 self.config.endpoint,
             )
             streamed = True
             self.sessions += 1
-            await self._stream(subscription, lost)
+            await self._stream(client, subscription, polled, lost)
             self._fail("connection", "connection lost")
         except RECOVERABLE as exc:
             self._fail("session", exc)
         finally:
             self.state.connected = False
-            self.subscribed = 0
+            self.subscribed = self.polled = 0
             await self._close(client)
         return streamed
 
     async def _discover(self, client: Client) -> list[Binding]:
-        bindings = explicit_bindings(client, self.plant, self.config.nodes)
+        bindings, unresolved = await explicit_bindings(client, self.config, self.plant)
         for root in self.config.browse:
             try:
                 node = await resolve_root(client, root)
             except SourceError as exc:
                 self._fail(f"browse {root.root}", exc)
                 continue
-            bindings.extend(await walk_root(client, self.plant, node))
-        return await read_units(client, bindings)
+            options = effective_options(self.config, root)
+            bindings.extend(await walk_root(client, self.plant, node, options))
+        if not bindings and not unresolved:
+            raise SourceError("nothing to read: no variables found")
+        bindings = await read_ranges(client, await read_units(client, bindings))
+        self.bad_nodes = 0
+        for item in unresolved:
+            self._bad(item.asset, item.signal, item.unit, item.status, item.address, item.reason)
+        return bindings
+
+    def _bad(
+        self,
+        asset: AssetPath,
+        signal: str,
+        unit: str | None,
+        status: int,
+        address: str,
+        reason: str,
+    ) -> None:
+        """One variable cannot be read this session: count it, log it once, and publish a
+        reading with its Bad status (the last value seen, or empty text if none) so the
+        outage is visible downstream while the other variables keep streaming."""
+        self.bad_nodes += 1
+        self._fail(address, reason)
+        now = datetime.now(UTC)
+        self._publish(
+            asset, signal, self._last_values.get((asset, signal), ""), unit, status, now, now
+        )
 
     async def _subscribe(self, subscription: Subscription, bindings: Sequence[Binding]) -> None:
-        """Monitored items for every binding; one that the server refuses is logged and left
-        out, the others still stream."""
-        self._bindings = {}
+        """Monitored items for every binding; one that the server refuses is reported Bad and
+        left out, the others still stream."""
+        self._handles = {}
         for start in range(0, len(bindings), CHUNK):
-            chunk = bindings[start : start + CHUNK]
-            results = await subscription.subscribe_data_change(
-                [b.node for b in chunk],
-                queuesize=self.config.queue_size,
-                sampling_interval=ua.Double(self.config.sampling_interval_ms),
-            )
-            for binding, result in zip(chunk, results, strict=True):
+            requests: list[ua.MonitoredItemCreateRequest] = []
+            chunk: list[tuple[int, Binding]] = []
+            for binding in bindings[start : start + CHUNK]:
+                deadband = absolute_deadband(binding.options, binding.eu_range)
+                if deadband is None:
+                    self._bad_binding(
+                        binding,
+                        StatusCodes.BadDeadbandFilterInvalid,
+                        "percent deadband but the variable has no EURange",
+                    )
+                    continue
+                handle = len(self._handles) + len(chunk) + 1
+                requests.append(
+                    monitored_item_request(binding.node.nodeid, handle, binding.options, deadband)
+                )
+                chunk.append((handle, binding))
+            if not requests:
+                continue
+            results = await subscription.create_monitored_items(requests)
+            for (handle, binding), result in zip(chunk, results, strict=True):
                 if isinstance(result, ua.StatusCode):
-                    self._fail(
-                        f"subscribe {binding.node.nodeid.to_string()}",
-                        f"server refused the monitored item ({result.name})",
+                    self._bad_binding(
+                        binding, result.value, f"server refused the monitored item ({result.name})"
                     )
                 else:
-                    self._bindings[binding.node.nodeid] = binding
-        self.subscribed = len(self._bindings)
+                    self._handles[handle] = binding
+        self.subscribed = len(self._handles)
 
-    async def _stream(self, subscription: Subscription, lost: asyncio.Event) -> None:
+    def _bad_binding(self, binding: Binding, status: int, reason: str) -> None:
+        address = binding.node.nodeid.to_string()
+        self._bad(binding.asset, binding.signal, binding.unit, status, address, reason)
+
+    async def _stream(
+        self,
+        client: Client,
+        subscription: Subscription | None,
+        polled: list[Binding],
+        lost: asyncio.Event,
+    ) -> None:
+        """Hand on notifications and run the polls that are due until the session is lost."""
+        groups: dict[float, list[Binding]] = defaultdict(list)
+        for binding in polled:
+            groups[binding.options.poll_interval_s].append(binding)
+        due = dict.fromkeys(groups, time.monotonic())
+        heard = time.monotonic()
         while not lost.is_set():
+            now = time.monotonic()
+            for interval, when in due.items():
+                if when <= now:
+                    await self._poll(client, groups[interval])
+                    heard = time.monotonic()
+                    # Fixed cadence; a poll that overran skips the ticks it missed.
+                    due[interval] = max(when + interval, heard)
+            if subscription is None:
+                await _wait(lost, min(due.values()) - time.monotonic())
+                continue
+            wait = min([0.5, *(when - time.monotonic() for when in due.values())])
             try:
-                event = await subscription.next_event(timeout=0.5)
+                event = await subscription.next_event(timeout=max(wait, 0.0))
             except StopAsyncIteration:
                 return
+            if subscription.last_publish_at is not None:
+                heard = max(heard, subscription.last_publish_at)
+            if time.monotonic() - heard > self.config.keepalive_timeout_s:
+                raise SourceError(
+                    f"neither data nor keep-alive for {self.config.keepalive_timeout_s:g}s"
+                )
             if isinstance(event, DataChangeEvent):
                 self._on_data_change(event)
             elif isinstance(event, StatusChangeEvent):
@@ -200,41 +313,76 @@ class OpcUaSource:
                     self._fail("subscription", f"subscription status {status.name}")
                     return
 
+    async def _poll(self, client: Client, bindings: list[Binding]) -> None:
+        for start in range(0, len(bindings), CHUNK):
+            chunk = bindings[start : start + CHUNK]
+            values = await client.read_attributes([b.node for b in chunk])
+            for binding, data_value in zip(chunk, values, strict=True):
+                self._on_value(binding, data_value)
+
     def _on_data_change(self, event: DataChangeEvent) -> None:
-        binding = self._bindings.get(event.node.nodeid)
-        if binding is None:
-            return
-        data_value: ua.DataValue = event.data.monitored_item.Value
+        handle = event.data.subscription_data.client_handle
+        binding = None if handle is None else self._handles.get(handle)
+        if binding is not None:
+            self._on_value(binding, event.data.monitored_item.Value)
+
+    def _on_value(self, binding: Binding, data_value: ua.DataValue) -> None:
         raw = data_value.Value.Value if data_value.Value is not None else None
+        status = data_value.StatusCode.value if data_value.StatusCode is not None else 0
         value = to_value(raw)
+        key = (binding.asset, binding.signal)
         if value is None:
             if raw is not None:
                 self._fail(
                     f"value of {binding.asset.key}/{binding.signal}",
                     f"unsupported value {type(raw).__name__} (readings carry numbers, booleans, text)",
                 )
-            return
-        status = data_value.StatusCode.value if data_value.StatusCode is not None else 0
+                return
+            if Quality.from_status_code(status) == Quality.GOOD:
+                return
+            # A Bad (or Uncertain) status without a value: publish the status, not silence.
+            value = self._last_values.get(key, "")
         now = datetime.now(UTC)
         source_ts = _aware(data_value.SourceTimestamp) or _aware(data_value.ServerTimestamp) or now
+        if self._publish(
+            binding.asset, binding.signal, value, binding.unit, status, source_ts, now
+        ):
+            self._last_values[key] = value
+            self.state.seen()
+
+    def _publish(
+        self,
+        asset: AssetPath,
+        signal: str,
+        value: float | bool | str,
+        unit: str | None,
+        status: int,
+        source_ts: datetime,
+        gateway_ts: datetime,
+    ) -> bool:
         try:
             reading = Reading(
-                asset=binding.asset,
-                signal=binding.signal,
+                asset=asset,
+                signal=signal,
                 value=value,
-                unit=binding.unit,
+                unit=unit,
                 status_code=status,
                 quality=Quality.from_status_code(status),
                 source_ts=source_ts,
-                gateway_ts=now,
+                gateway_ts=gateway_ts,
             )
         except ValueError as exc:
-            self._fail(f"value of {binding.asset.key}/{binding.signal}", exc)
-            return
-        self.state.seen()
+            self._fail(f"value of {asset.key}/{signal}", exc)
+            return False
         self._sink(reading)
+        return True
 
     async def _close(self, client: Client) -> None:
         # Best effort: the server may already be gone, and we are leaving either way.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.disconnect(), timeout=2.0)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), max(timeout, 0.0))

@@ -1,5 +1,6 @@
-"""Finding what to subscribe on an OPC UA server: browse roots walked by browse name, the
-area / line / machine / signal hierarchy below them, and each variable's engineering unit."""
+"""Finding what to read on an OPC UA server: browse roots walked by browse name, the
+area / line / machine / signal hierarchy below them, explicit nodes (node id, namespace URI or
+browse path, resolved again on every connect), each variable's engineering unit and EURange."""
 
 from __future__ import annotations
 
@@ -7,17 +8,23 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaError
 
-from edge_agent.config import BrowseRootConfig, OpcUaNodeConfig
+from edge_agent.config import (
+    BrowseRootConfig,
+    OpcUaSourceConfig,
+    split_namespace_uri,
+)
 from edge_agent.errors import BrowseError
+from edge_agent.sources.opcua_options import ItemOptions, effective_options
 from plantmesh.contracts import AssetPath
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,20 @@ class Binding:
     asset: AssetPath
     signal: str
     unit: str | None
+    options: ItemOptions
+    eu_range: ua.Range | None = None
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A configured node this session could not find: its readings carry `status`."""
+
+    asset: AssetPath
+    signal: str
+    unit: str | None
+    address: str
+    status: int
+    reason: str
 
 
 def safe_name(browse_name: str) -> str | None:
@@ -60,21 +81,27 @@ async def _children(
     return refs
 
 
-async def resolve_root(client: Client, root: BrowseRootConfig) -> Node:
-    """The node at `root`, walking Objects by browse name whatever the namespace index."""
+async def resolve_path(client: Client, path: str) -> Node:
+    """The node at `path` (browse names under Objects separated by `/`), whatever the namespace
+    index of each name."""
     node: Node = client.nodes.objects
     where = "Objects"
-    for name in root.path:
+    for name in (part for part in path.split("/") if part):
         refs = await node.get_children_descriptions()
         match = next((r for r in refs if r.BrowseName.Name == name), None)
         if match is None:
-            raise BrowseError(f"browse root {root.root!r}: {where} has no child named {name!r}")
+            raise BrowseError(f"browse path {path!r}: {where} has no child named {name!r}")
         node = client.get_node(ua.NodeId(match.NodeId.Identifier, match.NodeId.NamespaceIndex))
         where = f"{where}/{name}"
     return node
 
 
-async def walk_root(client: Client, plant: str, root: Node) -> list[Binding]:
+async def resolve_root(client: Client, root: BrowseRootConfig) -> Node:
+    """The node at a browse root."""
+    return await resolve_path(client, root.root)
+
+
+async def walk_root(client: Client, plant: str, root: Node, options: ItemOptions) -> list[Binding]:
     """Every Variable at area/line/machine/signal depth below `root` (unit not yet known)."""
     level: list[tuple[Node, tuple[str, ...]]] = [(root, ())]
     for _ in ("area", "line", "machine"):
@@ -95,7 +122,7 @@ async def walk_root(client: Client, plant: str, root: Node) -> list[Binding]:
             signal = _named(ref)
             if signal is not None:
                 node = client.get_node(ua.NodeId(ref.NodeId.Identifier, ref.NodeId.NamespaceIndex))
-                bindings.append(Binding(node=node, asset=asset, signal=signal, unit=None))
+                bindings.append(Binding(node, asset, signal, None, options))
     return bindings
 
 
@@ -109,42 +136,84 @@ def _named(ref: ua.ReferenceDescription) -> str | None:
     return name
 
 
-def explicit_bindings(client: Client, plant: str, nodes: list[OpcUaNodeConfig]) -> list[Binding]:
-    """The configured nodes; one whose node id does not parse is skipped, not fatal."""
-    bindings = []
-    for item in nodes:
-        try:
-            node = client.get_node(item.node_id)
-        except (UaError, ValueError) as exc:
-            log.warning("skipping OPC UA node %r: %s", item.node_id, exc)
-            continue
+async def explicit_bindings(
+    client: Client, source: OpcUaSourceConfig, plant: str
+) -> tuple[list[Binding], list[Unresolved]]:
+    """The configured nodes, their namespace URIs and browse paths resolved against this server
+    as it is now. One that cannot be found is returned as Unresolved, never fatal."""
+    bindings: list[Binding] = []
+    unresolved: list[Unresolved] = []
+    namespaces: list[str] | None = None
+    for item in source.nodes:
         asset = AssetPath(plant=plant, area=item.area, line=item.line, machine=item.machine)
-        bindings.append(Binding(node=node, asset=asset, signal=item.signal, unit=item.unit))
-    return bindings
+        try:
+            if item.browse_path is not None:
+                node = await resolve_path(client, item.browse_path)
+            else:
+                assert item.node_id is not None
+                with_uri = split_namespace_uri(item.node_id)
+                if with_uri is None:
+                    node = client.get_node(item.node_id)
+                else:
+                    if namespaces is None:
+                        namespaces = await client.get_namespace_array()
+                    uri, rest = with_uri
+                    if uri not in namespaces:
+                        raise BrowseError(f"the server has no namespace {uri!r}")
+                    node = client.get_node(f"ns={namespaces.index(uri)};{rest}")
+        except (BrowseError, UaError, ValueError) as exc:
+            status = StatusCodes.BadNodeIdUnknown
+            unresolved.append(
+                Unresolved(asset, item.signal, item.unit, item.address, status, str(exc))
+            )
+            continue
+        options = effective_options(source, item)
+        bindings.append(Binding(node, asset, item.signal, item.unit, options))
+    return bindings, unresolved
+
+
+async def _property_values(
+    client: Client, nodes: Sequence[Node], name: str
+) -> dict[ua.NodeId, object]:
+    """The value of property `name` (e.g. `0:EngineeringUnits`) of every node that has it.
+    Two requests per chunk (translate the paths, read the values), not two per variable."""
+    found: dict[ua.NodeId, object] = {}
+    path = ua.RelativePath.from_string(name)
+    for chunk in _chunks(nodes):
+        paths = [ua.BrowsePath(StartingNode=n.nodeid, RelativePath=path) for n in chunk]
+        results = await client.uaclient.translate_browsepaths_to_nodeids(paths)
+        hits = [
+            (n, client.get_node(r.Targets[0].TargetId))
+            for n, r in zip(chunk, results, strict=True)
+            if r.StatusCode.is_good() and r.Targets
+        ]
+        if hits:
+            values = await client.read_values([prop for _, prop in hits])
+            found.update((n.nodeid, v) for (n, _), v in zip(hits, values, strict=True))
+    return found
+
+
+async def read_ranges(client: Client, bindings: list[Binding]) -> list[Binding]:
+    """Fill in the EURange of the variables that need one (percent deadbands)."""
+    needing = [b.node for b in bindings if b.options.needs_range]
+    if not needing:
+        return bindings
+    ranges = await _property_values(client, needing, "0:EURange")
+    return [
+        replace(b, eu_range=r) if isinstance(r := ranges.get(b.node.nodeid), ua.Range) else b
+        for b in bindings
+    ]
 
 
 async def read_units(client: Client, bindings: list[Binding]) -> list[Binding]:
-    """Fill in each unit from the variable's EngineeringUnits property where it has one.
-    Two requests per chunk (translate the path, read the values), not two per variable."""
-    missing = [b for b in bindings if b.unit is None]
+    """Fill in each unit from the variable's EngineeringUnits property where it has one."""
+    missing = [b.node for b in bindings if b.unit is None]
+    values = await _property_values(client, missing, "0:EngineeringUnits")
     units: dict[ua.NodeId, str] = {}
-    path = ua.RelativePath.from_string("0:EngineeringUnits")
-    for chunk in _chunks(missing):
-        paths = [ua.BrowsePath(StartingNode=b.node.nodeid, RelativePath=path) for b in chunk]
-        results = await client.uaclient.translate_browsepaths_to_nodeids(paths)
-        found = [
-            (b, client.get_node(r.Targets[0].TargetId))
-            for b, r in zip(chunk, results, strict=True)
-            if r.StatusCode.is_good() and r.Targets
-        ]
-        if not found:
-            continue
-        values = await client.read_values([eu for _, eu in found])
-        for (binding, _), value in zip(found, values, strict=True):
-            text = getattr(getattr(value, "DisplayName", None), "Text", None)
-            if isinstance(text, str) and text:
-                units[binding.node.nodeid] = text
+    for node_id, value in values.items():
+        text = getattr(getattr(value, "DisplayName", None), "Text", None)
+        if isinstance(text, str) and text:
+            units[node_id] = text
     return [
-        b if b.unit is not None else Binding(b.node, b.asset, b.signal, units.get(b.node.nodeid))
-        for b in bindings
+        b if b.unit is not None else replace(b, unit=units.get(b.node.nodeid)) for b in bindings
     ]

@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +195,32 @@ def _state_count(recorder: Recorder, state: GatewayState, n: int) -> Any:
     return check
 
 
+@contextmanager
+def agent_process(config: Path, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """`python -m edge_agent run` on `config`; killed on exit if still running."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def terminate(process: subprocess.Popen[str]) -> str:
+    """SIGTERM, a clean exit (0) expected; its stderr."""
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    return stderr
+
+
 def test_cli_run_stops_cleanly_on_sigterm(mqtt_url: str, namespace: str, tmp_path: Path) -> None:
     config = tmp_path / "agent.yaml"
     config.write_text(
@@ -215,23 +243,55 @@ sources:
 """
     )
     status_topic = Topics(namespace).mqtt_gateway_status("plant-a", "gw-cli")
-    with subscribed(mqtt_url, status_topic) as recorder:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent", "run", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        try:
-            wait_for(lambda: GatewayState.BIRTH in recorder.states(), 20, "the agent's birth")
-            process.send_signal(signal.SIGTERM)
-            _, stderr = process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-        assert process.returncode == 0, stderr
+    with subscribed(mqtt_url, status_topic) as recorder, agent_process(config) as process:
+        wait_for(lambda: GatewayState.BIRTH in recorder.states(), 20, "the agent's birth")
+        stderr = terminate(process)
         wait_for(lambda: GatewayState.DEATH in recorder.states(), 10, "death after SIGTERM")
         assert "stopped" in stderr
     clear_retained(mqtt_url, status_topic)
+
+
+def test_cli_reloads_on_sighup_serves_metrics_and_logs_json(
+    mqtt_url: str, namespace: str, tmp_path: Path
+) -> None:
+    from tests.integration.test_agent_delivery import scrape
+
+    metrics_port = free_port()
+    config = tmp_path / "agent.yaml"
+
+    known = {name: {**nowhere_source(), "name": name} for name in ("first", "second")}
+    for source in known.values():
+        source["devices"][0]["profile"] = source["devices"][0]["profile"].model_dump()
+
+    def write(*names: str) -> None:
+        sources = [known[name] for name in names]
+        settings = {
+            "gateway_id": "gw-hup",
+            "plant": "plant-a",
+            "namespace": namespace,
+            "mqtt": {"url": mqtt_url},
+            "buffer": {"path": "buffer.sqlite"},
+            "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+            "watch_config_s": 0,
+            "sources": sources,
+        }
+        config.write_text(json.dumps(settings))
+
+    write("first")
+    with agent_process(config, PLANTMESH_LOG_FORMAT="json") as process:
+        source_key = 'plantmesh_agent_source_connected{source="%s.pump-01"}'
+        wait_for(lambda: source_key % "first" in scrape(metrics_port), 20, "metrics")
+        assert scrape(metrics_port)["plantmesh_agent_config_reloads_total"] == 0
+        write("first", "second")
+        process.send_signal(signal.SIGHUP)
+        wait_for(
+            lambda: scrape(metrics_port).get("plantmesh_agent_config_reloads_total") == 1,
+            20,
+            "the reload counted",
+        )
+        assert source_key % "second" in scrape(metrics_port)
+        stderr = terminate(process)
+    messages = [json.loads(line)["msg"] for line in stderr.splitlines() if line.strip()]
+    assert "config reload: starting second" in messages, [m for m in messages if "reload" in m]
+    assert not (tmp_path / "buffer.sqlite").exists()  # nothing left unsent: file removed
+    clear_retained(mqtt_url, Topics(namespace).mqtt_gateway_status("plant-a", "gw-hup"))

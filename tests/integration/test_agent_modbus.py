@@ -38,12 +38,14 @@ PUMP = DeviceProfile(
 HOLDING, COILS = 3, 5  # function codes the simulator's setValues understands
 
 
-def _blocks() -> tuple[list[SimData], list[SimData], list[SimData], list[SimData]]:
+def _blocks(
+    registers: int = 32,
+) -> tuple[list[SimData], list[SimData], list[SimData], list[SimData]]:
     return (
         [SimData(0, count=16, values=False, datatype=SimType.BITS)],
         [SimData(0, count=16, values=False, datatype=SimType.BITS)],
-        [SimData(0, count=32, values=0, datatype=SimType.REGISTERS)],
-        [SimData(0, count=32, values=0, datatype=SimType.REGISTERS)],
+        [SimData(0, count=registers, values=0, datatype=SimType.REGISTERS)],
+        [SimData(0, count=registers, values=0, datatype=SimType.REGISTERS)],
     )
 
 
@@ -59,10 +61,12 @@ class ModbusPlc:
 
 
 @asynccontextmanager
-async def modbus_plc(dead_unit: int | None = None) -> AsyncIterator[ModbusPlc]:
+async def modbus_plc(
+    dead_unit: int | None = None, registers: int = 32, port: int | None = None
+) -> AsyncIterator[ModbusPlc]:
     """Unit 1 answers; `dead_unit` (if any) takes every request and never answers, like a
     device behind a gateway that has lost power."""
-    port = free_port()
+    port = port or free_port()
     plc = ModbusPlc(server=None, port=port)  # type: ignore[arg-type]
 
     async def never_answer(*_: Any) -> None:
@@ -72,9 +76,9 @@ async def modbus_plc(dead_unit: int | None = None) -> AsyncIterator[ModbusPlc]:
         finally:
             plc.stuck -= 1
 
-    devices = [SimDevice(1, simdata=_blocks())]
+    devices = [SimDevice(1, simdata=_blocks(registers))]
     if dead_unit is not None:
-        devices.append(SimDevice(dead_unit, simdata=_blocks(), action=never_answer))
+        devices.append(SimDevice(dead_unit, simdata=_blocks(registers), action=never_answer))
     plc.server = ModbusTcpServer(devices, address=("127.0.0.1", port))
     await plc.server.serve_forever(background=True)
     try:

@@ -9,6 +9,7 @@ import pytest
 from edge_agent.cli import summary
 from edge_agent.config import (
     AgentConfig,
+    BufferConfig,
     ModbusSourceConfig,
     OpcUaSourceConfig,
     load_agent_config,
@@ -73,7 +74,7 @@ def test_profile_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
     assert isinstance(source, ModbusSourceConfig)
     assert source.devices[0].device_profile.name == "small_pump"
     assert config.publish_interval_s == 0.5  # defaults from the documented schema
-    assert config.buffer.max_batches == 10_000
+    assert config.buffer == BufferConfig()
 
 
 def test_missing_profile_names_the_key_and_the_file(tmp_path: Path) -> None:
@@ -168,3 +169,61 @@ def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
     assert str(bad_file) in bad.stderr
     assert "sourcez: unknown key" in bad.stderr
     assert "sources: required key is missing" in bad.stderr
+
+
+OPC = "type: opcua, name: o, endpoint: 'opc.tcp://h:1'"
+NODE = "area: a, line: l, machine: m, signal: s"
+
+
+@pytest.mark.parametrize(
+    ("source", "key", "expectation"),
+    [
+        (f"{{{OPC}, nodes: [{{{NODE}}}]}}", "nodes[0]", "exactly one of `node_id` and"),
+        (
+            f"{{{OPC}, nodes: [{{node_id: 'ns=1;i=5', browse_path: a/b, {NODE}}}]}}",
+            "nodes[0]",
+            "exactly one",
+        ),
+        (f"{{{OPC}, nodes: [{{node_id: 'nsu=urn:x;q=5', {NODE}}}]}}", "node_id", "nsu=urn:x"),
+        (
+            f"{{{OPC}, browse: [{{root: a, deadband: {{type: percent, value: 150}}}}]}}",
+            "deadband",
+            "between 0 and 100",
+        ),
+        (f"{{{OPC}, browse: [{{root: a, mode: push}}]}}", "mode", "'subscribe' or 'poll'"),
+        (
+            f"{{{OPC}, browse: [{{root: a}}], security: {{policy: Basic256Sha256}}}}",
+            "security",
+            "needs `certificate` and `private_key`",
+        ),
+        (
+            f"{{{OPC}, browse: [{{root: a}}], security: {{policy: Basic128Rsa15}}}}",
+            "policy",
+            "'None' or 'Basic256Sha256'",
+        ),
+        (f"{{{OPC}, browse: [{{root: a}}], password: x}}", "sources[0]", "needs `username`"),
+        (f"{{{OPC}, browse: [{{root: a}}], keepalive_timeout_s: 0.5}}", "keepalive", "1"),
+    ],
+)
+def test_opcua_option_errors(tmp_path: Path, source: str, key: str, expectation: str) -> None:
+    path = write(tmp_path / "gw.yaml", f"gateway_id: g\nplant: p\nsources:\n  - {source}\n")
+    problems = problems_of(path)
+    assert any(key in p and expectation in p for p in problems), problems
+
+
+def test_sample_documents_the_opcua_options() -> None:
+    config = load_agent_config(SAMPLE)
+    opc = config.sources[0]
+    assert isinstance(opc, OpcUaSourceConfig)
+    by_uri, by_path = opc.nodes
+    assert by_uri.node_id is not None
+    assert by_uri.node_id.startswith("nsu=")
+    assert by_uri.deadband is not None
+    assert by_uri.deadband.type == "absolute"
+    assert by_path.browse_path == "Utilities/boiler-01/total_steam"
+    assert by_path.mode == "poll"
+    assert opc.security.policy == "None"
+    assert opc.keepalive_timeout_s == 10
+    text = SAMPLE.read_text()
+    for key in ("Basic256Sha256", "SignAndEncrypt", "private_key:", "password:", "percent"):
+        assert key in text
