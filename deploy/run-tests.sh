@@ -27,6 +27,7 @@ $BIN/plantmesh stack up
 eval "$($BIN/plantmesh stack env)"
 status=0
 echo "== tests"
+export PLANTMESH_TEST_TIMEOUT_SCALE="${PLANTMESH_TEST_TIMEOUT_SCALE:-3}"
 $BIN/pytest "$@" || status=$?
 if [ "$was_running" = 0 ]; then
   $BIN/plantmesh stack down || true
