@@ -16,6 +16,7 @@ not acked. Several bridges share the load through `$share/<group>/...` subscript
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
@@ -41,7 +42,14 @@ from ingest.dlq import (
     dlq_headers,
     route_mqtt,
 )
-from ingest.kafka_clients import Producer, ProducerFactory, make_producer, start_client
+from ingest.kafka_clients import (
+    KeyPartitions,
+    Producer,
+    ProducerFactory,
+    make_producer,
+    start_client,
+)
+from ingest.metrics import IngestMetrics
 from plantmesh.kafka_admin import ensure_topics
 from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
 from plantmesh.topics import HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT
@@ -105,16 +113,21 @@ class Bridge:
         self.config = config
         self.topics = config.topics
         self.stats = BridgeStats()
+        self.metrics = IngestMetrics("bridge")
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._producer_factory = producer_factory or (lambda: make_producer(config.kafka, "bridge"))
         self._producer: Producer | None = None
+        self._partitions: KeyPartitions | None = None
         self._mqtt: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: asyncio.Queue[_Inbound | None] = asyncio.Queue()
         self._pending: set[asyncio.Future[Any]] = set()
         self._retry_timers: set[asyncio.TimerHandle] = set()
         self._slots = threading.Semaphore(config.bridge.max_in_flight)
+        self._handoff: collections.deque[_Inbound] = collections.deque()
+        self._handoff_lock = threading.Lock()
+        self._wakeup_pending = False
         self._accepting = threading.Event()
         self._connection = 0  # written by paho's thread on connect, read by the loop
         self._backoff = Backoff(config.backoff.initial_s, config.backoff.max_s)
@@ -142,6 +155,7 @@ class Bridge:
         except StopRequestedError:
             return
         client = self._make_mqtt_client()
+        self.metrics.serve(self.config.bridge.metrics)
         self._accepting.set()
         log.info(
             "bridge starting",
@@ -165,6 +179,7 @@ class Bridge:
             client.disconnect()  # queued behind the acks already sent
             await asyncio.to_thread(client.loop_stop)
             await producer.stop()
+            self.metrics.close()
             log.info("bridge stopped", extra={"forwarded": self.stats.forwarded})
 
     async def _start_kafka(self) -> Producer:
@@ -194,6 +209,7 @@ class Bridge:
         self._producer = await retry_until_stopped(
             start, stop=self._stop, backoff=backoff, errors=ErrorLog(log, "Kafka producer start")
         )
+        self._partitions = KeyPartitions(self._producer)
         return self._producer
 
     async def _shutdown_on_stop(self, forward: asyncio.Task[None]) -> None:
@@ -247,9 +263,15 @@ class Bridge:
             return
         out = item.reroute or self._outbound(item)
         assert self._producer is not None
+        assert self._partitions is not None
         try:
+            partition = await self._partitions.partition(out.kafka_topic, out.key)
             future = await self._producer.send(
-                out.kafka_topic, value=out.value, key=out.key, headers=out.headers
+                out.kafka_topic,
+                value=out.value,
+                key=out.key,
+                headers=out.headers,
+                partition=partition,
             )
         except Exception as exc:  # every send failure is retried or rerouted, none is fatal
             self._send_failed(item, out, exc)
@@ -277,8 +299,10 @@ class Bridge:
             self.stats.dlq += 1
             reason = out.rejection.reason
             self.stats.dlq_by_reason[reason] = self.stats.dlq_by_reason.get(reason, 0) + 1
+            self.metrics.rejected(reason)
         else:
             self.stats.forwarded += 1
+            self.metrics.forwarded.inc()
         self._release()
 
     def _send_failed(self, item: _Inbound, out: _Outbound, exc: BaseException) -> None:
@@ -317,6 +341,7 @@ class Bridge:
 
     def _accept(self, item: _Inbound) -> None:
         self.stats.received += 1
+        self.metrics.messages.inc()
         self.stats.in_flight += 1
         self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
         self._inbox.put_nowait(item)
@@ -432,4 +457,18 @@ class Bridge:
             received_at=received_at,
             connection=self._connection,
         )
-        self._call_in_loop(self._accept, item)
+        # Hand over in bulk: one loop wake-up (a self-pipe write) per burst, not per message.
+        with self._handoff_lock:
+            self._handoff.append(item)
+            if self._wakeup_pending:
+                return
+            self._wakeup_pending = True
+        self._call_in_loop(self._take_handoff)
+
+    def _take_handoff(self) -> None:
+        with self._handoff_lock:
+            items = list(self._handoff)
+            self._handoff.clear()
+            self._wakeup_pending = False
+        for item in items:
+            self._accept(item)

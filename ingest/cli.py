@@ -5,23 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ingest.config import IngestConfig
+from ingest.config import load_ingest_config
 from plantmesh.cli import Subparsers
-from plantmesh.config import load_config
 from plantmesh.lifecycle import run_service
 
 
 def _bridge(args: argparse.Namespace) -> int:
     from ingest.bridge import Bridge
 
-    config = load_config(IngestConfig, args.config)
+    config = load_ingest_config(args.config)
     return run_service(lambda: Bridge(config), "ingest bridge")
 
 
 def _writer(args: argparse.Namespace) -> int:
     from ingest.writer import Writer
 
-    config = load_config(IngestConfig, args.config)
+    config = load_ingest_config(args.config)
     return run_service(lambda: Writer(config), "ingest writer")
 
 

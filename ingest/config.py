@@ -3,17 +3,60 @@ namespace, servers and topic layout."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from plantmesh.config import ConfigModel
+from plantmesh.config import ConfigModel, load_config, resolve_relative
 from plantmesh.connections import InfluxConnection, KafkaConnection, MqttConnection
 from plantmesh.topics import Topics
 
 DEFAULT_BRIDGE_CLIENT_ID = "plantmesh-bridge-1"
 # Safe in MQTT topics and Kafka topic names alike ([A-Za-z0-9._-] is Kafka's alphabet).
 NAMESPACE_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9._-]{0,62})?$"
+
+
+class MetricsSettings(ConfigModel):
+    listen: str | None = None
+    """`host:port` for a Prometheus `/metrics` endpoint (e.g. `127.0.0.1:9464`); off when unset."""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, sep, port = value.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError("expected host:port, e.g. 127.0.0.1:9464")
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host, int(port)
+
+
+class ValidationSettings(ConfigModel):
+    max_message_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
+    """Larger raw messages go to the DLQ as `oversized`."""
+    max_future_s: Annotated[float, Field(gt=0)] | None = 600.0
+    """Readings stamped further ahead of the writer's clock go to the DLQ (null: no bound)."""
+    max_past_s: Annotated[float, Field(gt=0)] | None = 30 * 86_400.0
+    """Readings older than this go to the DLQ (null: no bound). Late data a gateway drains from
+    its buffer after an outage must fit inside, as must a replay of old Kafka data."""
+
+
+class CompletenessSettings(ConfigModel):
+    enabled: bool = True
+    """Track gateway sequence numbers (see docs/ingest.md, "Completeness ledger")."""
+    gap_alert_after_s: Annotated[float, Field(gt=0)] = 300.0
+    """A gap still open this long raises a `gap_open` event on telemetry.completeness."""
+    flush_interval_s: Annotated[float, Field(gt=0)] = 10.0
+    """How often figures go to InfluxDB, snapshots to telemetry.ledger and offsets are committed."""
+    forget_after_s: Annotated[float, Field(gt=0)] = 7 * 86_400.0
+    """A session with no batch for this long is dropped from the ledger (its figures stay)."""
 
 
 class BridgeSettings(ConfigModel):
@@ -31,6 +74,7 @@ class BridgeSettings(ConfigModel):
     Keep below the broker's `message.max.bytes` (1 MiB by default)."""
     drain_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     """On shutdown, how long to wait for Kafka to acknowledge what is in flight."""
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
 class WriterSettings(ConfigModel):
@@ -41,6 +85,17 @@ class WriterSettings(ConfigModel):
     """Kafka messages (reading batches) handled per poll; one commit per poll."""
     create_database: bool = True
     """POST /query `CREATE DATABASE` at start: InfluxDB 1.x needs it, 2.x/3.x have no such call."""
+    registry: Path | None = None
+    """The asset registry YAML (relative to this file); without it readings pass unchanged."""
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    pause_after_s: Annotated[float, Field(gt=0)] = 1.0
+    """A write still unfinished after this long pauses the partitions (backpressure): the writer
+    keeps polling to stay in the group but fetches nothing until InfluxDB took the points."""
+    gzip: bool = False
+    """gzip the InfluxDB write requests: worth it over a slow link (line protocol shrinks ~10x);
+    on a LAN or loopback it costs more CPU (about 7 µs a point) than it saves."""
+    completeness: CompletenessSettings = Field(default_factory=CompletenessSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
 class KafkaTopicSettings(ConfigModel):
@@ -81,3 +136,13 @@ class IngestConfig(ConfigModel):
     def bridge_client_id(self) -> str:
         """A fixed id: the broker keeps the bridge's persistent session under it."""
         return self.mqtt.client_id or DEFAULT_BRIDGE_CLIENT_ID
+
+
+def load_ingest_config(path: Path | str) -> IngestConfig:
+    """`load_config`, with the registry path taken relative to the config file."""
+    config = load_config(IngestConfig, path)
+    if config.writer.registry is not None:
+        registry = resolve_relative(path, config.writer.registry)
+        writer = config.writer.model_copy(update={"registry": registry})
+        config = config.model_copy(update={"writer": writer})
+    return config

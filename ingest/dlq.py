@@ -11,8 +11,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ingest.line_protocol import LineProtocolError, batch_to_lines
-from plantmesh.contracts import DecodeError, ReadingBatch, decode
 from plantmesh.topics import (
     HEADER_DLQ_DETAIL,
     HEADER_DLQ_REASON,
@@ -29,6 +27,11 @@ REASON_OVERSIZED = "oversized"
 REASON_EMPTY = "empty_payload"
 REASON_UNWRITABLE = "unwritable"
 REASON_INFLUX_REJECTED = "influx_rejected"
+
+# A DLQ entry for one reading of a batch: its index in the batch as sent.
+HEADER_DLQ_READING_INDEX = "dlq_reading_index"
+# On telemetry.normalized: the asset registry version that normalized the batch.
+HEADER_REGISTRY_VERSION = "registry_version"
 
 MAX_DETAIL_CHARS = 1000
 OVERSIZED_KEEP_BYTES = 64 * 1024
@@ -69,27 +72,6 @@ def check_payload_size(payload: bytes, limit: int) -> Rejection | None:
         f"payload of {len(payload)} bytes exceeds bridge.max_payload_bytes={limit}; "
         f"the DLQ keeps the first {min(limit, OVERSIZED_KEEP_BYTES)} bytes",
     )
-
-
-@dataclass(frozen=True)
-class Decoded:
-    batch: ReadingBatch
-    lines: list[str]
-
-
-def decode_raw(value: bytes | None) -> Decoded | Rejection:
-    """A raw Kafka message into a batch and its line-protocol lines, or the reason it is bad."""
-    if not value:
-        return Rejection(REASON_EMPTY, "message has no value")
-    try:
-        batch = decode(ReadingBatch, value)
-    except DecodeError as exc:
-        return Rejection(exc.reason, "; ".join(exc.details))
-    try:
-        lines = batch_to_lines(batch)
-    except LineProtocolError as exc:
-        return Rejection(REASON_UNWRITABLE, str(exc))
-    return Decoded(batch, lines)
 
 
 def _truncate(text: str) -> str:

@@ -53,8 +53,9 @@ def _error_text(body: object) -> str:
 class InfluxSink:
     """One InfluxDB bucket. `open()` inside the running loop, `close()` when done."""
 
-    def __init__(self, connection: InfluxConnection) -> None:
+    def __init__(self, connection: InfluxConnection, *, gzip: bool = False) -> None:
         self.connection = connection
+        self.gzip = gzip
         self._client: InfluxDBClientAsync | None = None
         self._write_api: WriteApiAsync | None = None
 
@@ -66,6 +67,7 @@ class InfluxSink:
                 token=conn.token.get_secret_value(),
                 org=conn.org,
                 timeout=int(conn.timeout_s * 1000),
+                enable_gzip=self.gzip,
             )
             self._write_api = self._client.write_api()
 
@@ -107,7 +109,10 @@ class InfluxSink:
             raise RuntimeError("InfluxSink.write before open()")
         try:
             await self._write_api.write(
-                bucket=self.connection.bucket, org=self.connection.org, record=list(lines)
+                # One string: the client serializes a list record by record (~3 µs each).
+                bucket=self.connection.bucket,
+                org=self.connection.org,
+                record="\n".join(lines),
             )
         except ApiException as exc:
             status = int(exc.status or 0)

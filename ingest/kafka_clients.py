@@ -7,6 +7,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.partitioner import murmur2
 
 from plantmesh.connections import KafkaConnection
 
@@ -26,7 +29,10 @@ class Producer(Protocol):
         value: bytes | None = None,
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
     ) -> Awaitable[Any]: ...
+
+    async def partitions_for(self, topic: str) -> set[int]: ...
 
 
 ProducerFactory = Callable[[], Producer]
@@ -39,6 +45,11 @@ def make_producer(kafka: KafkaConnection, role: str) -> Producer:
         client_id=f"{kafka.client_id}-{role}",
         enable_idempotence=True,
         acks="all",
+        # An idempotent producer has one request in flight per partition, each waiting for
+        # acks=all: fill every request (a 16 KiB batch holds only a handful of reading batches)
+        # and let a few milliseconds of messages gather while one is under way.
+        linger_ms=5,
+        max_batch_size=1 << 20,
     )
     return producer
 
@@ -50,3 +61,52 @@ async def start_client(client: Any) -> None:
     except BaseException:
         await client.stop()
         raise
+
+
+async def ensure_compacted_topic(
+    kafka: KafkaConnection, name: str, partitions: int, replication_factor: int
+) -> None:
+    """Create `name` with `cleanup.policy=compact` unless it exists (a state topic: Kafka keeps
+    the latest value per key forever)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=kafka.bootstrap, client_id=f"{kafka.client_id}-admin"
+    )
+    try:
+        await admin.start()
+        if name in set(await admin.list_topics()):
+            return
+        topic = NewTopic(
+            name, partitions, replication_factor, topic_configs={"cleanup.policy": "compact"}
+        )
+        response = await admin.create_topics([topic])
+        for _, code, *_rest in response.topic_errors:
+            if code and for_code(code) is not TopicAlreadyExistsError:
+                raise for_code(code)(f"cannot create compacted topic {name}")
+    finally:
+        await admin.close()
+
+
+class KeyPartitions:
+    """Kafka's default partition for a key (murmur2, as the Java client and aiokafka compute
+    it), remembered per key: aiokafka computes it in Python for every message, and a bridge
+    sends the same few thousand plant/machine keys over and over."""
+
+    def __init__(self, producer: Producer, max_keys: int = 100_000) -> None:
+        self._producer = producer
+        self._counts: dict[str, int] = {}
+        self._hashes: dict[bytes, int] = {}
+        self._max_keys = max_keys
+
+    async def partition(self, topic: str, key: bytes | None) -> int | None:
+        """None (let the producer choose) for keyless messages."""
+        if key is None:
+            return None
+        count = self._counts.get(topic)
+        if count is None:
+            count = self._counts[topic] = len(await self._producer.partitions_for(topic))
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self._max_keys:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return hashed % count

@@ -19,8 +19,12 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from plantmesh.contracts import Quality, Reading, ReadingBatch
+
+if TYPE_CHECKING:
+    from ingest.fast_schema import WireReading
 
 MEASUREMENT = "readings"
 FIELD_VALUE = "value"
@@ -135,6 +139,29 @@ def reading_fields(reading: Reading) -> dict[str, FieldValue]:
     return fields
 
 
+def reading_series(plant: str, area: str, line: str, machine: str, signal: str, unit: str) -> str:
+    """`readings,<tags>` of one series (raises LineProtocolError)."""
+    return _reading_series(plant, area, line, machine, signal, unit)
+
+
+def value_and_tail(value: FieldValue, status_code: int, quality: str, ts: datetime) -> str:
+    """Everything of a readings line after its series: ` value=...,status_code=...i,... <ns>`."""
+    if value.__class__ is float:
+        if not math.isfinite(value):
+            raise LineProtocolError(f"float field {value!r} is not finite")
+        first = f"{FIELD_VALUE}={value!r}"
+    elif isinstance(value, bool):
+        first = f"{FIELD_VALUE}=1.0" if value else f"{FIELD_VALUE}=0.0"
+    elif isinstance(value, str):
+        first = f"{FIELD_VALUE_STR}={quote_string(value)}"
+    else:
+        first = f"{FIELD_VALUE}={format_field_value(float(value))}"
+    return (
+        f" {first},{FIELD_STATUS_CODE}={status_code}i,"
+        f"{FIELD_QUALITY}={_QUALITY_FIELD[quality]} {timestamp_ns(ts)}"
+    )
+
+
 @lru_cache(maxsize=65_536)
 def _reading_series(plant: str, area: str, line: str, machine: str, signal: str, unit: str) -> str:
     # A plant has a bounded set of series and each repeats every sample: escape each once.
@@ -143,7 +170,8 @@ def _reading_series(plant: str, area: str, line: str, machine: str, signal: str,
     return format_series(MEASUREMENT, tags)
 
 
-_QUALITY_FIELD = {quality: quote_string(quality.value) for quality in Quality}
+# Keyed by the enum and (equal hash, equal value) by its plain string: both kinds of reading.
+_QUALITY_FIELD: dict[str, str] = {quality: quote_string(quality.value) for quality in Quality}
 
 
 def reading_to_line(reading: Reading) -> str:
@@ -153,18 +181,29 @@ def reading_to_line(reading: Reading) -> str:
     series = _reading_series(
         asset.plant, asset.area, asset.line, asset.machine, reading.signal, reading.unit or ""
     )
-    value = reading.value
-    if isinstance(value, bool):
-        first = f"{FIELD_VALUE}=1.0" if value else f"{FIELD_VALUE}=0.0"
-    elif isinstance(value, str):
-        first = f"{FIELD_VALUE_STR}={quote_string(value)}"
-    else:
-        first = f"{FIELD_VALUE}={format_field_value(float(value))}"
-    return (
-        f"{series} {first},{FIELD_STATUS_CODE}={reading.status_code}i,"
-        f"{FIELD_QUALITY}={_QUALITY_FIELD[reading.quality]} {timestamp_ns(reading.source_ts)}"
+    return series + value_and_tail(
+        reading.value, reading.status_code, reading.quality, reading.source_ts
     )
 
 
 def batch_to_lines(batch: ReadingBatch) -> list[str]:
     return [reading_to_line(reading) for reading in batch.readings]
+
+
+def wire_reading_to_line(reading: WireReading) -> str:
+    """`reading_to_line` for a reading validated as a dict (ingest.fast_schema), same output."""
+    asset = reading["asset"]
+    series = _reading_series(
+        asset["plant"],
+        asset["area"],
+        asset["line"],
+        asset["machine"],
+        reading["signal"],
+        reading.get("unit") or "",
+    )
+    return series + value_and_tail(
+        reading["value"],
+        reading.get("status_code", 0),
+        reading.get("quality", "good"),
+        reading["source_ts"],
+    )

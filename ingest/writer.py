@@ -1,10 +1,15 @@
 """The writer: Kafka telemetry.raw -> InfluxDB, telemetry.normalized and telemetry.dlq.
 
-Per poll: decode every message; bad ones go to the DLQ with their original bytes and the reason;
-good ones are written to InfluxDB (the same points again on a replay, so at-least-once leaves no
-duplicates), then forwarded re-encoded to telemetry.normalized. Offsets are committed only when
-InfluxDB and Kafka have acknowledged everything of the poll. While InfluxDB is down the writer
-retries the same points and fetches nothing new.
+Per poll: check every message reading by reading (ingest.validation) and normalize it through
+the asset registry; bad messages and bad readings go to the DLQ, each on its own with the reason;
+good readings are written to InfluxDB (the same points again on a replay, so at-least-once leaves
+no duplicates), then forwarded to telemetry.normalized, and each batch's sequence number goes to
+telemetry.sequences for the completeness ledger. Offsets are committed only when InfluxDB and
+Kafka have acknowledged everything of the poll.
+
+Backpressure: while InfluxDB is slow or down the writer retries the same points with capped
+backoff and fetches nothing new; once a write has taken `pause_after_s` it pauses its partitions
+and keeps polling (which fetches nothing) so it stays in the consumer group, then resumes.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
@@ -23,18 +29,28 @@ from aiokafka.structs import TopicPartition
 
 from ingest.config import IngestConfig
 from ingest.dlq import (
+    HEADER_DLQ_READING_INDEX,
+    HEADER_REGISTRY_VERSION,
     REASON_INFLUX_REJECTED,
-    Decoded,
     Headers,
     Rejection,
     RejectionLog,
-    decode_raw,
     dlq_headers,
     kafka_source,
 )
 from ingest.influx import InfluxRejectedError, InfluxSink, InfluxUnavailableError
-from ingest.kafka_clients import Producer, ProducerFactory, make_producer, start_client
-from plantmesh.contracts import encode
+from ingest.kafka_clients import (
+    Producer,
+    ProducerFactory,
+    ensure_compacted_topic,
+    make_producer,
+    start_client,
+)
+from ingest.ledger import SeqRecord
+from ingest.ledger_service import LedgerService
+from ingest.metrics import IngestMetrics
+from ingest.registry import AssetRegistry
+from ingest.validation import Checked, Limits, Validator
 from plantmesh.kafka_admin import ensure_topics
 from plantmesh.resilience import (
     Backoff,
@@ -47,6 +63,9 @@ from plantmesh.resilience import (
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 250  # also how quickly an idle writer notices stop()
+UNKNOWN_PLANT = "unknown"
+WRITES_IN_FLIGHT = 2
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,7 +78,10 @@ class WriterStats:
     """Reading batches written to InfluxDB and forwarded to telemetry.normalized."""
     written_points: int = 0
     dlq: int = 0
+    """DLQ entries: whole messages and single readings."""
     dlq_by_reason: dict[str, int] = field(default_factory=dict)
+    pauses: int = 0
+    """Times the partitions were paused because InfluxDB was slow or down."""
     influx_failures: int = 0
     """Write attempts InfluxDB did not take (each was retried)."""
     produce_dropped: int = 0
@@ -72,7 +94,19 @@ class WriterStats:
 @dataclass(frozen=True)
 class _Good:
     record: Any  # aiokafka ConsumerRecord
-    decoded: Decoded
+    checked: Checked
+
+    @property
+    def lines(self) -> list[str]:
+        return self.checked.lines
+
+
+@dataclass
+class _Prepared:
+    offsets: dict[TopicPartition, int]
+    good: list[_Good] = field(default_factory=list)
+    outgoing: list[_Outgoing] = field(default_factory=list)
+    sequences: list[_Outgoing] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -99,7 +133,17 @@ class Writer:
         self._producer_factory = producer_factory or (lambda: make_producer(config.kafka, "writer"))
         self._producer: Producer | None = None
         self._consumer: Any = None
-        self._sink = InfluxSink(config.influxdb)
+        self._sink = InfluxSink(config.influxdb, gzip=config.writer.gzip)
+        self.metrics = IngestMetrics("writer")
+        path = config.writer.registry
+        self.registry = AssetRegistry.load(path) if path is not None else None
+        limits = config.writer.validation
+        self._validator = Validator(
+            Limits(limits.max_message_bytes, limits.max_future_s, limits.max_past_s),
+            self.registry,
+        )
+        self.ledger: LedgerService | None = None
+        self._fetching = asyncio.Lock()  # one getmany at a time (the loop, or a paused store)
         self._influx_backoff = Backoff(config.backoff.initial_s, config.backoff.max_s)
         self._influx_errors = ErrorLog(log, "InfluxDB write")
         self._kafka_backoff = Backoff(config.backoff.initial_s, config.backoff.max_s)
@@ -134,6 +178,8 @@ class Writer:
             self.ready.set()
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._consume_loop(), name="ingest-writer-consume")
+                if self.ledger is not None:
+                    tasks.create_task(self.ledger.run(), name="ingest-writer-ledger")
             log.info(
                 "writer stopped",
                 extra={"batches": self.stats.batches, "points": self.stats.written_points},
@@ -149,12 +195,15 @@ class Writer:
                 operation, stop=self._stop, backoff=backoff, errors=ErrorLog(log, what)
             )
 
+        ledger_on = cfg.writer.completeness.enabled
         if cfg.kafka_topics.create:
             names = [
                 self.topics.telemetry_raw,
                 self.topics.telemetry_normalized,
                 self.topics.telemetry_dlq,
             ]
+            if ledger_on:
+                names += [self.topics.telemetry_sequences, self.topics.telemetry_completeness]
             topics = cfg.kafka_topics
             await retry(
                 lambda: ensure_topics(
@@ -162,6 +211,18 @@ class Writer:
                 ),
                 "Kafka topic setup",
             )
+            if ledger_on:
+                await retry(
+                    lambda: ensure_compacted_topic(
+                        cfg.kafka,
+                        self.topics.ingest_ledger,
+                        topics.partitions,
+                        topics.replication_factor,
+                    ),
+                    "Kafka ledger topic setup",
+                )
+        self.metrics.serve(cfg.writer.metrics)
+        cleanup.callback(self.metrics.close)
         await self._sink.open()
         cleanup.push_async_callback(self._sink.close)
         if cfg.writer.create_database:
@@ -188,76 +249,170 @@ class Writer:
             await start_client(consumer)
             return consumer
 
+        if ledger_on:
+            ledger = LedgerService(cfg, self._producer, self._sink, self.metrics, self._stop)
+            await retry(ledger.start, "Kafka ledger consumer start")
+            cleanup.push_async_callback(ledger.close)
+            self.ledger = ledger
         self._consumer = await retry(start_consumer, "Kafka consumer start")
         cleanup.push_async_callback(self._consumer.stop)
 
     async def _consume_loop(self) -> None:
+        """Fetch and check poll N+1 while poll N is being stored: the checks are CPU work of
+        this process, the store mostly waits for InfluxDB and Kafka. Stores run one at a time,
+        in order, so commits stay in order; at most two polls are in memory."""
         backoff = Backoff(self.config.backoff.initial_s, self.config.backoff.max_s)
-        while not self._stop.is_set():
-            try:
-                records = await self._consumer.getmany(
-                    timeout_ms=POLL_TIMEOUT_MS, max_records=self.config.writer.max_poll_records
-                )
-            except KafkaError as exc:
-                self._poll_errors.failed(exc)
-                if await sleep_unless_stopped(self._stop, backoff.next_delay()):
-                    return
-                continue
-            self._poll_errors.succeeded()
-            backoff.reset()
-            if not records:
-                continue
-            try:
-                await self._handle_poll(records)
-            except StopRequestedError:
-                log.info("stopped before the batch in hand was stored; it will be consumed again")
-                return
+        storing: asyncio.Task[None] | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    async with self._fetching:
+                        records = await self._consumer.getmany(
+                            timeout_ms=POLL_TIMEOUT_MS,
+                            max_records=self.config.writer.max_poll_records,
+                        )
+                except KafkaError as exc:
+                    self._poll_errors.failed(exc)
+                    if await sleep_unless_stopped(self._stop, backoff.next_delay()):
+                        break
+                    continue
+                self._poll_errors.succeeded()
+                backoff.reset()
+                prepared = self._prepare(records) if records else None
+                if storing is not None:
+                    await storing
+                    storing = None
+                if prepared is not None:
+                    storing = asyncio.create_task(self._store(prepared), name="ingest-writer-store")
+            if storing is not None:
+                await storing
+        except StopRequestedError:
+            log.info("stopped before the batch in hand was stored; it will be consumed again")
+        finally:
+            if storing is not None and not storing.done():
+                storing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopRequestedError):
+                    await storing
 
     # --- one poll -------------------------------------------------------------------------
-    async def _handle_poll(self, records: dict[TopicPartition, list[Any]]) -> None:
-        """Everything one `getmany` returned: store, forward, then commit."""
-        offsets = {tp: batch[-1].offset + 1 for tp, batch in records.items() if batch}
-        good: list[_Good] = []
-        outgoing: list[_Outgoing] = []
+    def _prepare(self, records: dict[TopicPartition, list[Any]]) -> _Prepared:
+        """Check and normalize everything one `getmany` returned."""
+        prepared = _Prepared({tp: batch[-1].offset + 1 for tp, batch in records.items() if batch})
+        good, outgoing, sequences = prepared.good, prepared.outgoing, prepared.sequences
+        now = datetime.now(UTC)
+        check = self._validator.check
         for batch in records.values():
             for record in batch:
-                self.stats.messages += 1
-                result = decode_raw(record.value)
+                result = check(record.value, now)
                 if isinstance(result, Rejection):
                     outgoing.append(self._to_dlq(record, result))
-                else:
+                    continue
+                for bad in result.bad:
+                    outgoing.append(self._to_dlq(record, bad.rejection, bad.value, bad.index))
+                if self.ledger is not None:
+                    sequences.append(self._sequence(record, result))
+                if result.readings:
                     good.append(_Good(record, result))
-        refused = await self._write(good)
+        taken = sum(len(batch) for batch in records.values())
+        self.stats.messages += taken
+        self.metrics.messages.inc(taken)
+        return prepared
+
+    async def _store(self, prepared: _Prepared) -> None:
+        """Write to InfluxDB, forward, then commit."""
+        good, outgoing = prepared.good, prepared.outgoing
+        refused = await self._backpressured(self._write(good))
         for item, rejection in refused:
             outgoing.append(self._to_dlq(item.record, rejection))
         if refused:
             refused_ids = {id(item) for item, _ in refused}
             good = [item for item in good if id(item) not in refused_ids]
         outgoing += [self._to_normalized(item) for item in good]
+        outgoing += prepared.sequences
         await self._produce(outgoing)
+        points = sum(len(item.lines) for item in good)
         self.stats.batches += len(good)
-        self.stats.written_points += sum(len(item.decoded.lines) for item in good)
+        self.stats.written_points += points
+        self.metrics.readings_written.inc(points)
+        self.metrics.forwarded.inc(len(good))
         for out in outgoing:
             if out.dlq_reason is not None:
                 self.stats.dlq += 1
                 by_reason = self.stats.dlq_by_reason
                 by_reason[out.dlq_reason] = by_reason.get(out.dlq_reason, 0) + 1
-        await self._commit(offsets)
+                self.metrics.rejected(out.dlq_reason)
+        await self._commit(prepared.offsets)
 
-    def _to_dlq(self, record: Any, rejection: Rejection) -> _Outgoing:
+    def _to_dlq(
+        self,
+        record: Any,
+        rejection: Rejection,
+        value: bytes | None = None,
+        reading_index: int | None = None,
+    ) -> _Outgoing:
         source = kafka_source(record.topic, record.partition, record.offset)
         self._rejections.rejected(rejection, source)
         headers = dlq_headers(list(record.headers or ()), rejection, source)
-        value = record.value if record.value is not None else b""
+        if reading_index is not None:
+            headers.append((HEADER_DLQ_READING_INDEX, str(reading_index).encode()))
+        if value is None:
+            value = record.value if record.value is not None else b""
         return _Outgoing(self.topics.telemetry_dlq, record.key, value, headers, rejection.reason)
 
     def _to_normalized(self, item: _Good) -> _Outgoing:
+        checked = item.checked
         key = item.record.key
         if not key:
-            asset = item.decoded.batch.readings[0].asset
-            key = f"{asset.plant}/{asset.machine}".encode()
+            asset = checked.readings[0]["asset"]
+            key = f"{asset['plant']}/{asset['machine']}".encode()
         headers = list(item.record.headers or ())
-        return _Outgoing(self.topics.telemetry_normalized, key, encode(item.decoded.batch), headers)
+        if self.registry is not None:
+            headers.append((HEADER_REGISTRY_VERSION, self.registry.version.encode()))
+        # Unchanged batches travel as they came: re-encoding costs more than validating.
+        value = checked.to_json() if checked.changed else item.record.value
+        return _Outgoing(self.topics.telemetry_normalized, key, value, headers)
+
+    def _sequence(self, record: Any, checked: Checked) -> _Outgoing:
+        plant = checked.plant
+        if plant is None:
+            key = (record.key or b"").decode(errors="replace")
+            plant = key.split("/", 1)[0] if key and "/" in key else UNKNOWN_PLANT
+        seq = SeqRecord(
+            plant, checked.gateway_id, checked.session_id, checked.seq, checked.received
+        )
+        return _Outgoing(self.topics.telemetry_sequences, seq.key, seq.to_bytes(), [])
+
+    async def _backpressured(self, operation: Coroutine[Any, Any, T]) -> T:
+        """Await `operation` (a write that retries until InfluxDB takes it). If it takes longer
+        than `pause_after_s`, pause the partitions and keep polling meanwhile: polls fetch
+        nothing, memory stays flat, and the group does not evict a writer that seems stuck."""
+        task = asyncio.create_task(operation, name="ingest-writer-influx-write")
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.config.writer.pause_after_s)
+            if done:
+                return task.result()
+            consumer = self._consumer
+            consumer.pause(*consumer.assignment())
+            self.stats.pauses += 1
+            self.metrics.paused.set(1)
+            log.warning("InfluxDB is slow or down: partitions paused until the write succeeds")
+            try:
+                while not task.done():
+                    async with self._fetching:
+                        polled = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
+                    for tp, batch in polled.items():  # newly assigned during the pause
+                        consumer.seek(tp, batch[0].offset)
+                        consumer.pause(tp)
+            finally:
+                consumer.resume(*consumer.assignment())
+                self.metrics.paused.set(0)
+            log.info("InfluxDB took the write: partitions resumed")
+            return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopRequestedError):
+                    await task
 
     # --- InfluxDB -------------------------------------------------------------------------
     def _chunks(self, good: Sequence[_Good]) -> Iterator[list[_Good]]:
@@ -265,7 +420,7 @@ class Writer:
         chunk: list[_Good] = []
         size = 0
         for item in good:
-            count = len(item.decoded.lines)
+            count = len(item.lines)
             if chunk and size + count > limit:
                 yield chunk
                 chunk, size = [], 0
@@ -275,23 +430,32 @@ class Writer:
             yield chunk
 
     async def _write(self, good: Sequence[_Good]) -> list[tuple[_Good, Rejection]]:
-        """Write every good batch; return those InfluxDB refused for good, with the reason."""
+        """Write every good batch, WRITES_IN_FLIGHT requests at a time (InfluxDB works on one
+        while the next travels); return those InfluxDB refused for good, with the reason."""
+        slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
+
+        async def write(chunk: list[_Good]) -> list[tuple[_Good, Rejection]]:
+            async with slots:
+                return await self._write_chunk(chunk)
+
+        results = await asyncio.gather(*(write(chunk) for chunk in self._chunks(good)))
+        return [item for refused in results for item in refused]
+
+    async def _write_chunk(self, chunk: list[_Good]) -> list[tuple[_Good, Rejection]]:
+        try:
+            await self._write_lines([line for item in chunk for line in item.lines])
+            return []
+        except InfluxRejectedError as exc:
+            if len(chunk) == 1:
+                return [(chunk[0], Rejection(REASON_INFLUX_REJECTED, str(exc)))]
+        # One bad batch spoils its request: find it by writing batch by batch (points that
+        # were fine are simply written again).
         refused: list[tuple[_Good, Rejection]] = []
-        for chunk in self._chunks(good):
+        for item in chunk:
             try:
-                await self._write_lines([line for item in chunk for line in item.decoded.lines])
-                continue
+                await self._write_lines(item.lines)
             except InfluxRejectedError as exc:
-                if len(chunk) == 1:
-                    refused.append((chunk[0], Rejection(REASON_INFLUX_REJECTED, str(exc))))
-                    continue
-            # One bad batch spoils its request: find it by writing batch by batch (points that
-            # were fine are simply written again).
-            for item in chunk:
-                try:
-                    await self._write_lines(item.decoded.lines)
-                except InfluxRejectedError as exc:
-                    refused.append((item, Rejection(REASON_INFLUX_REJECTED, str(exc))))
+                refused.append((item, Rejection(REASON_INFLUX_REJECTED, str(exc))))
         return refused
 
     async def _write_lines(self, lines: Sequence[str]) -> None:
@@ -301,6 +465,7 @@ class Writer:
 
             def count_failure() -> None:
                 self.stats.influx_failures += 1
+                self.metrics.influx_failures.inc()
 
             await retry_until_stopped(
                 functools.partial(self._sink.write, part),

@@ -82,10 +82,12 @@ def build_parser(
     add_common_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     from plantmesh.demo import register as register_demo
+    from plantmesh.query import register as register_query
     from plantmesh.stack.cli import register as register_stack
 
     register_stack(subparsers)
     register_demo(subparsers)
+    register_query(subparsers)
     for _, register in registers if registers is not None else _plugins():
         register(subparsers)
     return parser

@@ -1,8 +1,10 @@
-"""A minimal InfluxQL client over HTTP (standard library only), for the command line and the demo,
-which must not pull the cloud-side client into an edge install."""
+"""A minimal InfluxQL and Flux client over HTTP (standard library only), for the command line and
+the demo, which must not pull the cloud-side client into an edge install."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import urllib.error
 import urllib.parse
@@ -26,19 +28,24 @@ class Series:
         return [dict(zip(self.columns, row, strict=True)) for row in self.values]
 
 
-def query(url: str, database: str, q: str, timeout_s: float = 10.0) -> list[Series]:
-    """Run one InfluxQL statement and return its series (tags included when grouped)."""
-    body = urllib.parse.urlencode({"db": database, "q": q, "epoch": "ns"}).encode()
-    request = urllib.request.Request(f"{url.rstrip('/')}/query", data=body, method="POST")
+def _post(request: urllib.request.Request, url: str, timeout_s: float) -> bytes:
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            payload = json.load(response)
+            body: bytes = response.read()
+            return body
     except urllib.error.HTTPError as exc:
         raise InfluxQueryError(
             f"InfluxDB answered {exc.code}: {exc.read().decode()[:300]}"
         ) from None
     except urllib.error.URLError as exc:
         raise InfluxQueryError(f"cannot reach InfluxDB at {url}: {exc.reason}") from None
+
+
+def query(url: str, database: str, q: str, timeout_s: float = 10.0) -> list[Series]:
+    """Run one InfluxQL statement and return its series (tags included when grouped)."""
+    body = urllib.parse.urlencode({"db": database, "q": q, "epoch": "ns"}).encode()
+    request = urllib.request.Request(f"{url.rstrip('/')}/query", data=body, method="POST")
+    payload = json.loads(_post(request, url, timeout_s))
     series: list[Series] = []
     for result in payload.get("results", []):
         if "error" in result:
@@ -48,3 +55,41 @@ def query(url: str, database: str, q: str, timeout_s: float = 10.0) -> list[Seri
                 Series(item["name"], item.get("tags", {}), item["columns"], item.get("values", []))
             )
     return series
+
+
+# Columns every Flux answer carries that say nothing about the data.
+_FLUX_NOISE = frozenset({"", "result", "table", "_start", "_stop"})
+
+
+def flux(
+    url: str, q: str, token: str, org: str = "-", timeout_s: float = 10.0
+) -> list[dict[str, str]]:
+    """Run a Flux query over `/api/v2/query` (InfluxDB 1.8 with Flux, 2.x, 3.x); the rows of
+    every table of the annotated-CSV answer, as column -> text."""
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/api/v2/query?{urllib.parse.urlencode({'org': org})}",
+        data=q.encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/vnd.flux",
+            "Accept": "application/csv",
+            "Authorization": f"Token {token}",
+        },
+    )
+    text = _post(request, url, timeout_s).decode()
+    rows: list[dict[str, str]] = []
+    header: list[str] | None = None
+    for record in csv.reader(io.StringIO(text)):
+        if not record or not any(record):
+            header = None  # a blank line ends a table; the next one brings its own header
+            continue
+        if record[0].startswith("#"):
+            continue
+        if header is None:
+            header = record
+            continue
+        row = dict(zip(header, record, strict=False))
+        if "error" in header and "reference" in header:  # an error reported mid-stream
+            raise InfluxQueryError(row["error"] or "Flux query failed")
+        rows.append({k: v for k, v in row.items() if k not in _FLUX_NOISE})
+    return rows

@@ -87,6 +87,21 @@ class Topics:
         return self._kafka("alerts.events")
 
     @property
+    def telemetry_completeness(self) -> str:
+        """Data-completeness events (CompletenessEvent), keyed plant/gateway_id."""
+        return self._kafka("telemetry.completeness")
+
+    @property
+    def telemetry_sequences(self) -> str:
+        """Ingest-internal: one record per batch, re-keyed plant/gateway_id for the ledger."""
+        return self._kafka("telemetry.sequences")
+
+    @property
+    def ingest_ledger(self) -> str:
+        """Ingest-internal, compacted: the completeness ledger's state per gateway."""
+        return self._kafka("ingest.ledger")
+
+    @property
     def all_kafka(self) -> tuple[str, ...]:
         return (
             self.telemetry_raw,
@@ -94,6 +109,9 @@ class Topics:
             self.telemetry_dlq,
             self.gateway_status,
             self.alert_events,
+            self.telemetry_completeness,
+            self.telemetry_sequences,
+            self.ingest_ledger,
         )
 
 

@@ -2,6 +2,7 @@
 
 from plantmesh.contracts.alerts import AlertEvent, AlertEventKind, Evidence, EvidencePoint, Severity
 from plantmesh.contracts.common import SCHEMA_VERSION, AssetPath, Name
+from plantmesh.contracts.completeness import CompletenessEvent, CompletenessEventKind
 from plantmesh.contracts.decoding import DecodeError, decode, encode
 from plantmesh.contracts.gateway import GatewayHealth, GatewayState, GatewayStatus, SourceHealth
 from plantmesh.contracts.readings import (
@@ -26,6 +27,8 @@ __all__ = [
     "AlertEvent",
     "AlertEventKind",
     "AssetPath",
+    "CompletenessEvent",
+    "CompletenessEventKind",
     "DecodeError",
     "Evidence",
     "EvidencePoint",

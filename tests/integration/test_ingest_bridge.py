@@ -264,10 +264,14 @@ class StubProducer:
         value: bytes | None = None,
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
     ) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sends.append((topic, value or b"", future))
         return future
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
 
     def unresolved(self) -> list[asyncio.Future[None]]:
         return [f for _, _, f in self.sends if not f.done()]

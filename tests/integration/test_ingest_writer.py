@@ -220,10 +220,10 @@ async def test_offsets_are_committed_only_after_influxdb_took_the_points(
         retried = writer.stats.influx_failures
         await async_wait_for(lambda: failing_since(retried + 2), 20, "more retries")
 
-        # Still on the first batch: nothing committed, nothing more fetched.
+        # Still on the first batch: nothing committed; the next poll is checked and waits.
         assert writer.stats.commits == 0
         assert await committed(kafka_bootstrap, config.writer.group_id) == {}
-        assert writer.stats.messages == 1
+        assert writer.stats.messages <= 2
 
         await influxql(influx_url, f'CREATE DATABASE "{database}"')
 
@@ -234,6 +234,54 @@ async def test_offsets_are_committed_only_after_influxdb_took_the_points(
 
     assert sum((await committed(kafka_bootstrap, config.writer.group_id)).values()) == 2
     assert sorted(row["value"] for row in await points(influx_url, database)) == [1.0, 2.0]
+
+
+async def test_a_failing_influxdb_pauses_the_partitions_and_resumes_without_loss(
+    config: IngestConfig, database: str, kafka_bootstrap: str, influx_url: str
+) -> None:
+    writer_settings = config.writer.model_copy(
+        update={"create_database": False, "pause_after_s": 0.1}
+    )
+    config = config.model_copy(update={"writer": writer_settings})
+    raw = config.topics.telemetry_raw
+    async with running(Writer(config)) as writer:
+        await produce(kafka_bootstrap, raw, [(KEY, encode(batch(reading("temp", 0.0))), [])])
+
+        async def paused() -> bool:
+            return writer.stats.pauses >= 1 and writer.metrics.paused._value.get() == 1
+
+        await async_wait_for(paused, 20, "the writer to pause its partitions")
+        consumer = writer._consumer
+        assert consumer.paused() == consumer.assignment() != set()
+        later = [
+            (KEY, encode(batch(reading("temp", float(i), offset_s=i), seq=i)), [])
+            for i in range(1, 6)
+        ]
+        await produce(kafka_bootstrap, raw, later)
+        failures = writer.stats.influx_failures
+
+        async def retried() -> bool:
+            return writer.stats.influx_failures >= failures + 3
+
+        await async_wait_for(retried, 20, "more write attempts while paused")
+        assert writer.stats.messages == 1  # nothing more fetched while paused
+
+        await influxql(influx_url, f'CREATE DATABASE "{database}"')
+
+        async def caught_up() -> bool:
+            return sum(writer.stats.committed.values()) == 6
+
+        await async_wait_for(caught_up, 20, "all six batches to be committed")
+        assert consumer.paused() == set()
+        assert writer.metrics.paused._value.get() == 0
+    assert sorted(row["value"] for row in await points(influx_url, database)) == [
+        0.0,
+        1.0,
+        2.0,
+        3.0,
+        4.0,
+        5.0,
+    ]
 
 
 async def test_the_same_batch_twice_and_a_replay_leave_one_point_each(
@@ -293,20 +341,20 @@ async def test_bad_messages_go_to_the_dlq_and_the_good_one_is_written(
 
         await async_wait_for(done, 20, "the three messages to be handled")
         assert (writer.stats.batches, writer.stats.dlq) == (1, 2)
-        assert writer.stats.dlq_by_reason == {"malformed_json": 1, "schema_mismatch": 1}
+        assert writer.stats.dlq_by_reason == {"malformed_json": 1, "non_finite_value": 1}
 
     dlq = {
         headers_of(r)[HEADER_DLQ_REASON]: r
         for r in await consume(kafka_bootstrap, config.topics.telemetry_dlq, 2)
     }
-    assert set(dlq) == {b"malformed_json", b"schema_mismatch"}
+    assert set(dlq) == {b"malformed_json", b"non_finite_value"}
     bad_json = dlq[b"malformed_json"]
     assert bad_json.value == malformed  # the original bytes
     assert bad_json.key == KEY
     assert headers_of(bad_json)[HEADER_MQTT_TOPIC] == b"the/mqtt/topic"
     (partition, offset), _, (nan_partition, nan_offset) = placed
     assert headers_of(bad_json)[HEADER_DLQ_SOURCE] == f"{raw}/{partition}/{offset}".encode()
-    not_finite = dlq[b"schema_mismatch"]
+    not_finite = dlq[b"non_finite_value"]
     assert not_finite.value == nan
     assert b"readings[0].value" in headers_of(not_finite)[HEADER_DLQ_DETAIL]
     assert b"finite" in headers_of(not_finite)[HEADER_DLQ_DETAIL]
@@ -360,14 +408,10 @@ async def test_points_influxdb_refuses_go_to_the_dlq_and_the_rest_is_written(
     assert [(row["signal"], row["value_str"]) for row in rows] == [("mode", "auto")]
 
 
-async def test_writer_process_stops_cleanly_on_sigterm(
-    config_data: dict[str, Any], database: str, tmp_path: Path
-) -> None:
-    config_file = tmp_path / "ingest.yaml"
-    config_file.write_text(yaml.safe_dump(config_data))
-    log_file = tmp_path / "writer.log"
-    with log_file.open("w") as log:
-        process = await asyncio.create_subprocess_exec(
+async def start_writer_process(config_file: Path, log_file: Path) -> asyncio.subprocess.Process:
+    """`python -m ingest writer`, its log appended to `log_file`."""
+    with log_file.open("a") as log:
+        return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "ingest",
@@ -377,6 +421,15 @@ async def test_writer_process_stops_cleanly_on_sigterm(
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+
+
+async def test_writer_process_stops_cleanly_on_sigterm(
+    config_data: dict[str, Any], database: str, tmp_path: Path
+) -> None:
+    config_file = tmp_path / "ingest.yaml"
+    config_file.write_text(yaml.safe_dump(config_data))
+    log_file = tmp_path / "writer.log"
+    process = await start_writer_process(config_file, log_file)
     try:
 
         async def started() -> bool:

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from ingest.cli import register
-from ingest.config import DEFAULT_BRIDGE_CLIENT_ID, IngestConfig
+from ingest.config import DEFAULT_BRIDGE_CLIENT_ID, IngestConfig, load_ingest_config
+from ingest.registry import AssetRegistry
 from plantmesh.cli import build_parser
 from plantmesh.config import ConfigError, load_config, validate_config
 
@@ -26,6 +27,25 @@ def test_sample_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.kafka_topics.partitions == 4
     assert config.influxdb.database == "plantmesh"
     assert config.topics.telemetry_raw == "plant-a.telemetry.raw"
+    assert config.writer.completeness.enabled is True
+    assert config.writer.metrics.address is None
+
+
+def test_sample_registry_path_is_relative_to_the_config_file() -> None:
+    config = load_ingest_config(SAMPLE)
+    assert config.writer.registry == SAMPLE.parent / "registry.yaml"
+    assert AssetRegistry.load(config.writer.registry).version
+
+
+@pytest.mark.parametrize("listen", ["9464", ":9464", "host:port", "h:70000"])
+def test_metrics_listen_must_be_host_and_port(listen: str) -> None:
+    with pytest.raises(ConfigError, match="host:port"):
+        validate_config(IngestConfig, {"writer": {"metrics": {"listen": listen}}})
+
+
+def test_metrics_listen_gives_an_address() -> None:
+    config = validate_config(IngestConfig, {"bridge": {"metrics": {"listen": "127.0.0.1:0"}}})
+    assert config.bridge.metrics.address == ("127.0.0.1", 0)
 
 
 def test_defaults_give_the_bridge_a_fixed_client_id() -> None:

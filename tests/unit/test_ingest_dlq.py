@@ -1,27 +1,22 @@
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
 
 from ingest.dlq import (
     MAX_DETAIL_CHARS,
-    REASON_EMPTY,
     REASON_FOREIGN_TOPIC,
     REASON_OVERSIZED,
-    REASON_UNWRITABLE,
-    Decoded,
     Rejection,
     Route,
     check_payload_size,
-    decode_raw,
     dlq_headers,
     header,
     kafka_source,
     route_mqtt,
 )
-from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
+from plantmesh.contracts import AssetPath
 from plantmesh.topics import HEADER_DLQ_DETAIL, HEADER_DLQ_REASON, HEADER_DLQ_SOURCE, Topics
 
 TOPICS = Topics("ns")
@@ -79,65 +74,6 @@ def test_payload_size_limit() -> None:
     assert rejection is not None
     assert rejection.reason == REASON_OVERSIZED
     assert "11 bytes" in rejection.detail
-
-
-# --- the writer's decoding --------------------------------------------------------------------
-def test_good_batch_decodes_with_its_lines() -> None:
-    result = decode_raw(json.dumps(batch_json()).encode())
-    assert isinstance(result, Decoded)
-    assert result.batch.seq == 3
-    assert len(result.lines) == 1
-    assert result.lines[0].startswith("readings,")
-
-
-def test_round_trip_of_encoded_batch() -> None:
-    batch = ReadingBatch(
-        gateway_id="gw",
-        session_id="s",
-        seq=0,
-        sent_at=T0,
-        readings=[Reading(asset=ASSET, signal="x", value=True, source_ts=T0, gateway_ts=T0)],
-    )
-    result = decode_raw(encode(batch))
-    assert isinstance(result, Decoded)
-    assert result.batch == batch
-
-
-@pytest.mark.parametrize(
-    ("payload", "reason", "mentions"),
-    [
-        (b"{not json", "malformed_json", ""),
-        (b"\xff\xfe", "malformed_json", ""),
-        (json.dumps(batch_json(value=None)).encode(), "schema_mismatch", "readings[0].value"),
-        (json.dumps(batch_json(value="NaN")).encode(), None, None),  # a string "NaN" is text
-        (
-            json.dumps(batch_json()).replace('"value": 1.5', '"value": NaN').encode(),
-            "schema_mismatch",
-            "finite",
-        ),
-        (json.dumps(batch_json(signal="bad signal")).encode(), "schema_mismatch", "signal"),
-        (json.dumps({**batch_json(), "readings": []}).encode(), "schema_mismatch", "readings"),
-        (
-            json.dumps(batch_json(source_ts="2026-01-01T00:00:00")).encode(),
-            "schema_mismatch",
-            "timezone",
-        ),
-        (json.dumps(batch_json(unit="trailing\\")).encode(), REASON_UNWRITABLE, "backslash"),
-        (b"", REASON_EMPTY, ""),
-        (None, REASON_EMPTY, ""),
-    ],
-)
-def test_classification_of_raw_messages(
-    payload: bytes | None, reason: str | None, mentions: str | None
-) -> None:
-    result = decode_raw(payload)
-    if reason is None:
-        assert isinstance(result, Decoded)
-        return
-    assert isinstance(result, Rejection)
-    assert result.reason == reason
-    assert mentions is not None
-    assert mentions in result.detail
 
 
 # --- DLQ headers ------------------------------------------------------------------------------

@@ -1,0 +1,341 @@
+"""Ingest throughput, each figure next to its reference measured in the same run.
+
+    .venv/bin/python benchmarks/bench_ingest.py [--quick] [--profile writer.txt]
+
+1. writer: readings/s from Kafka telemetry.raw into InfluxDB (one writer process, registry and
+   completeness ledger on, as deployed), against the raw InfluxDB write ceiling: prebuilt line
+   protocol of the same schema, 5,000-point requests, two concurrent writers.
+2. bridge: MQTT batches/s into Kafka, against a raw paho QoS 1 subscriber draining the same
+   number of queued messages from the same broker.
+
+Servers: PLANTMESH_MQTT_URL, PLANTMESH_KAFKA_BOOTSTRAP, PLANTMESH_INFLUX_URL (the local stack's
+defaults otherwise). Everything the run creates is namespaced and the InfluxDB databases are
+dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import http.client
+import os
+import pstats
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import paho.mqtt.client as mqtt
+from aiokafka import AIOKafkaProducer
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.bridge import Bridge
+from ingest.config import IngestConfig
+from ingest.line_protocol import batch_to_lines
+from ingest.writer import Writer
+from plantmesh.config import validate_config
+from plantmesh.connections import DEFAULT_INFLUX_URL, DEFAULT_KAFKA_BOOTSTRAP, DEFAULT_MQTT_URL
+from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
+from plantmesh.topics import Topics
+
+MQTT_URL = os.environ.get("PLANTMESH_MQTT_URL") or DEFAULT_MQTT_URL
+KAFKA = os.environ.get("PLANTMESH_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP
+INFLUX = os.environ.get("PLANTMESH_INFLUX_URL") or DEFAULT_INFLUX_URL
+REGISTRY = Path(__file__).resolve().parents[1] / "deploy" / "ingest" / "registry.yaml"
+# Signals with the units plant-a's gateways send (the registry's canonical ones).
+SIGNALS = {
+    "bearing_temp": "degC",
+    "vibration_rms": "mm/s",
+    "pressure": "bar",
+    "motor_current": "A",
+    "running": None,
+}
+
+
+def make_batches(count: int, per_batch: int, start: datetime) -> list[ReadingBatch]:
+    """Plant-a's registered machines (so the registry passes them), one gateway session."""
+    machines = ("press-01", "press-02", "comp-01")
+    batches = []
+    for seq in range(count):
+        machine = machines[seq % len(machines)]
+        asset = AssetPath(plant="plant-a", area="stamping", line="line1", machine=machine)
+        readings = []
+        names = list(SIGNALS)
+        for i in range(per_batch):
+            ts = start + timedelta(milliseconds=seq * per_batch + i)
+            signal = names[i % len(names)]
+            readings.append(
+                Reading(
+                    asset=asset,
+                    signal=signal,
+                    value=20.0 + (seq * 7 + i) % 50 / 3,
+                    unit=SIGNALS[signal],
+                    source_ts=ts,
+                    gateway_ts=ts,
+                )
+            )
+        batches.append(
+            ReadingBatch(
+                gateway_id="gw-bench", session_id="s1", seq=seq, sent_at=start, readings=readings
+            )
+        )
+    return batches
+
+
+async def until(done: Callable[[], bool], interval: float = 0.005) -> None:
+    """Poll a counter of the service under test (the clock only starts once it moves)."""
+    while True:
+        if done():
+            return
+        await asyncio.sleep(interval)
+
+
+# --- InfluxDB ---------------------------------------------------------------------------------
+def influx_call(path: str, params: dict[str, str], body: bytes = b"") -> int:
+    url = urllib.parse.urlsplit(INFLUX)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 8086, timeout=60)
+    try:
+        conn.request("POST", f"{path}?{urllib.parse.urlencode(params)}", body=body)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def ceiling(lines: list[str], db: str, writers: int = 2, chunk: int = 5000) -> float:
+    """Points/s of `writers` threads posting prebuilt line protocol, keep-alive, 5,000 a request."""
+    influx_call("/query", {"q": f'CREATE DATABASE "{db}"'})
+    bodies = ["\n".join(lines[i : i + chunk]).encode() for i in range(0, len(lines), chunk)]
+    url = urllib.parse.urlsplit(INFLUX)
+    errors: list[str] = []
+
+    def post(mine: list[bytes]) -> None:
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 8086, timeout=60)
+        for body in mine:
+            conn.request("POST", f"/write?db={db}&precision=ns", body=body)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 204:
+                errors.append(str(response.status))
+        conn.close()
+
+    threads = [threading.Thread(target=post, args=(bodies[i::writers],)) for i in range(writers)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"ceiling writes failed: {errors[:3]}")
+    return len(lines) / elapsed
+
+
+async def fill_raw(topic: str, batches: list[ReadingBatch]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=KAFKA, linger_ms=20, max_batch_size=1 << 20, max_request_size=4 << 20
+    )
+    await producer.start()
+    try:
+        futures = []
+        for batch in batches:
+            asset = batch.readings[0].asset
+            key = f"{asset.plant}/{asset.machine}".encode()
+            futures.append(await producer.send(topic, encode(batch), key=key))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def bench_writer(batches: list[ReadingBatch], namespace: str, profile: Path | None) -> float:
+    config = validate_config(
+        IngestConfig,
+        {
+            "namespace": namespace,
+            "kafka": {"bootstrap": KAFKA, "client_id": namespace},
+            "influxdb": {"url": INFLUX, "bucket": f"{namespace}/autogen", "token": "u:p"},
+            "writer": {"group_id": f"{namespace}-writer", "registry": str(REGISTRY)},
+        },
+    )
+    await fill_raw(config.topics.telemetry_raw, batches)
+    total = sum(len(b.readings) for b in batches)
+    writer = Writer(config)
+    task = asyncio.create_task(writer.run(), name="bench-writer")
+    await asyncio.wait_for(writer.ready.wait(), 60)
+    profiler: Any = None
+    await until(lambda: writer.stats.messages > 0, 0.001)
+    started = time.perf_counter()
+    if profile is not None:
+        profiler = cProfile.Profile()
+        profiler.enable()
+    await until(lambda: writer.stats.written_points + writer.stats.dlq >= total)
+    elapsed = time.perf_counter() - started
+    if profiler is not None and profile is not None:
+        profiler.disable()
+        with profile.open("w") as out:
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(40)
+    writer.stop()
+    await task
+    if writer.stats.dlq:
+        raise RuntimeError(f"unexpected DLQ entries: {writer.stats.dlq_by_reason}")
+    # The first poll was already under way when the clock started: count from the second.
+    return total / elapsed
+
+
+# --- MQTT -------------------------------------------------------------------------------------
+def _connect(client_id: str, clean: bool) -> mqtt.Client:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    client.max_inflight_messages_set(1000)
+    url = urllib.parse.urlsplit(MQTT_URL)
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = 0 if clean else 600
+    client.connect(
+        url.hostname or "127.0.0.1", url.port or 1883, clean_start=clean, properties=properties
+    )
+    return client
+
+
+def publish(topics: list[str], payload: bytes, count: int) -> None:
+    client = _connect("", True)
+    client.loop_start()
+    infos = [client.publish(topics[i % len(topics)], payload, qos=1) for i in range(count)]
+    for info in infos:
+        info.wait_for_publish(timeout=60)
+    client.disconnect()
+    client.loop_stop()
+
+
+def raw_paho(
+    topic_filter: str, topics: list[str], payload: bytes, count: int, namespace: str
+) -> float:
+    """A plain paho QoS 1 subscriber draining `count` messages queued in its session."""
+    client_id = f"{namespace}-raw"
+    shared = f"$share/{client_id}/{topic_filter}"
+    setup = _connect(client_id, False)
+    subscribed = threading.Event()
+    setup.on_subscribe = lambda *_: subscribed.set()
+    setup.loop_start()
+    setup.subscribe(shared, qos=1)
+    if not subscribed.wait(30):
+        raise RuntimeError("no SUBACK from the broker")
+    setup.disconnect()
+    setup.loop_stop()
+    publish(topics, payload, count)
+    received = 0
+    done = threading.Event()
+    first: list[float] = []
+
+    def on_message(_c: Any, _u: Any, _m: Any) -> None:
+        nonlocal received
+        if not first:
+            first.append(time.perf_counter())
+        received += 1
+        if received == count:
+            done.set()
+
+    client = _connect(client_id, False)
+    client.on_message = on_message
+    client.loop_start()
+    done.wait(300)
+    elapsed = time.perf_counter() - first[0]
+    client.disconnect()
+    client.loop_stop()
+    _connect(client_id, True).disconnect()  # drop the session
+    return count / elapsed
+
+
+async def bench_bridge(topics: list[str], payload: bytes, count: int, namespace: str) -> float:
+    client_id = f"{namespace}-bridge"
+    config = validate_config(
+        IngestConfig,
+        {
+            "namespace": namespace,
+            "mqtt": {"url": MQTT_URL, "client_id": client_id},
+            "kafka": {"bootstrap": KAFKA, "client_id": namespace},
+            "bridge": {"shared_group": client_id, "session_expiry_s": 600},
+        },
+    )
+    first = Bridge(config)  # creates the persistent session and its subscriptions
+    task = asyncio.create_task(first.run(), name="bench-bridge-setup")
+    await asyncio.wait_for(first.ready.wait(), 60)
+    first.stop()
+    await task
+    await asyncio.to_thread(publish, topics, payload, count)
+    bridge = Bridge(config)
+    task = asyncio.create_task(bridge.run(), name="bench-bridge")
+    await until(lambda: bridge.stats.received > 0, 0.001)
+    started = time.perf_counter()
+    await until(lambda: bridge.stats.forwarded >= count)
+    elapsed = time.perf_counter() - started
+    bridge.stop()
+    await task
+    await asyncio.to_thread(lambda: _connect(client_id, True).disconnect())
+    return count / elapsed
+
+
+# --- the run ----------------------------------------------------------------------------------
+def row(name: str, ours: float, reference: float, target: float, unit: str) -> str:
+    ratio = ours / reference if reference else float("nan")
+    verdict = "ok" if ratio >= target else "below"
+    return f"{name:<8} {ours:>12,.0f} {reference:>14,.0f}  {unit:<11} {ratio:>5.2f} (target {target}) {verdict}"
+
+
+async def main(args: argparse.Namespace) -> None:
+    namespace = f"bench{uuid.uuid4().hex[:8]}"
+    batches_n, per_batch, mqtt_n = (300, 100, 3000) if args.quick else (2000, 100, 20000)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    batches = make_batches(batches_n, per_batch, start)
+    lines = [line for batch in batches for line in batch_to_lines(batch)]
+    print(f"readings: {len(lines):,} in {batches_n:,} batches; MQTT messages: {mqtt_n:,}")
+    results: list[str] = []
+    ceiling_db = f"{namespace}c"
+    try:
+        raw_ceiling = await asyncio.to_thread(ceiling, lines, ceiling_db)
+        writer_rate = await bench_writer(batches, namespace, args.profile)
+        results.append(row("writer", writer_rate, raw_ceiling, 0.7, "readings/s"))
+        results.append(
+            f"{'':<8} {'(target >= 100,000 readings/s: ' + ('ok' if writer_rate >= 100_000 else 'below') + ')'}"
+        )
+    finally:
+        for db in (ceiling_db, namespace):
+            influx_call("/query", {"q": f'DROP DATABASE "{db}"'})
+    topics = Topics(namespace)
+    sample = batches[0].model_copy(update={"readings": batches[0].readings[:10]})
+    payload = encode(sample)
+    # A plant's machines: their batches spread over the partitions (key plant/machine).
+    asset = sample.readings[0].asset
+    machine_topics = [
+        topics.mqtt_readings(asset.model_copy(update={"machine": f"m{i}"})) for i in range(12)
+    ]
+    paho_rate = await asyncio.to_thread(
+        raw_paho, topics.mqtt_readings_filter, machine_topics, payload, mqtt_n, namespace
+    )
+    bridge_rate = await bench_bridge(machine_topics, payload, mqtt_n, namespace)
+    results.append(row("bridge", bridge_rate, paho_rate, 0.7, "batches/s"))
+    print(f"\n{'':<8} {'ours':>12} {'reference':>14}  {'unit':<11} ratio")
+    print("\n".join(results))
+    print(
+        "references: writer = raw InfluxDB /write, prebuilt lines, 2 writers; bridge = raw paho QoS 1"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check it runs")
+    parser.add_argument(
+        "--profile", type=Path, help="write a cProfile summary of the writer to this file"
+    )
+    asyncio.run(main(parser.parse_args()))

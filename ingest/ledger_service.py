@@ -1,0 +1,322 @@
+"""The completeness ledger as a service inside each writer process.
+
+Why a topic of its own: raw data is keyed plant/machine, so one gateway's batches spread over
+several partitions and, with several writers, over several processes; none of them sees all of
+a gateway's sequence numbers. The writer therefore publishes one tiny record per batch to
+telemetry.sequences keyed plant/gateway_id, and the ledger consumes that topic in its own
+consumer group: Kafka gives each gateway exactly one owner, whatever the number of writers.
+
+State survives restarts and rebalances through the compacted topic ingest.ledger: at each flush
+the owner writes each changed gateway's whole state there, tagged with the telemetry.sequences
+partition it came from and sent to ledger partition (that number mod the ledger's partition
+count). A new owner reads those partitions back before consuming. Each snapshot holds the offset
+of the last record it applied, so a replay after a crash skips what the snapshot already counts.
+Flush order: completeness events (at least once), snapshots, figures to InfluxDB, then the
+offset commit (which only shortens the next replay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+
+from ingest.config import IngestConfig
+from ingest.influx import InfluxSink, InfluxUnavailableError
+from ingest.kafka_clients import Producer, start_client
+from ingest.ledger import GatewayLedger, SeqRecord
+from ingest.line_protocol import format_line
+from ingest.metrics import IngestMetrics
+from plantmesh.contracts import encode
+from plantmesh.resilience import (
+    Backoff,
+    ErrorLog,
+    StopRequestedError,
+    retry_until_stopped,
+    sleep_unless_stopped,
+)
+
+log = logging.getLogger(__name__)
+
+MEASUREMENT = "completeness"
+POLL_TIMEOUT_MS = 250
+
+
+def figures_line(ledger: GatewayLedger, ts_ns: int) -> str:
+    f = ledger.figures()
+    return format_line(
+        MEASUREMENT,
+        {"plant": ledger.plant, "gateway": ledger.gateway_id},
+        {
+            "batches_expected": f.expected,
+            "batches_received": f.received,
+            "batches_missing": f.missing,
+            "duplicates": f.duplicates,
+            "readings_received": f.readings,
+            "readings_missing_estimate": float(f.readings_missing_estimate),
+            "open_gaps": f.open_gaps,
+        },
+        ts_ns,
+    )
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: LedgerService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self.service.hand_over(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self.service.take_over(list(assigned))
+
+
+class LedgerService:
+    def __init__(
+        self,
+        config: IngestConfig,
+        producer: Producer,
+        sink: InfluxSink,
+        metrics: IngestMetrics,
+        stop: asyncio.Event,
+    ) -> None:
+        self.config = config
+        self.settings = config.writer.completeness
+        self.topics = config.topics
+        self._producer = producer
+        self._sink = sink
+        self._metrics = metrics
+        self._stop = stop
+        self._consumer: Any = None
+        self.gateways: dict[bytes, GatewayLedger] = {}
+        self._partition_of: dict[bytes, int] = {}
+        self._dirty: set[bytes] = set()
+        self._offsets: dict[TopicPartition, int] = {}
+        self._ledger_partitions = 1
+        self._backoff = Backoff(config.backoff.initial_s, config.backoff.max_s)
+        self._errors = ErrorLog(log, "completeness ledger flush")
+        self.flushes = 0
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        cfg = self.config
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=cfg.kafka.bootstrap,
+            client_id=f"{cfg.kafka.client_id}-ledger",
+            group_id=f"{cfg.writer.group_id}-ledger",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await start_client(consumer)
+        # Snapshots go to ledger partition (sequences partition mod this count), whatever the
+        # two topics' partition counts are.
+        self._ledger_partitions = len(
+            await self._producer.partitions_for(self.topics.ingest_ledger)
+        )
+        consumer.subscribe([self.topics.telemetry_sequences], listener=_Rebalance(self))
+        self._consumer = consumer
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def run(self) -> None:
+        last_flush = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                records = await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
+            except KafkaError as exc:
+                self._errors.failed(exc)
+                if await sleep_unless_stopped(self._stop, self._backoff.next_delay()):
+                    break
+                continue
+            self.ready.set()
+            now = time.time()
+            for tp, batch in records.items():
+                for record in batch:
+                    self._apply(tp, record, now)
+                self._offsets[tp] = batch[-1].offset + 1
+            if time.monotonic() - last_flush >= self.settings.flush_interval_s:
+                with contextlib.suppress(StopRequestedError):
+                    await self.flush()
+                last_flush = time.monotonic()
+        # Stopping: one last flush, without retrying (the snapshot and a replay cover the rest).
+        with contextlib.suppress(StopRequestedError, KafkaError, InfluxUnavailableError):
+            await self.flush(retry=False)
+
+    def _apply(self, tp: TopicPartition, record: Any, now: float) -> None:
+        try:
+            seq = SeqRecord.from_bytes(record.value)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring an unreadable telemetry.sequences record at %s", record.offset)
+            return
+        key = seq.key
+        ledger = self.gateways.get(key)
+        if ledger is None:
+            ledger = self.gateways[key] = GatewayLedger(seq.plant, seq.gateway_id)
+        if record.offset <= ledger.applied and self._partition_of.get(key) == tp.partition:
+            return  # the snapshot already counts it
+        self._partition_of[key] = tp.partition
+        ledger.add(seq, now)
+        ledger.applied = record.offset
+        self._dirty.add(key)
+
+    # --- flushing -------------------------------------------------------------------------
+    async def flush(self, *, retry: bool = True, only: set[int] | None = None) -> None:
+        now = time.time()
+        for key, ledger in self.gateways.items():
+            if only is not None and self._partition_of.get(key) not in only:
+                continue
+            before = (len(ledger.pending), len(ledger.sessions))
+            ledger.check(now, self.settings.gap_alert_after_s, self.settings.forget_after_s)
+            if (len(ledger.pending), len(ledger.sessions)) != before:
+                self._dirty.add(key)
+        dirty = [k for k in self._dirty if only is None or self._partition_of.get(k) in only]
+        if not dirty:
+            await self._commit(only)
+            return
+        ledgers = [self.gateways[k] for k in dirty]
+        events = [(ledger.key, encode(event)) for ledger in ledgers for event in ledger.pending]
+        snapshots = []
+        for ledger in ledgers:
+            ledger.partition = self._partition_of[ledger.key]
+            where = ledger.partition % self._ledger_partitions
+            snapshots.append((ledger.key, ledger.to_bytes(), where))
+        ts_ns = int(now) * 1_000_000_000
+        lines = [figures_line(ledger, ts_ns) for ledger in ledgers]
+
+        async def publish() -> None:
+            await self._send_all(
+                [(self.topics.telemetry_completeness, k, v, None) for k, v in events]
+            )
+            await self._send_all([(self.topics.ingest_ledger, k, v, p) for k, v, p in snapshots])
+            await self._sink.write(lines)
+
+        if retry:
+            await retry_until_stopped(
+                publish,
+                stop=self._stop,
+                backoff=self._backoff,
+                errors=self._errors,
+                retry_on=(KafkaError, InfluxUnavailableError),
+            )
+        else:
+            await publish()
+        for ledger in ledgers:
+            ledger.pending.clear()
+            self._update_metrics(ledger)
+        self._dirty.difference_update(dirty)
+        self.flushes += 1
+        await self._commit(only)
+
+    async def _send_all(self, messages: list[tuple[str, bytes, bytes, int | None]]) -> None:
+        futures = [
+            await self._producer.send(topic, value=value, key=key, partition=partition)
+            for topic, key, value, partition in messages
+        ]
+        await asyncio.gather(*futures)
+
+    async def _commit(self, only: set[int] | None) -> None:
+        offsets = {
+            tp: offset
+            for tp, offset in self._offsets.items()
+            if only is None or tp.partition in only
+        }
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            log.info("ledger offset commit failed (the snapshot covers it): %s", exc)
+            return
+        for tp in offsets:
+            self._offsets.pop(tp, None)
+
+    def _update_metrics(self, ledger: GatewayLedger) -> None:
+        f = ledger.figures()
+        m = self._metrics
+        labels = (ledger.plant, ledger.gateway_id)
+        m.batches_expected.labels(*labels).set(f.expected)
+        m.batches_received.labels(*labels).set(f.received)
+        m.batches_missing.labels(*labels).set(f.missing)
+        m.duplicates.labels(*labels).set(f.duplicates)
+        m.open_gaps.labels(*labels).set(f.open_gaps)
+
+    # --- ownership ------------------------------------------------------------------------
+    async def hand_over(self, revoked: list[TopicPartition]) -> None:
+        """Before another writer owns these gateways: publish their state, then forget it."""
+        partitions = {tp.partition for tp in revoked}
+        with contextlib.suppress(StopRequestedError, KafkaError, InfluxUnavailableError):
+            await self.flush(retry=False, only=partitions)
+        for key in [k for k, p in self._partition_of.items() if p in partitions]:
+            self.gateways.pop(key, None)
+            self._partition_of.pop(key, None)
+            self._dirty.discard(key)
+
+    async def take_over(self, assigned: list[TopicPartition]) -> None:
+        """Read the snapshots of the gateways these partitions carry."""
+        owned = {tp.partition for tp in assigned}
+        partitions = [
+            TopicPartition(self.topics.ingest_ledger, p)
+            for p in sorted({p % self._ledger_partitions for p in owned})
+        ]
+        if not partitions:
+            return
+        loaded = await retry_until_stopped(
+            functools.partial(self._read_snapshots, partitions, owned),
+            stop=self._stop,
+            backoff=Backoff(self.config.backoff.initial_s, self.config.backoff.max_s),
+            errors=ErrorLog(log, "ledger snapshot load"),
+            retry_on=(KafkaError,),
+        )
+        for key, ledger in loaded.items():
+            self.gateways[key] = ledger
+            self._partition_of[key] = ledger.partition
+        log.info(
+            "completeness ledger owns %d partitions, %d gateways restored",
+            len(partitions),
+            len(loaded),
+        )
+
+    async def _read_snapshots(
+        self, partitions: list[TopicPartition], owned: set[int]
+    ) -> dict[bytes, GatewayLedger]:
+        """The latest snapshot of every gateway of the `owned` telemetry.sequences partitions."""
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.config.kafka.bootstrap,
+            client_id=f"{self.config.kafka.client_id}-ledger-load",
+            group_id=None,
+            enable_auto_commit=False,
+        )
+        await start_client(reader)
+        found: dict[bytes, GatewayLedger] = {}
+        try:
+            reader.assign(partitions)
+            await reader.seek_to_beginning(*partitions)
+            ends = await reader.end_offsets(partitions)
+            left = {tp for tp in partitions if ends[tp] > await reader.position(tp)}
+            while left:
+                for tp, batch in (await reader.getmany(*left, timeout_ms=500)).items():
+                    for record in batch:
+                        if record.key is not None and record.value is not None:
+                            try:
+                                ledger = GatewayLedger.from_bytes(record.value)
+                            except (ValueError, KeyError, TypeError):
+                                continue
+                            if ledger.partition in owned:
+                                found[record.key] = ledger
+                            else:
+                                found.pop(record.key, None)  # moved to another partition
+                    if batch and batch[-1].offset + 1 >= ends[tp]:
+                        left.discard(tp)
+        finally:
+            await reader.stop()
+        return found

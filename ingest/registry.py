@@ -1,0 +1,236 @@
+"""The asset registry: which local tag of which plant is which canonical signal of which machine
+class, in which unit. The writer applies it to every reading before InfluxDB and
+telemetry.normalized, so plants compare on the same terms.
+
+    version: "2026-11.1"             # recorded on every normalized message (header)
+    classes:                         # canonical signals per machine class, with their unit
+      press: {signals: {bearing_temp: degC, vibration: mm/s, oil_pressure: bar, running: null}}
+    plants:
+      plant-us:
+        machines: {press-01: press}  # machine -> class
+        tags:                        # per class: local tag -> canonical signal (+ source unit)
+          press: {BRG_TEMP_F: {signal: bearing_temp, unit: degF}}
+    unknown_plant: reject            # reject (DLQ) | pass (unchanged)
+    unknown_machine: reject
+    unknown_signal: pass
+
+A reading's source unit is the tag mapping's `unit`, else the reading's own `unit`; a reading
+without a unit is taken to be in the canonical unit already. Every conversion the registry names
+is checked when it is loaded, so a typo fails at start rather than on live data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from ingest.fast_schema import WireReading
+from ingest.units import Conversion, UnitError, conversion, lookup
+from plantmesh.config import ConfigModel, load_config
+from plantmesh.contracts import Reading
+
+REASON_UNKNOWN_PLANT = "unknown_plant"
+REASON_UNKNOWN_MACHINE = "unknown_machine"
+REASON_UNKNOWN_SIGNAL = "unknown_signal"
+REASON_UNIT = "unit_mismatch"
+
+SignalName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class Policy(StrEnum):
+    REJECT = "reject"
+    PASS = "pass"
+
+
+class MachineClass(ConfigModel):
+    signals: dict[SignalName, str | None]
+    """Canonical signal -> canonical unit (null: unitless, e.g. a state or a count)."""
+
+
+class TagMapping(ConfigModel):
+    signal: SignalName
+    unit: str | None = None
+    """The unit the plant's tag is in, when the reading itself does not say."""
+
+
+class PlantEntry(ConfigModel):
+    machines: dict[str, str] = Field(default_factory=dict)
+    """Machine name -> machine class."""
+    tags: dict[str, dict[str, TagMapping]] = Field(default_factory=dict)
+    """Machine class -> local tag -> canonical signal."""
+
+
+class RegistryFile(ConfigModel):
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+    classes: dict[str, MachineClass] = Field(default_factory=dict)
+    plants: dict[str, PlantEntry] = Field(default_factory=dict)
+    unknown_plant: Policy = Policy.REJECT
+    unknown_machine: Policy = Policy.REJECT
+    unknown_signal: Policy = Policy.PASS
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RegistryFile:
+        problems: list[str] = []
+        for cls_name, cls in self.classes.items():
+            for signal, unit in cls.signals.items():
+                if unit is not None:
+                    try:
+                        lookup(unit)
+                    except UnitError as exc:
+                        problems.append(f"classes.{cls_name}.signals.{signal}: {exc}")
+        for plant_name, plant in self.plants.items():
+            for machine, cls_name in plant.machines.items():
+                if cls_name not in self.classes:
+                    problems.append(
+                        f"plants.{plant_name}.machines.{machine}: unknown class {cls_name!r}"
+                    )
+            for cls_name, tags in plant.tags.items():
+                machine_class = self.classes.get(cls_name)
+                if machine_class is None:
+                    problems.append(f"plants.{plant_name}.tags.{cls_name}: unknown class")
+                    continue
+                for tag, mapping in tags.items():
+                    where = f"plants.{plant_name}.tags.{cls_name}.{tag}"
+                    if mapping.signal not in machine_class.signals:
+                        problems.append(f"{where}: {mapping.signal!r} is not a {cls_name} signal")
+                        continue
+                    target = machine_class.signals[mapping.signal]
+                    if mapping.unit is not None and target is not None:
+                        try:
+                            conversion(mapping.unit, target)
+                        except UnitError as exc:
+                            problems.append(f"{where}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class NormalizeError(ValueError):
+    """A reading the registry cannot place; `reason` is its DLQ reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(detail)
+
+
+@dataclass(frozen=True)
+class _Target:
+    signal: str
+    unit: str | None
+    source_unit: str | None
+
+
+PLAN_CACHE_SIZE = 100_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to rewrite readings of one plant, machine, signal and unit."""
+
+    signal: str
+    unit: str | None
+    convert: Conversion | None
+
+    def convert_value(self, signal: str, value: float | bool | str) -> float | bool | str:
+        if self.convert is None:
+            return value
+        if isinstance(value, bool | str):
+            raise NormalizeError(REASON_UNIT, f"{signal}: cannot convert {value!r} to {self.unit}")
+        converted = self.convert(value)
+        if not math.isfinite(converted):
+            raise NormalizeError(REASON_UNIT, f"{signal}: {converted} after conversion")
+        return converted
+
+    def apply(self, reading: WireReading) -> WireReading:
+        value = self.convert_value(reading["signal"], reading["value"])
+        return {**reading, "signal": self.signal, "unit": self.unit, "value": value}
+
+
+class AssetRegistry:
+    """The loaded registry, with lookups prepared for the per-reading hot path."""
+
+    def __init__(self, spec: RegistryFile) -> None:
+        self.spec = spec
+        self.version = spec.version
+        self._machines = {plant: entry.machines for plant, entry in spec.plants.items()}
+        self._targets: dict[tuple[str, str, str], _Target] = {}
+        for plant, entry in spec.plants.items():
+            for cls_name, tags in entry.tags.items():
+                units = spec.classes[cls_name].signals
+                for tag, mapping in tags.items():
+                    self._targets[(plant, cls_name, tag)] = _Target(
+                        mapping.signal, units[mapping.signal], mapping.unit
+                    )
+        self._plans: dict[tuple[str, str, str, str | None], Plan | NormalizeError | None] = {}
+
+    @classmethod
+    def load(cls, path: Path | str) -> AssetRegistry:
+        return cls(load_config(RegistryFile, path))
+
+    def normalize(self, reading: Reading) -> Reading:
+        """The reading with canonical signal, unit and value; raises NormalizeError."""
+        asset = reading.asset
+        plan = self.plan_for(asset.plant, asset.machine, reading.signal, reading.unit)
+        if plan is None:
+            return reading
+        value = plan.convert_value(reading.signal, reading.value)
+        return reading.model_copy(update={"signal": plan.signal, "unit": plan.unit, "value": value})
+
+    def plan_for(self, plant: str, machine: str, signal: str, unit: str | None) -> Plan | None:
+        """What to do with readings of this plant, machine, signal and unit (None: nothing);
+        decided once per combination. Raises NormalizeError for readings to reject."""
+        key = (plant, machine, signal, unit)
+        try:
+            plan = self._plans[key]
+        except KeyError:
+            if len(self._plans) >= PLAN_CACHE_SIZE:
+                self._plans.clear()  # a flood of distinct keys: start over rather than grow
+            plan = self._plans[key] = self._plan(*key)
+        if isinstance(plan, NormalizeError):
+            raise NormalizeError(plan.reason, str(plan))
+        return plan
+
+    def _plan(
+        self, plant: str, machine: str, signal: str, unit: str | None
+    ) -> Plan | NormalizeError | None:
+        """What to do with every reading of this plant, machine, signal and unit: decided once."""
+        machines = self._machines.get(plant)
+        if machines is None:
+            if self.spec.unknown_plant is Policy.PASS:
+                return None
+            return NormalizeError(REASON_UNKNOWN_PLANT, f"plant {plant!r} is not registered")
+        cls_name = machines.get(machine)
+        if cls_name is None:
+            if self.spec.unknown_machine is Policy.PASS:
+                return None
+            return NormalizeError(
+                REASON_UNKNOWN_MACHINE, f"machine {machine!r} of plant {plant!r} is not registered"
+            )
+        target = self._targets.get((plant, cls_name, signal))
+        if target is None:
+            units = self.spec.classes[cls_name].signals
+            if signal not in units:
+                if self.spec.unknown_signal is Policy.PASS:
+                    return None
+                return NormalizeError(
+                    REASON_UNKNOWN_SIGNAL,
+                    f"signal {signal!r} is neither a tag of {plant!r} nor a {cls_name} signal",
+                )
+            target = _Target(signal, units[signal], None)
+        source_unit = target.source_unit or unit
+        convert: Conversion | None = None
+        if target.unit is not None and source_unit is not None and source_unit != target.unit:
+            try:
+                found = conversion(source_unit, target.unit)
+            except UnitError as exc:
+                return NormalizeError(REASON_UNIT, f"{signal}: {exc}")
+            convert = None if found.identity else found
+        new_unit = target.unit if target.unit is not None else unit
+        if target.signal == signal and new_unit == unit and convert is None:
+            return None
+        return Plan(target.signal, new_unit, convert)

@@ -1,0 +1,309 @@
+"""The writer's checks, reading by reading: what goes to the DLQ, with which reason, and what
+flows on."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.dlq import REASON_EMPTY, REASON_OVERSIZED, REASON_UNWRITABLE, Rejection
+from ingest.fast_schema import WIRE_BATCH
+from ingest.line_protocol import batch_to_lines
+from ingest.registry import AssetRegistry
+from ingest.validation import (
+    REASON_MALFORMED_JSON,
+    REASON_NON_FINITE,
+    REASON_SCHEMA,
+    REASON_TIMESTAMP,
+    Checked,
+    Limits,
+    Validator,
+)
+from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
+
+REGISTRY = Path(__file__).resolve().parents[2] / "deploy" / "ingest" / "registry.yaml"
+NOW = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+ASSET = {"plant": "p1", "area": "a", "line": "l", "machine": "m7"}
+
+
+def raw_reading(**changes: Any) -> dict[str, Any]:
+    reading: dict[str, Any] = {
+        "asset": ASSET,
+        "signal": "temp",
+        "value": 1.5,
+        "source_ts": "2026-01-01T00:00:00Z",
+        "gateway_ts": "2026-01-01T00:00:01Z",
+    }
+    reading.update(changes)
+    return reading
+
+
+def payload(*readings: dict[str, Any], **envelope: Any) -> bytes:
+    data: dict[str, Any] = {
+        "gateway_id": "gw",
+        "session_id": "s1",
+        "seq": 3,
+        "sent_at": "2026-01-01T00:00:02Z",
+        "readings": list(readings) or [raw_reading()],
+    }
+    data.update(envelope)
+    return json.dumps(data).encode()
+
+
+VALIDATOR = Validator(Limits())
+
+
+def check(value: bytes | None, validator: Validator = VALIDATOR) -> Checked | Rejection:
+    return validator.check(value, NOW)
+
+
+def test_good_batch_passes_with_its_lines_and_sequence() -> None:
+    result = check(payload())
+    assert isinstance(result, Checked)
+    assert (result.gateway_id, result.session_id, result.seq, result.received) == ("gw", "s1", 3, 1)
+    assert result.batch is not None
+    assert result.batch.seq == 3
+    assert result.lines[0].startswith("readings,")
+    assert result.bad == []
+    assert result.changed is False
+    assert result.plant == "p1"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "mentions"),
+    [
+        (b"{not json", REASON_MALFORMED_JSON, ""),
+        (b"\xff\xfe", REASON_MALFORMED_JSON, ""),
+        (b"", REASON_EMPTY, ""),
+        (None, REASON_EMPTY, ""),
+        (b"x" * 2_000_000, REASON_OVERSIZED, "max_message_bytes"),
+        (payload(seq=-1), REASON_SCHEMA, "seq"),
+        (payload(readings=[]), REASON_SCHEMA, "readings"),
+        (payload(gateway_id="bad id"), REASON_SCHEMA, "gateway_id"),
+        (b"[1, 2]", REASON_SCHEMA, ""),
+    ],
+)
+def test_whole_message_rejections(value: bytes | None, reason: str, mentions: str) -> None:
+    result = check(value)
+    assert isinstance(result, Rejection)
+    assert result.reason == reason
+    assert mentions in result.detail
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason", "mentions"),
+    [
+        (raw_reading(value=None), REASON_SCHEMA, "readings[1].value"),
+        (raw_reading(value=[1]), REASON_SCHEMA, "readings[1].value"),
+        (raw_reading(signal="bad signal"), REASON_SCHEMA, "readings[1].signal"),
+        (raw_reading(source_ts="2026-01-01T00:00:00"), REASON_SCHEMA, "timezone"),
+        (raw_reading(value=math.nan), REASON_NON_FINITE, "finite"),
+        (raw_reading(value=math.inf), REASON_NON_FINITE, "finite"),
+        (raw_reading(source_ts="2027-01-01T00:00:00Z"), REASON_TIMESTAMP, "readings[1]"),
+        (raw_reading(source_ts="2020-01-01T00:00:00Z"), REASON_TIMESTAMP, "outside"),
+        (raw_reading(unit="trailing\\"), REASON_UNWRITABLE, "backslash"),
+    ],
+)
+def test_one_bad_reading_among_good_ones_is_rejected_alone(
+    bad: dict[str, Any], reason: str, mentions: str
+) -> None:
+    good_first, good_last = raw_reading(value=1.0), raw_reading(value=3.0, signal="speed")
+    result = check(payload(good_first, bad, good_last))
+    assert isinstance(result, Checked)
+    assert result.received == 3
+    assert result.batch is not None
+    assert [(r.signal, r.value) for r in result.batch.readings] == [("temp", 1.0), ("speed", 3.0)]
+    assert len(result.lines) == 2
+    assert result.changed is True
+    [rejected] = result.bad
+    assert rejected.index == 1
+    assert rejected.rejection.reason == reason
+    assert mentions in rejected.rejection.detail
+    # The DLQ entry: the envelope with only the bad reading, as it arrived.
+    entry = json.loads(rejected.value.replace(b"NaN", b"null").replace(b"Infinity", b"null"))
+    assert (entry["gateway_id"], entry["seq"]) == ("gw", 3)
+    assert len(entry["readings"]) == 1
+    assert entry["readings"][0]["signal"] == bad["signal"]
+
+
+def test_a_string_nan_is_text_not_a_number() -> None:
+    result = check(payload(raw_reading(value="NaN")))
+    assert isinstance(result, Checked)
+    assert result.bad == []
+
+
+def test_a_batch_of_only_bad_readings_still_counts_as_received() -> None:
+    result = check(payload(raw_reading(value=None), raw_reading(value=math.nan)))
+    assert isinstance(result, Checked)
+    assert result.batch is None
+    assert result.received == 2
+    assert sorted(b.rejection.reason for b in result.bad) == [REASON_NON_FINITE, REASON_SCHEMA]
+
+
+def test_time_bounds_are_configurable_and_can_be_off() -> None:
+    old = payload(raw_reading(source_ts="2020-01-01T00:00:00Z"))
+    strict = Validator(Limits(max_past_s=60))
+    off = Validator(Limits(max_past_s=None, max_future_s=None))
+    assert isinstance(result := check(old, strict), Checked)
+    assert result.bad
+    assert isinstance(result := check(old, off), Checked)
+    assert not result.bad
+
+
+def test_registry_normalizes_and_rejects_unknown_machines() -> None:
+    validator = Validator(Limits(), AssetRegistry.load(REGISTRY))
+    us = {"plant": "plant-us", "area": "a", "line": "l", "machine": "PRS_1"}
+    result = check(
+        payload(
+            raw_reading(asset=us, signal="BRG_TEMP_F", value=212.0),
+            raw_reading(asset={**us, "machine": "GHOST"}, signal="BRG_TEMP_F", value=1.0),
+            raw_reading(asset={**us, "plant": "atlantis"}),
+        ),
+        validator,
+    )
+    assert isinstance(result, Checked)
+    assert result.batch is not None
+    [reading] = result.batch.readings
+    assert (reading.signal, reading.unit, reading.value) == ("bearing_temp", "degC", 100.0)
+    assert "signal=bearing_temp" in result.lines[0]
+    assert [(b.index, b.rejection.reason) for b in result.bad] == [
+        (1, "unknown_machine"),
+        (2, "unknown_plant"),
+    ]
+
+
+# --- properties -------------------------------------------------------------------------------
+names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,10}", fullmatch=True)
+values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.text(max_size=20)
+)
+times = st.datetimes(
+    min_value=datetime(2025, 12, 15), max_value=datetime(2026, 1, 1, 0, 15), timezones=st.just(UTC)
+)
+
+
+@st.composite
+def readings(draw: st.DrawFn) -> Reading:
+    ts = draw(times)
+    asset = AssetPath(plant=draw(names), area=draw(names), line=draw(names), machine=draw(names))
+    unit = draw(st.one_of(st.none(), st.sampled_from(["degC", "degF", "psi", "bar", "deg C"])))
+    return Reading(
+        asset=asset, signal=draw(names), value=draw(values), unit=unit, source_ts=ts, gateway_ts=ts
+    )
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> ReadingBatch:
+    return ReadingBatch(
+        gateway_id=draw(names),
+        session_id="s",
+        seq=draw(st.integers(0, 2**40)),
+        sent_at=draw(times),
+        readings=draw(st.lists(readings(), min_size=1, max_size=5)),
+    )
+
+
+@settings(max_examples=100)
+@given(batches())
+def test_every_encoded_batch_decodes_to_itself_with_its_lines(batch: ReadingBatch) -> None:
+    result = check(encode(batch))
+    assert isinstance(result, Checked)
+    assert result.bad == []
+    assert result.changed is False
+    assert result.batch == batch
+    assert result.lines == batch_to_lines(batch)
+
+
+@settings(max_examples=100)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_raise(value: bytes) -> None:
+    result = check(value)
+    assert isinstance(result, Checked | Rejection)
+
+
+@settings(max_examples=100)
+@given(batches(), st.data())
+def test_corrupting_one_reading_rejects_that_reading_only(batch: ReadingBatch, data: Any) -> None:
+    obj = json.loads(encode(batch))
+    index = data.draw(st.integers(0, len(obj["readings"]) - 1))
+    obj["readings"][index]["value"] = data.draw(st.sampled_from([None, [], {}, math.nan]))
+    result = check(json.dumps(obj).encode())
+    assert isinstance(result, Checked)
+    assert [b.index for b in result.bad] == [index]
+    kept = [r for i, r in enumerate(batch.readings) if i != index]
+    assert (result.batch.readings if result.batch else []) == kept
+
+
+registry = AssetRegistry.load(REGISTRY)
+us_machines = st.sampled_from(["PRS_1", "PUMP_3"])
+
+
+@settings(max_examples=100)
+@given(
+    st.floats(min_value=-1e6, max_value=1e6),
+    st.sampled_from([("PRS_1", "BRG_TEMP_F"), ("PRS_1", "SYS_PRESS_PSI"), ("PUMP_3", "FLOW_GPM")]),
+    times,
+)
+def test_normalize_is_idempotent(value: float, where: tuple[str, str], ts: datetime) -> None:
+    machine, tag = where
+    asset = AssetPath(plant="plant-us", area="a", line="l", machine=machine)
+    reading = Reading(asset=asset, signal=tag, value=value, source_ts=ts, gateway_ts=ts)
+    once = registry.normalize(reading)
+    assert once.signal != tag
+    assert once.unit is not None
+    assert registry.normalize(once) == once  # already canonical: unchanged
+    assert once.source_ts == reading.source_ts
+    assert once.asset == reading.asset
+    assert timedelta(0) == once.gateway_ts - reading.gateway_ts
+
+
+def _accepts(validate: Any, value: bytes) -> bool:
+    try:
+        validate(value)
+    except ValueError:
+        return False
+    return True
+
+
+odd_values = st.one_of(
+    st.none(),
+    st.integers(-5, 2**33),
+    st.floats(),
+    st.text(max_size=8),
+    st.booleans(),
+    st.just([]),
+    st.just({}),
+    st.just("2026-01-01T00:00:00"),
+    st.just("2026-01-01T00:00:00+02:00"),
+    st.just("bad name"),
+)
+
+
+@settings(max_examples=150)
+@given(batches(), st.data())
+def test_the_fast_schema_accepts_exactly_what_the_contract_accepts(
+    batch: ReadingBatch, data: Any
+) -> None:
+    obj = json.loads(encode(batch))
+    reading = obj["readings"][0]
+    where = data.draw(st.sampled_from(["batch", "reading", "asset"]))
+    target = {"batch": obj, "reading": reading, "asset": reading["asset"]}[where]
+    key = data.draw(st.sampled_from([*sorted(target), "extra", "unit", "quality", "status_code"]))
+    if data.draw(st.booleans()):
+        target.pop(key, None)
+    else:
+        target[key] = data.draw(odd_values)
+    value = json.dumps(obj).encode()
+    fast = _accepts(WIRE_BATCH.validate_json, value)
+    assert fast == _accepts(ReadingBatch.model_validate_json, value)
+    if fast:
+        result = check(value, Validator(Limits(max_past_s=None, max_future_s=None)))
+        assert isinstance(result, Checked)
+        assert result.batch == ReadingBatch.model_validate_json(value)
