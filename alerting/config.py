@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from alerting.rules import RuleConfig
 from plantmesh.config import ConfigModel, load_config, resolve_relative
 from plantmesh.connections import KafkaConnection
+from plantmesh.topics import Namespace
 
 
 class NewTopicSettings(ConfigModel):
@@ -20,7 +21,7 @@ class NewTopicSettings(ConfigModel):
 
 
 class AlertingConfig(ConfigModel):
-    namespace: str = ""
+    namespace: Namespace = ""
     """Prefix of every topic name (Topics(namespace)), for isolated deployments and tests."""
     kafka: KafkaConnection = Field(default_factory=KafkaConnection)
     group_id: Annotated[str, Field(min_length=1)] = "plantmesh-alerting"

@@ -6,36 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from plantmesh.config import ConfigModel, load_config, resolve_relative
-from plantmesh.connections import InfluxConnection, KafkaConnection, MqttConnection
-from plantmesh.topics import Topics
+from plantmesh.connections import (
+    InfluxConnection,
+    KafkaConnection,
+    MetricsEndpoint,
+    MqttConnection,
+)
+from plantmesh.topics import Namespace, Topics
 
 DEFAULT_BRIDGE_CLIENT_ID = "plantmesh-bridge-1"
-# Safe in MQTT topics and Kafka topic names alike ([A-Za-z0-9._-] is Kafka's alphabet).
-NAMESPACE_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9._-]{0,62})?$"
-
-
-class MetricsSettings(ConfigModel):
-    listen: str | None = None
-    """`host:port` for a Prometheus `/metrics` endpoint (e.g. `127.0.0.1:9464`); off when unset."""
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str | None) -> str | None:
-        if value is not None:
-            host, sep, port = value.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-                raise ValueError("expected host:port, e.g. 127.0.0.1:9464")
-        return value
-
-    @property
-    def address(self) -> tuple[str, int] | None:
-        if self.listen is None:
-            return None
-        host, _, port = self.listen.rpartition(":")
-        return host, int(port)
 
 
 class ValidationSettings(ConfigModel):
@@ -74,7 +56,7 @@ class BridgeSettings(ConfigModel):
     Keep below the broker's `message.max.bytes` (1 MiB by default)."""
     drain_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     """On shutdown, how long to wait for Kafka to acknowledge what is in flight."""
-    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    metrics: MetricsEndpoint = Field(default_factory=MetricsEndpoint)
 
 
 class WriterSettings(ConfigModel):
@@ -95,7 +77,7 @@ class WriterSettings(ConfigModel):
     """gzip the InfluxDB write requests: worth it over a slow link (line protocol shrinks ~10x);
     on a LAN or loopback it costs more CPU (about 7 µs a point) than it saves."""
     completeness: CompletenessSettings = Field(default_factory=CompletenessSettings)
-    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    metrics: MetricsEndpoint = Field(default_factory=MetricsEndpoint)
 
 
 class KafkaTopicSettings(ConfigModel):
@@ -117,7 +99,7 @@ class BackoffSettings(ConfigModel):
 
 
 class IngestConfig(ConfigModel):
-    namespace: Annotated[str, Field(pattern=NAMESPACE_PATTERN)] = ""
+    namespace: Namespace = ""
     mqtt: MqttConnection = Field(
         default_factory=lambda: MqttConnection(client_id=DEFAULT_BRIDGE_CLIENT_ID)
     )

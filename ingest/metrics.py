@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from ingest.config import MetricsSettings
+from plantmesh.connections import MetricsEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class IngestMetrics:
     def rejected(self, reason: str) -> None:
         self.dlq.labels(self.role, reason).inc()
 
-    def serve(self, settings: MetricsSettings) -> None:
+    def serve(self, settings: MetricsEndpoint) -> None:
         address = settings.address
         if address is None:
             return

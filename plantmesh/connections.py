@@ -87,3 +87,26 @@ class InfluxConnection(ConfigModel):
     def database(self) -> str:
         """The InfluxDB 1.x database behind the bucket (what InfluxQL queries name)."""
         return self.bucket.split("/", 1)[0]
+
+
+class MetricsEndpoint(ConfigModel):
+    """Where a service serves Prometheus metrics; off unless `listen` is set."""
+
+    listen: str | None = None
+    """host:port of the `/metrics` endpoint, e.g. 127.0.0.1:9108."""
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, sep, port = value.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError("expected host:port, e.g. 127.0.0.1:9108")
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)

@@ -9,8 +9,15 @@ one Kafka cluster without seeing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import StringConstraints
 
 from plantmesh.contracts import AssetPath
+
+# A namespace is safe in MQTT topics and Kafka topic names alike ([A-Za-z0-9._-] is Kafka's
+# alphabet); empty means none. Services take it as the `namespace:` key of their config.
+Namespace = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,62})?$")]
 
 MQTT_ROOT = "plantmesh/v1"
 READINGS_LEAF = "readings"

@@ -17,10 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.agent import Agent
 from edge_agent.buffer import BufferDrops, NewBatch
-from edge_agent.config import MetricsConfig
 from edge_agent.metrics import Snapshot, families
 from edge_agent.publisher import PublisherStats
 from edge_agent.sd_notify import Notifier
+from plantmesh.connections import MetricsEndpoint
 from plantmesh.contracts import SourceHealth
 from tests.unit.test_agent_reload import closed_port, config, modbus
 from tests.waiting import async_wait_for
@@ -68,10 +68,10 @@ def test_a_snapshot_becomes_metric_families() -> None:
 
 
 def test_metrics_listen_is_host_and_port() -> None:
-    assert MetricsConfig(listen="127.0.0.1:9108").address == ("127.0.0.1", 9108)
-    assert MetricsConfig().address is None
+    assert MetricsEndpoint(listen="127.0.0.1:9108").address == ("127.0.0.1", 9108)
+    assert MetricsEndpoint().address is None
     with pytest.raises(ValueError, match="host:port"):
-        MetricsConfig(listen="9108")
+        MetricsEndpoint(listen="9108")
 
 
 async def test_the_endpoint_serves_the_running_agents_figures() -> None:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import urllib.request
 
-from ingest.config import MetricsSettings
 from ingest.metrics import IngestMetrics
+from plantmesh.connections import MetricsEndpoint
 
 
 def test_metrics_are_served_per_instance_and_count_dlq_reasons() -> None:
@@ -12,7 +12,7 @@ def test_metrics_are_served_per_instance_and_count_dlq_reasons() -> None:
     writer.rejected("malformed_json")
     bridge.rejected("oversized")
     writer.batches_missing.labels("plant-a", "gw-1").set(3)
-    writer.serve(MetricsSettings(listen="127.0.0.1:0"))
+    writer.serve(MetricsEndpoint(listen="127.0.0.1:0"))
     try:
         assert writer.port
         url = f"http://127.0.0.1:{writer.port}/metrics"
@@ -28,6 +28,6 @@ def test_metrics_are_served_per_instance_and_count_dlq_reasons() -> None:
 
 def test_metrics_are_off_by_default() -> None:
     metrics = IngestMetrics("writer")
-    metrics.serve(MetricsSettings())
+    metrics.serve(MetricsEndpoint())
     assert metrics.port is None
     metrics.close()
