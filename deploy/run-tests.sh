@@ -15,6 +15,15 @@ if ! command -v mbpoll >/dev/null 2>&1; then
   fi
 fi
 
+# node-opcua: a second OPC UA implementation (JavaScript), cached outside the repository.
+node_opcua="${PLANTMESH_NODE_OPCUA:-${PLANTMESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/plantmesh}/node-opcua}"
+if command -v npm >/dev/null 2>&1 && [ ! -d "$node_opcua/node_modules/node-opcua-client" ]; then
+  echo "installing node-opcua-client (npm) for OPC UA interoperability tests"
+  mkdir -p "$node_opcua"
+  npm install --prefix "$node_opcua" --no-audit --no-fund --silent node-opcua-client@2 >/dev/null
+fi
+export PLANTMESH_NODE_OPCUA="$node_opcua"
+
 echo "== static checks"
 $BIN/ruff check .
 $BIN/ruff format --check .

@@ -121,8 +121,10 @@ def run(args: argparse.Namespace) -> int:
             "ingest-bridge", "ingest", "bridge", "--config", str(configs / "ingest.yaml")
         )
         children.start_module(
-            "simulators", "simulators", "run", "--network", str(configs / "network.yaml")
-        )
+            "simulators", "simulators", "run", "--network", str(configs / "network.yaml"),
+            "--scenario", str(configs / "scenarios" / "demo.yaml"),
+            "--truth", str(run_dir / "truth.jsonl"),
+        )  # fmt: skip
         for plant in machines:
             children.start_module(
                 f"agent-{plant}",

@@ -2,9 +2,13 @@
 
 The public API (see simulators.runtime for an example):
     load_network(path) -> NetworkConfig            the network file, profiles loaded
-    Simulation(network, speed=, seed=, start=, on_record=, on_records=, keep_records=)
-        .serving()  .step()  .run(duration_s)  .endpoints()  .records  .timestamp(tick)
+    load_scenario(path, network) -> ScenarioConfig  scripted events (deploy/demo/SCENARIOS.md)
+    Simulation(network, speed=, seed=, start=, on_record=, on_records=, keep_records=,
+               scenario=, on_truth=)
+        .serving()  .step()  .run(duration_s)  .endpoints()  .records  .truth  .timestamp(tick)
     ProductionRecord, read_records(path)           the log of served values
+    TruthRecord, read_truth(path)                  the ground truth of injected events
+    score(alerts, truth, grace), read_alerts(path) precision, recall, latency per event kind
     signal_catalog(network)                        where each signal is served
 """
 
@@ -14,6 +18,9 @@ from simulators.naming import NAMESPACE_URI, expanded_node_id, node_path, opcua_
 from simulators.network import NetworkConfig, load_network
 from simulators.records import ProductionRecord, RecordWriter, read_records
 from simulators.runtime import PlantEndpoints, Simulation
+from simulators.scenario import ScenarioConfig, load_scenario
+from simulators.scoring import Score, read_alerts, score
+from simulators.truth import TruthRecord, read_truth
 
 __all__ = [
     "NAMESPACE_URI",
@@ -22,12 +29,19 @@ __all__ = [
     "PlantEndpoints",
     "ProductionRecord",
     "RecordWriter",
+    "ScenarioConfig",
+    "Score",
     "Simulation",
     "SimulatorError",
+    "TruthRecord",
     "expanded_node_id",
     "load_network",
+    "load_scenario",
     "node_path",
     "opcua_url",
+    "read_alerts",
     "read_records",
+    "read_truth",
+    "score",
     "signal_catalog",
 ]

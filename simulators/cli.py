@@ -1,8 +1,9 @@
 """Subcommands of `plantmesh sim` (also `python -m simulators`):
 
-plantmesh sim run --network FILE [--speed N] [--seed N] [--record FILE] [--duration S]
-                  [--start ISO]
+plantmesh sim run --network FILE [--scenario FILE] [--speed N] [--seed N] [--record FILE]
+                  [--truth FILE] [--duration S] [--start ISO]
 plantmesh sim list --network FILE [--json]
+plantmesh sim score --alerts ALERTS.jsonl --truth TRUTH.jsonl [--grace S] [--json]
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ import json
 import logging
 import signal
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from plantmesh.cli import Subparsers
 from simulators.catalog import signal_catalog
 from simulators.errors import SimulatorError
+from simulators.event_config import EventConfig, ServerEvent
 from simulators.network import NetworkConfig, load_network
-from simulators.records import RecordWriter
+from simulators.records import JsonLinesWriter, RecordWriter
 from simulators.runtime import PlantEndpoints, Simulation
+from simulators.scenario import ScenarioConfig, load_scenario
+from simulators.scoring import AlertLogError, dump_score, format_score, read_alerts, score
+from simulators.truth import TruthWriter, read_truth
 
 log = logging.getLogger("simulators")
 
@@ -47,34 +52,66 @@ def register(subparsers: Subparsers) -> None:
 
     run = actions.add_parser("run", help="serve every plant of a network file")
     run.add_argument("--network", required=True, type=Path, help="network YAML file")
-    run.add_argument("--speed", type=_positive, default=1.0, help="tick tick_s/speed apart")
+    run.add_argument("--scenario", type=Path, help="scenario YAML file (scripted events)")
+    run.add_argument(
+        "--speed", type=_positive, default=1.0, help="simulated seconds per wall-clock second"
+    )
     run.add_argument("--seed", type=int, help="override the network file's seed")
     run.add_argument("--record", type=Path, help="append every served value as JSON lines")
+    run.add_argument("--truth", type=Path, help="append every injected event as JSON lines")
     run.add_argument(
-        "--duration", type=_positive, help="stop after S seconds (default: SIGTERM/SIGINT)"
+        "--duration",
+        type=_positive,
+        help="stop after S wall-clock seconds (default: the scenario's duration_s / speed, "
+        "else until SIGTERM/SIGINT)",
     )
     run.add_argument("--start", type=_aware, help="simulated time of tick 0 (default: now)")
     run.set_defaults(func=run_command)
 
     listing = actions.add_parser("list", help="print plants, machines, endpoints and signals")
     listing.add_argument("--network", required=True, type=Path, help="network YAML file")
+    listing.add_argument("--scenario", type=Path, help="also list this scenario's events")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=list_command)
+
+    scoring = actions.add_parser(
+        "score", help="precision, recall and detection latency of an alert log per event kind"
+    )
+    scoring.add_argument("--alerts", required=True, type=Path, help="alert log (AlertEvent JSONL)")
+    scoring.add_argument("--truth", required=True, type=Path, help="ground truth of a sim run")
+    scoring.add_argument(
+        "--grace", type=float, default=60.0, help="seconds after an event's end an alert counts"
+    )
+    scoring.add_argument("--json", action="store_true", help="machine-readable output")
+    scoring.set_defaults(func=score_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
     network = load_network(args.network)
-    return asyncio.run(_serve(args, network))
+    scenario = load_scenario(args.scenario, network) if args.scenario else None
+    return asyncio.run(_serve(args, network, scenario))
 
 
-async def _serve(args: argparse.Namespace, network: NetworkConfig) -> int:
-    writer = RecordWriter(args.record) if args.record else None
-    if writer is not None:
-        try:
-            writer.open()
-        except OSError as exc:
-            log.error("cannot write the record file %s: %s", args.record, exc.strerror or exc)
-            return 2
+def _open(path: Path | None, what: str, writer: type[JsonLinesWriter]) -> JsonLinesWriter | None:
+    if path is None:
+        return None
+    opened = writer(path)
+    try:
+        opened.open()
+    except OSError as exc:
+        log.error("cannot write the %s file %s: %s", what, path, exc.strerror or exc)
+        raise SystemExit(2) from None
+    return opened
+
+
+async def _serve(
+    args: argparse.Namespace, network: NetworkConfig, scenario: ScenarioConfig | None
+) -> int:
+    writer = _open(args.record, "record", RecordWriter)
+    truth = _open(args.truth, "truth", TruthWriter)
+    duration = args.duration
+    if duration is None and scenario is not None and scenario.duration_s is not None:
+        duration = scenario.duration_s / args.speed
     sim = Simulation(
         network,
         speed=args.speed,
@@ -82,6 +119,8 @@ async def _serve(args: argparse.Namespace, network: NetworkConfig) -> int:
         start=args.start,
         on_records=writer.write if writer else None,
         keep_records=False,  # a long run would hold every value in memory
+        scenario=scenario,
+        on_truth=truth.write if truth else None,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -90,14 +129,16 @@ async def _serve(args: argparse.Namespace, network: NetworkConfig) -> int:
     try:
         async with sim.serving():
             log.info(
-                "simulation running: %d machines, tick %.3f s (speed %g), seed %d",
+                "simulation running: %d machines, %d scripted events, tick %.3f s (speed %g), "
+                "seed %d",
                 len(sim.machines),
+                len(sim.engine.events),
                 sim.interval_s,
                 sim.speed,
                 sim.engine.seed,
             )
             async with asyncio.TaskGroup() as tasks:
-                ticker = tasks.create_task(sim.run(args.duration), name="sim-ticker")
+                ticker = tasks.create_task(sim.run(duration), name="sim-ticker")
 
                 async def stop_on_signal() -> None:
                     await stop.wait()
@@ -112,14 +153,52 @@ async def _serve(args: argparse.Namespace, network: NetworkConfig) -> int:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        if writer:
-            writer.close()
+        for opened in (writer, truth):
+            if opened:
+                opened.close()
     log.info("stopped after tick %d", sim.tick)
     return 0
 
 
+def score_command(args: argparse.Namespace) -> int:
+    try:
+        alerts = read_alerts(args.alerts)
+        truth = read_truth(args.truth)
+    except OSError as exc:
+        print(f"cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except (AlertLogError, ValueError, KeyError, TypeError) as exc:
+        print(f"unusable input: {exc}", file=sys.stderr)
+        return 2
+    result = score(alerts, truth, timedelta(seconds=args.grace))
+    print(dump_score(result) if args.json else format_score(result))
+    return 0
+
+
+def _event_json(event: EventConfig) -> dict[str, Any]:
+    data = event.model_dump(mode="json", exclude_none=True)
+    data["severity"] = event.expected_severity.value
+    return data
+
+
+def _event_line(event: EventConfig) -> str:
+    where = "/".join(
+        str(part)
+        for part in (event.plant, getattr(event, "machine", None), getattr(event, "signal", None))
+        if part is not None
+    )
+    if isinstance(event, ServerEvent):
+        where += f" ({event.protocol or 'all'} server)"
+    end = f"{event.end_s:g}" if event.end_s is not None else "end"
+    return (
+        f"  {event.start_s:>7g} s - {end:>6}  {event.kind:<15} {where}  [{event.expected_severity}]"
+    )
+
+
 def list_command(args: argparse.Namespace) -> int:
     network = load_network(args.network)
+    scenario = load_scenario(args.scenario, network) if args.scenario else None
+    events = [*network.events, *(scenario.events if scenario else [])]
     endpoints = Simulation(network).endpoints()
     catalog = signal_catalog(network)
     if args.json:
@@ -132,7 +211,13 @@ def list_command(args: argparse.Namespace) -> int:
             }
             for plant in network.plants
         ]
-        json.dump({"seed": network.seed, "tick_s": network.tick_s, "plants": plants}, sys.stdout)
+        listing = {
+            "seed": network.seed,
+            "tick_s": network.tick_s,
+            "plants": plants,
+            "events": [_event_json(e) for e in events],
+        }
+        json.dump(listing, sys.stdout)
         print()
         return 0
     print(f"seed {network.seed}, tick {network.tick_s:g} s")
@@ -158,6 +243,10 @@ def list_command(args: argparse.Namespace) -> int:
                 else:
                     location = f"s={entry.opcua_node}"
                 print(f"    {entry.signal.name:<14} {entry.signal.unit:<6} {location}")
+    if events:
+        print(f"\nscripted events ({len(events)}):")
+        for event in events:
+            print(_event_line(event))
     return 0
 
 

@@ -7,10 +7,11 @@ significant bit first, starting at a multiple of 16: the layout pymodbus's SimDe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from plantmesh.modbus_profile import (
+    DataType,
     DeviceProfile,
     RegisterSpec,
     Table,
@@ -33,6 +34,30 @@ class Block:
     @property
     def bits(self) -> bool:
         return self.table in BIT_TABLES
+
+
+# Integer types a counter wraps in, as a PLC counter of that width does: (bits, signed).
+COUNTER_WIDTHS = {
+    DataType.INT16: (16, True),
+    DataType.UINT16: (16, False),
+    DataType.INT32: (32, True),
+    DataType.UINT32: (32, False),
+    DataType.INT64: (64, True),
+    DataType.UINT64: (64, False),
+}
+
+
+def wrap_counter(spec: RegisterSpec, value: float) -> float:
+    """A counter's value as its register holds it: the raw count modulo 2**bits (two's
+    complement for signed types), where encode_value would clamp a measurement."""
+    width = COUNTER_WIDTHS.get(spec.type)
+    if width is None:
+        return value
+    bits, signed = width
+    raw = round((value - spec.offset) / spec.scale) % (1 << bits)
+    if signed and raw >= 1 << (bits - 1):
+        raw -= 1 << bits
+    return raw * spec.scale + spec.offset
 
 
 def served_value(spec: RegisterSpec, value: float) -> tuple[list[int], ServedValue]:
@@ -61,15 +86,27 @@ class DeviceLayout:
             else:
                 self.blocks[table] = Block(table, first, end - first)
 
-    def encode(self, values: Mapping[str, float]) -> tuple[RegisterImage, dict[str, ServedValue]]:
-        """The device's whole image for one set of values, and the value served per signal."""
+    def span(self, signal: str) -> tuple[Table, int, int]:
+        """Where a signal sits on the wire: table, first address, address after the last."""
+        spec = next(s for s in self.profile.registers if s.signal == signal)
+        first = self.profile.wire_address(spec)
+        return spec.table, first, first + spec.width
+
+    def encode(
+        self, values: Mapping[str, float], counters: Collection[str] = ()
+    ) -> tuple[RegisterImage, dict[str, ServedValue]]:
+        """The device's whole image for one set of values, and the value served per signal.
+        `counters` wrap at their register type's width instead of clamping."""
         words: RegisterImage = {t: [0] * b.words for t, b in self.blocks.items() if not b.bits}
         bits: dict[Table, list[bool]] = {
             t: [False] * (b.words * 16) for t, b in self.blocks.items() if b.bits
         }
         served: dict[str, ServedValue] = {}
         for spec in self.profile.registers:
-            registers, served[spec.signal] = served_value(spec, values[spec.signal])
+            value = values[spec.signal]
+            if spec.signal in counters:
+                value = wrap_counter(spec, value)
+            registers, served[spec.signal] = served_value(spec, value)
             offset = self.profile.wire_address(spec) - self.blocks[spec.table].start
             if spec.table in BIT_TABLES:
                 bits[spec.table][offset] = bool(registers[0])

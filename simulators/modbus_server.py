@@ -2,7 +2,9 @@
 laid out by its device profile (see simulators.modbus_image).
 
 Values are read-only to clients (a write is answered with "illegal data address", as a PLC does
-for a measured value). The image of a device is replaced whole once per tick and copied into
+for a measured value). A read touching the registers of a failed sensor is answered with exception
+4, "slave device failure". While `silent` (a scripted communications loss) requests get no answer
+at all: the client times out, the connection stays open. The image of a device is replaced whole once per tick and copied into
 pymodbus's block, synchronously, while a request is being answered, so a client reading a block
 never sees half a tick.
 """
@@ -55,7 +57,21 @@ class PlantModbusServer:
         self.port = port  # the configured port until start(), then the bound one
         self.machines = [m for m in machines if m.layout is not None]
         self._images: dict[int, RegisterImage] = {}
+        self._failed: dict[int, list[tuple[Table, int, int]]] = {}
+        self._answering = asyncio.Event()
+        self._answering.set()
         self._server: ModbusTcpServer | None = None
+
+    @property
+    def silent(self) -> bool:
+        return not self._answering.is_set()
+
+    @silent.setter
+    def silent(self, value: bool) -> None:
+        if value:
+            self._answering.clear()
+        else:
+            self._answering.set()
 
     def _device(self, unit_id: int, layout: DeviceLayout | None) -> SimDevice:
         blocks = layout.blocks if layout else {}
@@ -68,11 +84,13 @@ class PlantModbusServer:
         async def serve_image(
             function_code: int,
             _start_address: int,
-            _address: int,
-            _count: int,
+            address: int,
+            count: int,
             registers: list[int],
             set_values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
+            if not self._answering.is_set():
+                await self._answering.wait()
             if unit_id == CATCH_ALL_UNIT:
                 return ExcCodes.GATEWAY_NO_RESPONSE
             if set_values is not None:
@@ -81,6 +99,9 @@ class PlantModbusServer:
             words = self._images.get(unit_id, {}).get(table) if table else None
             if words is None:
                 return ExcCodes.ILLEGAL_ADDRESS
+            for failed_table, first, end in self._failed.get(unit_id, ()):
+                if failed_table == table and address < end and first < address + count:
+                    return ExcCodes.DEVICE_FAILURE
             registers[: len(words)] = words
             return None
 
@@ -91,6 +112,11 @@ class PlantModbusServer:
         for machine in self.machines:
             assert machine.config.unit_id is not None
             self._images[machine.config.unit_id] = machine.image
+            self._failed[machine.config.unit_id] = machine.failed_registers
+
+    def restarted(self) -> PlantModbusServer:
+        """A new server for the same plant on the port this one had (after a scripted outage)."""
+        return PlantModbusServer(self.plant, self.host, self.port, self.machines)
 
     async def start(self) -> None:
         devices = [self._device(CATCH_ALL_UNIT, None)]
@@ -109,6 +135,7 @@ class PlantModbusServer:
         self.port = int(listener.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        self._answering.set()  # release requests held by a silent spell
         if self._server is not None:
             server, self._server = self._server, None
             await server.shutdown()  # type: ignore[no-untyped-call]

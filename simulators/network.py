@@ -10,12 +10,12 @@ profile inline.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from plantmesh.config import (
@@ -27,6 +27,7 @@ from plantmesh.config import (
 )
 from plantmesh.contracts.common import Name
 from plantmesh.modbus_profile import DeviceProfile, load_profile
+from simulators.event_config import SIGNAL_EVENTS, EventConfig, ServerEvent, StateFlapping
 from simulators.machines import MACHINE_CLASSES, machine_signals
 
 Port = Annotated[int, Field(ge=0, le=65535, description="0 = any free port")]
@@ -37,9 +38,34 @@ class Protocol(StrEnum):
     MODBUS = "modbus"
 
 
+class SecurityMode(StrEnum):
+    """OPC UA endpoints a plant offers: no security, or Basic256Sha256 signed or signed and
+    encrypted (with a self-signed server certificate generated on first start)."""
+
+    NONE = "none"
+    SIGN = "sign"
+    SIGN_AND_ENCRYPT = "sign_and_encrypt"
+
+
 class OpcUaServerConfig(ConfigModel):
     host: str = "127.0.0.1"
     port: Port
+    security: Annotated[list[SecurityMode], Field(min_length=1)] = [SecurityMode.NONE]
+    anonymous: bool = True  # anonymous logins accepted
+    users: dict[Name, SecretStr] = {}  # user name -> password, for user/password logins
+    # Where the server's key and certificate live (relative to the network file); generated
+    # when missing. Omitted: a temporary directory for the run.
+    certificate_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _someone_can_log_in(self) -> OpcUaServerConfig:
+        if not self.anonymous and not self.users:
+            raise ValueError("anonymous is false and no users are given: nobody could log in")
+        return self
+
+    @property
+    def secure(self) -> bool:
+        return any(mode != SecurityMode.NONE for mode in self.security)
 
 
 class ModbusServerConfig(ConfigModel):
@@ -50,7 +76,7 @@ class ModbusServerConfig(ConfigModel):
 Problem = tuple[tuple[str | int, ...], str, Any]
 
 
-def _raise(title: str, problems: list[Problem]) -> None:
+def raise_problems(title: str, problems: list[Problem]) -> None:
     """Report problems at the key they concern (a plain ValueError would point at the parent)."""
     if problems:
         raise ValidationError.from_exception_data(
@@ -109,7 +135,7 @@ class MachineConfig(ConfigModel):
             for key in ("unit_id", "profile"):
                 if getattr(self, key) is not None:
                     problems.append(((key,), "applies to modbus machines only", None))
-        _raise("MachineConfig", problems)
+        raise_problems("MachineConfig", problems)
         return self
 
     def served_signal_names(self) -> list[str]:
@@ -157,29 +183,11 @@ class PlantConfig(ConfigModel):
                         None,
                     )
                 )
-        _raise("PlantConfig", problems)
+        raise_problems("PlantConfig", problems)
         return self
 
     def machine(self, machine_id: str) -> MachineConfig | None:
         return next((m for m in self.machines if m.id == machine_id), None)
-
-
-class ExcursionEvent(ConfigModel):
-    """Override a signal with `value` (plus a little noise) from `start_s` for `duration_s` seconds
-    of simulated time; outside that window the signal is what the model says."""
-
-    plant: Name
-    machine: Name
-    signal: Name
-    kind: Literal["excursion"]
-    start_s: Annotated[float, Field(ge=0)]
-    duration_s: Annotated[float, Field(gt=0)]
-    value: float
-    noise: Annotated[float, Field(ge=0)] = 0.2  # standard deviation, in the signal's unit
-
-
-# A discriminated union on `kind` once there is more than one kind.
-EventConfig = ExcursionEvent
 
 
 class NetworkConfig(ConfigModel):
@@ -205,34 +213,8 @@ class NetworkConfig(ConfigModel):
                     problems.append(
                         (("plants", i, key, "port"), f"port already used by {other}", server.port)
                     )
-        plants = {p.id: p for p in self.plants}
-        for i, event in enumerate(self.events):
-            if event.plant not in plants:
-                problems.append(
-                    (
-                        ("events", i, "plant"),
-                        f"no such plant (plants: {', '.join(plants)})",
-                        event.plant,
-                    )
-                )
-                continue
-            plant = plants[event.plant]
-            machine = plant.machine(event.machine)
-            if machine is None:
-                problems.append(
-                    (("events", i, "machine"), f"no such machine in {plant.id}", event.machine)
-                )
-                continue
-            served = machine.served_signal_names()
-            if event.signal not in served:
-                problems.append(
-                    (
-                        ("events", i, "signal"),
-                        f"{machine.id} serves no such signal (it serves: {', '.join(served)})",
-                        event.signal,
-                    )
-                )
-        _raise("NetworkConfig", problems)
+        problems.extend(event_problems(self, self.events, ()))
+        raise_problems("NetworkConfig", problems)
         return self
 
     def plant(self, plant_id: str) -> PlantConfig:
@@ -259,12 +241,48 @@ class NetworkConfig(ConfigModel):
         return self.model_copy(update={"plants": plants})
 
 
+def event_problems(
+    network: NetworkConfig, events: Sequence[EventConfig], prefix: tuple[str | int, ...]
+) -> list[Problem]:
+    """Events naming a plant, machine, signal or server the network does not have."""
+    problems: list[Problem] = []
+    plants = {p.id: p for p in network.plants}
+    for i, event in enumerate(events):
+        at = (*prefix, "events", i)
+        plant = plants.get(event.plant)
+        if plant is None:
+            message = f"no such plant (plants: {', '.join(plants)})"
+            problems.append(((*at, "plant"), message, event.plant))
+            continue
+        if isinstance(event, ServerEvent):
+            protocols = [Protocol(event.protocol)] if event.protocol else list(Protocol)
+            if not any(m.protocol in protocols for m in plant.machines):
+                where = event.protocol or "any"
+                message = f"{plant.id} serves no machine over {where} protocol"
+                problems.append(((*at, "protocol"), message, event.protocol))
+            continue
+        assert isinstance(event, (*SIGNAL_EVENTS, StateFlapping))
+        machine = plant.machine(event.machine)
+        if machine is None:
+            message = f"no such machine in {plant.id}"
+            problems.append(((*at, "machine"), message, event.machine))
+            continue
+        served = machine.served_signal_names()
+        if isinstance(event, SIGNAL_EVENTS) and event.signal not in served:
+            message = f"{machine.id} serves no such signal (it serves: {', '.join(served)})"
+            problems.append(((*at, "signal"), message, event.signal))
+    return problems
+
+
 def load_network(path: Path | str) -> NetworkConfig:
     """Read a network file and the device profiles it names (paths relative to the file)."""
     network = load_config(NetworkConfig, path)
     data = network.model_dump(by_alias=True)
     problems: list[str] = []
     for i, plant in enumerate(network.plants):
+        if plant.opcua is not None and plant.opcua.certificate_dir is not None:
+            where = resolve_relative(path, plant.opcua.certificate_dir)
+            data["plants"][i]["opcua"]["certificate_dir"] = str(where)
         for j, machine in enumerate(plant.machines):
             if not isinstance(machine.profile, str):
                 continue

@@ -4,10 +4,11 @@ reader downstream (the edge agent, InfluxDB, an alert) can be scored against gro
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 
 def iso_utc(ts: datetime) -> str:
@@ -28,6 +29,7 @@ class ProductionRecord:
     value: float | bool  # bool for Modbus coils and discrete inputs
     unit: str
     tick: int
+    quality: str = "good"  # "uncertain" or "bad" while a sensor fails (written only then)
 
     @property
     def series_key(self) -> str:
@@ -35,7 +37,7 @@ class ProductionRecord:
         return f"{self.plant}/{self.area}/{self.line}/{self.machine}/{self.signal}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "plant": self.plant,
             "area": self.area,
             "line": self.line,
@@ -47,14 +49,21 @@ class ProductionRecord:
             "unit": self.unit,
             "tick": self.tick,
         }
+        if self.quality != "good":
+            data["quality"] = self.quality
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProductionRecord:
         return cls(**{**data, "source_ts": datetime.fromisoformat(data["source_ts"])})
 
 
-class RecordWriter:
-    """Appends records as JSON lines; flushed once per tick so a reader sees whole ticks."""
+class JsonLine(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class JsonLinesWriter:
+    """Appends objects as JSON lines; flushed once per call so a reader sees whole batches."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -64,7 +73,9 @@ class RecordWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
 
-    def write(self, records: list[ProductionRecord]) -> None:
+    def write(self, records: Sequence[JsonLine]) -> None:
+        if not records:
+            return
         if self._file is None:
             self.open()
         assert self._file is not None
@@ -75,6 +86,10 @@ class RecordWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class RecordWriter(JsonLinesWriter):
+    """Appends production records, one tick per call."""
 
 
 def read_records(path: Path | str) -> list[ProductionRecord]:

@@ -13,23 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from simulators.engine import SignalUpdate, SimMachine, SimulationEngine, TickFrame
+from simulators.errors import SimulatorError
 from simulators.modbus_server import PlantModbusServer
 from simulators.naming import opcua_url
 from simulators.network import NetworkConfig, Protocol, unresolved_profiles
 from simulators.opcua_server import PlantOpcUaServer
 from simulators.records import ProductionRecord
+from simulators.scenario import ScenarioConfig
+from simulators.truth import TruthRecord
 
 log = logging.getLogger("simulators")
 
 RecordListener = Callable[[ProductionRecord], None]
 TickListener = Callable[[list[ProductionRecord]], None]
+TruthListener = Callable[[list[TruthRecord]], None]
 
 
 @dataclass(frozen=True)
@@ -39,11 +45,14 @@ class PlantEndpoints:
     modbus_host: str | None  # None: the plant has no Modbus server
     modbus_port: int | None
     modbus_units: tuple[int, ...] = ()
+    opcua_certificate: Path | None = None  # the server certificate (DER) of a secure server
 
     def describe(self) -> str:
         parts = []
         if self.opcua_url:
             parts.append(f"OPC UA {self.opcua_url}")
+            if self.opcua_certificate is not None:
+                parts[-1] += f" (certificate {self.opcua_certificate})"
         if self.modbus_host is not None:
             units = ",".join(str(u) for u in self.modbus_units)
             parts.append(f"Modbus TCP {self.modbus_host}:{self.modbus_port} (units {units})")
@@ -63,6 +72,8 @@ class Simulation:
         on_record: RecordListener | None = None,
         on_records: TickListener | None = None,
         keep_records: bool = True,
+        scenario: ScenarioConfig | None = None,
+        on_truth: TruthListener | None = None,
     ) -> None:
         if unresolved := unresolved_profiles(network):
             raise ValueError(
@@ -73,13 +84,17 @@ class Simulation:
             raise ValueError("speed must be above 0")
         self.network = network
         self.speed = speed
-        self.engine = SimulationEngine(network, seed=seed, start=start)
+        self.engine = SimulationEngine(network, seed=seed, start=start, scenario=scenario)
         self.keep_records = keep_records
         self.records: list[ProductionRecord] = []
+        self.truth: list[TruthRecord] = []  # every event begun so far
+        self._truth_listeners = [on_truth] if on_truth else []
         self._record_listeners = [on_record] if on_record else []
         self._tick_listeners = [on_records] if on_records else []
         self._opcua: dict[str, PlantOpcUaServer] = {}
         self._modbus: dict[str, PlantModbusServer] = {}
+        self._stopped: set[tuple[str, Protocol]] = set()  # servers a scripted event took down
+        self._restart_failed: set[tuple[str, Protocol]] = set()  # logged once per outage
         self._serving = False
 
     @property
@@ -108,9 +123,11 @@ class Simulation:
         result = {}
         for plant in self.network.plants:
             url = host = port = None
+            certificate = None
             if plant.opcua is not None:
                 server = self._opcua.get(plant.id)
                 url = server.url if server else opcua_url(plant.opcua.host, plant.opcua.port)
+                certificate = server.certificate if server else None
             modbus = self._modbus.get(plant.id)
             units = tuple(
                 m.unit_id for m in plant.machines if m.unit_id and m.protocol == Protocol.MODBUS
@@ -119,7 +136,9 @@ class Simulation:
                 host, port = modbus.host, modbus.port
             elif plant.modbus is not None and units:
                 host, port = plant.modbus.host, plant.modbus.port
-            result[plant.id] = PlantEndpoints(plant.id, url, host, port, units if host else ())
+            result[plant.id] = PlantEndpoints(
+                plant.id, url, host, port, units if host else (), certificate
+            )
         return result
 
     @asynccontextmanager
@@ -127,7 +146,9 @@ class Simulation:
         """Start every plant's servers with the current values (tick 0 if nothing ran yet)."""
         if self._serving:
             raise RuntimeError("already serving")
-        self._build_servers()
+        # Certificates of plants that name no directory live as long as the servers.
+        certificates = tempfile.TemporaryDirectory(prefix="plantmesh-sim-certs-")
+        self._build_servers(Path(certificates.name))
         servers: list[PlantOpcUaServer | PlantModbusServer] = [
             *self._opcua.values(),
             *self._modbus.values(),
@@ -144,10 +165,12 @@ class Simulation:
             for plant, endpoints in self.endpoints().items():
                 log.info("plant %s serving: %s", plant, endpoints.describe())
             if first is not None:
-                self._emit(first.records())
+                await self._sync_servers(first)
+                self._emit(first)
             yield self
         finally:
             self._serving = False
+            servers = [*self._opcua.values(), *self._modbus.values()]
             for server in servers:
                 try:
                     await server.stop()
@@ -155,8 +178,10 @@ class Simulation:
                     log.exception("plant %s: stopping its server failed", server.plant)
             self._opcua.clear()
             self._modbus.clear()
+            self._stopped.clear()
+            certificates.cleanup()
 
-    def _build_servers(self) -> None:
+    def _build_servers(self, certificates: Path) -> None:
         for plant in self.network.plants:
             machines = [m for m in self.engine.machines if m.plant == plant.id]
             if plant.opcua is not None:
@@ -165,6 +190,8 @@ class Simulation:
                     plant.opcua.host,
                     plant.opcua.port,
                     [m for m in machines if m.protocol == Protocol.OPCUA],
+                    plant.opcua,
+                    certificates,
                 )
             modbus_machines = [m for m in machines if m.protocol == Protocol.MODBUS]
             if plant.modbus is not None and modbus_machines:
@@ -181,10 +208,9 @@ class Simulation:
         Outside `serving()` it only computes and records (the first call yields tick 0)."""
         frame = self.engine.next_tick()
         if self._serving:
+            await self._sync_servers(frame)
             await self._push(frame)
-        records = frame.records()
-        self._emit(records)
-        return records
+        return self._emit(frame)
 
     async def run(self, duration_s: float | None = None) -> None:
         """Tick every tick_s / speed seconds of wall-clock time, for `duration_s` or until
@@ -210,16 +236,80 @@ class Simulation:
         if duration_s is not None:
             await asyncio.sleep(max(0.0, began + duration_s - loop.time()))
 
+    async def _sync_servers(self, frame: TickFrame) -> None:
+        """Take servers away and bring them back as scripted events say (PLC restart,
+        communications loss); a returning server binds the port it had."""
+        for plant, server in list(self._opcua.items()):
+            await self._sync(plant, Protocol.OPCUA, server, frame)
+        for plant, modbus in list(self._modbus.items()):
+            modbus.silent = (plant, Protocol.MODBUS) in frame.silent
+            await self._sync(plant, Protocol.MODBUS, modbus, frame)
+
+    async def _sync(
+        self,
+        plant: str,
+        protocol: Protocol,
+        server: PlantOpcUaServer | PlantModbusServer,
+        frame: TickFrame,
+    ) -> None:
+        key = (plant, protocol)
+        if key in frame.down and key not in self._stopped:
+            log.info("plant %s: %s server down (scripted)", plant, protocol.value)
+            self._stopped.add(key)
+            await server.stop()
+        elif key not in frame.down and key in self._stopped:
+            fresh = server.restarted()
+            try:
+                if isinstance(fresh, PlantOpcUaServer):
+                    await fresh.setup()
+                    await fresh.write(self._plant_updates(frame, plant), frame.timestamp)
+                else:
+                    fresh.publish()
+                await fresh.start()
+            except SimulatorError as exc:  # e.g. the port was taken meanwhile: retry next tick
+                if key not in self._restart_failed:
+                    log.warning(
+                        "plant %s: %s server cannot come back yet: %s", plant, protocol, exc
+                    )
+                self._restart_failed.add(key)
+                await fresh.stop()
+                for machine in self.engine.machines:  # next tick re-serves all their values
+                    if (machine.plant, machine.protocol) == key:
+                        machine.go_offline()
+                return
+            log.info("plant %s: %s server back (scripted)", plant, protocol.value)
+            self._stopped.discard(key)
+            self._restart_failed.discard(key)
+            if isinstance(fresh, PlantOpcUaServer):
+                self._opcua[plant] = fresh
+            else:
+                self._modbus[plant] = fresh
+
+    @staticmethod
+    def _plant_updates(frame: TickFrame, plant: str) -> list[SignalUpdate]:
+        return [u for u in frame.updates if u.machine.plant == plant]
+
     async def _push(self, frame: TickFrame) -> None:
         by_plant: dict[str, list[SignalUpdate]] = defaultdict(list)
         for update in frame.updates:
             by_plant[update.machine.plant].append(update)
         for plant, server in self._opcua.items():
-            await server.write(by_plant.get(plant, []), frame.timestamp)
-        for modbus in self._modbus.values():
-            modbus.publish()
+            if (plant, Protocol.OPCUA) in self._stopped:
+                continue
+            skew = frame.skew.get((plant, Protocol.OPCUA))
+            await server.write(
+                by_plant.get(plant, []), frame.timestamp + skew if skew else frame.timestamp
+            )
+        for plant, modbus in self._modbus.items():
+            if (plant, Protocol.MODBUS) not in self._stopped:
+                modbus.publish()
 
-    def _emit(self, records: list[ProductionRecord]) -> None:
+    def _emit(self, frame: TickFrame) -> list[ProductionRecord]:
+        if frame.truth:
+            self.truth.extend(frame.truth)
+            for truth_listener in self._truth_listeners:
+                truth_listener(frame.truth)
+        records = frame.records()
         if self.keep_records:
             self.records.extend(records)
         for listener in self._record_listeners:
@@ -227,3 +317,4 @@ class Simulation:
                 listener(record)
         for tick_listener in self._tick_listeners:
             tick_listener(records)
+        return records

@@ -1,4 +1,5 @@
-"""A CNC milling centre: spindle speed, spindle load in percent, a part every minute or two."""
+"""A CNC milling centre: spindle speed, spindle load in percent and torque, a part every minute
+or two."""
 
 from __future__ import annotations
 
@@ -24,7 +25,14 @@ class CncMill(MachineModel):
     parts_per_hour = 40.0
     extra_signals: ClassVar[tuple[SignalSpec, ...]] = (
         SignalSpec("spindle_load", "%", 0, 150, description="spindle drive load"),
+        SignalSpec("torque", "Nm", 0, 120, description="spindle torque"),
     )
+    rated_torque_nm = 60.0
 
     def _measure_extra(self) -> dict[str, float]:
-        return {"spindle_load": max(0.0, 100.0 * self.load + self.rng.gauss(0.0, 0.5))}
+        gauss = self.rng.gauss
+        torque = self.rated_torque_nm * self.load if self.speed_fraction > 0.005 else 0.0
+        return {
+            "spindle_load": max(0.0, 100.0 * self.load + gauss(0.0, 0.5)),
+            "torque": max(0.0, torque + gauss(0.0, 0.2)),
+        }

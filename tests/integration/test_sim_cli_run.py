@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -101,3 +102,53 @@ async def test_sigterm_stops_it_cleanly_while_serving(tmp_path: Path) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_scenario_run_writes_ground_truth_and_stops_after_its_duration(
+    tmp_path: Path,
+) -> None:
+    network = write_network(tmp_path)
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        "name: t\nduration_s: 12\nevents:\n"
+        "  - {kind: step, plant: plant-q, machine: mill-01, signal: torque, start_s: 2,\n"
+        "     duration_s: 3, delta: 10}\n"
+        "  - {kind: plc_restart, plant: plant-q, protocol: modbus, start_s: 5, duration_s: 2}\n"
+        "  - {kind: drift, plant: plant-q, machine: mill-01, signal: bearing_temp,\n"
+        "     start_s: 60, rate_per_s: 1}\n"
+    )
+    truth = tmp_path / "truth.jsonl"
+    record = tmp_path / "served.jsonl"
+    process = await start(
+        "run", "--network", str(network), "--scenario", str(scenario), "--speed", "20",
+        "--truth", str(truth), "--record", str(record), "--start", "2026-02-02T00:00:00Z",
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, err.decode()
+    assert "3 scripted events" in err.decode()
+    lines = [json.loads(line) for line in truth.read_text().splitlines()]
+    # The drift at 60 s never began in a 12 s scenario.
+    assert [(t["kind"], t["machine"], t["signal"]) for t in lines] == [
+        ("step", "mill-01", "torque"),
+        ("plc_restart", "conveyor-01", None),
+    ]
+    assert lines[1]["start"] == "2026-02-02T00:00:05Z"
+    assert lines[1]["end"] == "2026-02-02T00:00:07Z"
+    ticks = {r.tick for r in read_records(record)}
+    assert 10 <= max(ticks) <= 12
+    modbus_ticks = {r.tick for r in read_records(record) if r.protocol == "modbus"}
+    assert not modbus_ticks & {5, 6}
+
+
+async def test_bad_scenario_exits_2_naming_file_key_and_line(tmp_path: Path) -> None:
+    network = write_network(tmp_path)
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        "events:\n  - {kind: step, plant: plant-q, machine: mill-09, signal: torque,\n"
+        "     start_s: 2, delta: 10}\n"
+    )
+    process = await start("run", "--network", str(network), "--scenario", str(scenario))
+    _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 2
+    assert f"{scenario}: events[0].machine: no such machine in plant-q" in err.decode()
+    assert "(line 2)" in err.decode()

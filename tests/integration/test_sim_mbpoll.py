@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from plantmesh.modbus_profile import load_profile
-from simulators import NetworkConfig, Simulation
+from simulators import NetworkConfig, ScenarioConfig, Simulation
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +95,30 @@ async def test_mbpoll_reads_counter_and_discrete_input(sim: Simulation) -> None:
     assert int(energy[10]) * 0.01 == pytest.approx(values["energy"], abs=1e-9)
     running = await mbpoll(port, "-t", "1", "-r", "0", "-c", "1")
     assert bool(int(running[0])) is values["running"]
+
+
+async def test_mbpoll_sees_a_failed_sensor_as_slave_device_failure() -> None:
+    scenario = ScenarioConfig.model_validate(
+        {"events": [{"kind": "bad_quality", "plant": "plant-m", "machine": "pump-01",
+                     "signal": "bearing_temp", "start_s": 1, "duration_s": 5}]}
+    )  # fmt: skip
+    network = NetworkConfig.model_validate(
+        {"plants": [{"id": "plant-m", "modbus": {"port": 0}, "machines": [
+            {"id": "pump-01", "area": "utilities", "line": "line1", "class": "centrifugal_pump",
+             "protocol": "modbus", "unit_id": UNIT, "profile": load_profile(PROFILE)}]}]}
+    )  # fmt: skip
+    simulation = Simulation(network, start=datetime(2026, 1, 1, tzinfo=UTC), scenario=scenario)
+    async with simulation.serving():
+        await simulation.step()  # tick 1: the bearing sensor (input register 0) fails
+        port = simulation.endpoints()["plant-m"].modbus_port
+        executable = shutil.which("mbpoll")
+        assert executable is not None, "mbpoll is not installed: apt-get install -y mbpoll"
+        process = await asyncio.create_subprocess_exec(
+            executable, "-m", "tcp", "-p", str(port), "-a", str(UNIT), "-0", "-1", "-o", "3",
+            "-t", "3", "-r", "0", "-c", "1", "127.0.0.1",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), timeout=15)
+        assert "Slave device or server failure" in (out + err).decode()
+        vibration = await mbpoll(port, "-t", "3", "-r", "1", "-c", "1")  # the next register
+        assert int(vibration[1]) * 0.01 == pytest.approx(served(simulation)["vibration_rms"])

@@ -119,7 +119,7 @@ async def test_values_units_ranges_and_timestamps_as_documented(
     await sim.step()
     idx = await client.get_namespace_index(NAMESPACE_URI)
     served = {k: r for k, r in latest(sim).items() if r.plant == "plant-x"}
-    assert len(served) == 8 + 9  # every press and pump signal
+    assert len(served) == 10 + 10  # every press and pump signal
     for path, record in served.items():
         node = client.get_node(ua.NodeId(path, idx))
         value = await node.read_data_value()
@@ -163,6 +163,8 @@ async def test_browse_path_objects_plant_area_line_machine_signal(client: Client
         "bearing_temp",
         "vibration_rms",
         "good_parts",
+        "scrap_parts",
+        "alarm_word",
         "pressure",
     }
     # Each plant serves only its own machines.

@@ -68,3 +68,29 @@ def test_bad_arguments_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         sim(*argv)
     assert caught.value.code == 2
+
+
+def test_list_with_a_scenario_shows_its_events(capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = str(DEMO.parent / "scenarios" / "cross-plant-instability.yaml")
+    assert sim("list", "--network", str(DEMO), "--scenario", scenario) == 0
+    out = capsys.readouterr().out
+    assert "scripted events (3):" in out
+    assert "120 s -    720  oscillation     plant-a/mill-01/vibration_rms  [high]" in out
+    assert sim("list", "--network", str(DEMO), "--scenario", scenario, "--json") == 0
+    events = json.loads(capsys.readouterr().out)["events"]
+    assert [(e["kind"], e["plant"], e["severity"]) for e in events] == [
+        ("oscillation", "plant-a", "high"),
+        ("oscillation", "plant-c", "high"),
+        ("step", "plant-b", "low"),
+    ]
+
+
+def test_list_with_a_bad_scenario_exits_2_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "scenario.yaml"
+    bad.write_text(
+        "events:\n  - {kind: flatline, plant: plant-z, machine: m, signal: s, start_s: 1}\n"
+    )
+    assert sim("list", "--network", str(DEMO), "--scenario", str(bad)) == 2
+    assert "events[0].plant: no such plant" in capsys.readouterr().err

@@ -129,15 +129,18 @@ def test_excursion_overrides_its_signal_in_its_window_only() -> None:
     plain = served_series(SimulationEngine(network(), start=START), 15)
     bent = served_series(SimulationEngine(network([EXCURSION]), start=START), 15)
     key = ("press-01", "bearing_temp")
+    alarms = ("press-01", "alarm_word")
     for tick, (normal, event) in enumerate(zip(plain, bent, strict=True)):
         in_window = 5 <= tick < 8  # start_s 5, duration_s 3, tick_s 1
         if in_window:
             assert abs(event[key] - 96.0) < 1.0, tick
             assert normal[key] < 80
+            assert int(event[alarms]) & 1  # the PLC latches "bearing hot"
         else:
             assert event[key] == normal[key], tick
-        others = {k: v for k, v in event.items() if k != key}
-        assert others == {k: v for k, v in normal.items() if k != key}, tick
+            assert event[alarms] == normal[alarms], tick
+        others = {k: v for k, v in event.items() if k not in (key, alarms)}
+        assert others == {k: v for k, v in normal.items() if k not in (key, alarms)}, tick
 
 
 def test_excursion_window_is_in_simulated_seconds() -> None:

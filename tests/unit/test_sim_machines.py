@@ -9,7 +9,7 @@ import pytest
 
 from simulators.machines import MACHINE_CLASSES, create_machine
 from simulators.machines.base import MachineModel
-from simulators.signals import MachineState, SignalKind
+from simulators.signals import AlarmBit, MachineState, SignalKind
 
 CLASSES = sorted(MACHINE_CLASSES)
 
@@ -147,3 +147,66 @@ def test_tick_length_is_simulated_time() -> None:
         series = run(conveyor, ticks)
         made.append(series[-1]["good_parts"] - series[0]["good_parts"])
     assert all(27 <= n <= 31 for n in made), made
+
+
+@pytest.mark.parametrize("machine_class", CLASSES)
+def test_vibration_rises_with_wear_and_imbalance(machine_class: str) -> None:
+    def mean_vibration(wear: float, imbalance: float) -> float:
+        machine = make(machine_class, "w")
+        machine.wear, machine.imbalance = wear, imbalance
+        machine.force_state(MachineState.RUNNING, hold_s=3600)
+        return sum(v["vibration_rms"] for v in run(machine, 300)[60:]) / 241
+
+    new = mean_vibration(0.0, 0.0)
+    assert mean_vibration(1.0, 0.0) > new * 1.15
+    assert mean_vibration(0.0, 0.6) > new * 1.1
+
+
+def test_scrap_grows_with_wear_and_both_counters_count() -> None:
+    def counts(wear: float) -> tuple[float, float]:
+        mill = make("cnc_mill", "s")
+        mill.wear = wear
+        mill.force_state(MachineState.RUNNING, hold_s=10 * 3600)
+        first, last = mill.values(), run(mill, 4 * 3600)[-1]
+        return last["good_parts"] - first["good_parts"], last["scrap_parts"] - first["scrap_parts"]
+
+    good, scrap = counts(0.0)
+    assert 120 <= good + scrap <= 170  # 40 parts an hour for 4 hours
+    assert 1 <= scrap <= 8
+    worn_good, worn_scrap = counts(1.0)
+    assert worn_scrap > 2 * scrap
+    assert worn_good < good
+
+
+def test_faults_happen_now_and_then_and_stop_the_drive() -> None:
+    faults = 0
+    for seed in range(12):
+        series = run(make("conveyor", f"f{seed}", tick_s=5.0), 6 * 3600 // 5)
+        faulted = [v["state"] == MachineState.FAULT for v in series]
+        faults += any(faulted)
+        for i, v in enumerate(series):
+            if i >= 12 and all(faulted[i - 12 : i + 1]):  # a minute into a fault
+                assert v["speed"] == 0.0
+                assert v["motor_current"] < 0.5
+                assert v["alarm_word"] == 1 << AlarmBit.FAULT
+    assert 1 <= faults <= 11
+
+
+def test_alarm_word_bits() -> None:
+    press = MACHINE_CLASSES["hydraulic_press"]
+    normal = {"bearing_temp": 60.0, "vibration_rms": 2.0, "motor_current": 70.0, "state": 1.0}
+    assert press.alarm_word(normal) == 0
+    assert press.alarm_word({**normal, "bearing_temp": 90.0}) == 0b1
+    assert press.alarm_word({**normal, "vibration_rms": 9.0}) == 0b10
+    assert press.alarm_word({**normal, "motor_current": 100.0}) == 0b100
+    assert press.alarm_word({**normal, "state": 3.0}) == 0b1000
+    assert press.alarm_word(normal, sensor_failure=True) == 0b10000
+
+
+def test_restart_resets_the_part_counters() -> None:
+    press = make("hydraulic_press")
+    run(press, 100)
+    assert press.values()["good_parts"] > 1000
+    press.reset_counters()
+    assert press.values()["good_parts"] == press.values()["scrap_parts"] == 0.0
+    assert run(press, 600)[-1]["good_parts"] > 0

@@ -10,7 +10,9 @@ import yaml
 
 from plantmesh.config import ConfigError
 from plantmesh.modbus_profile import DeviceProfile
+from simulators.event_config import Excursion
 from simulators.network import NetworkConfig, Protocol, load_network
+from simulators.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "deploy" / "demo" / "network.yaml"
@@ -98,8 +100,15 @@ def test_demo_network_has_three_plants_of_different_size() -> None:
 
 def test_demo_events_overheat_a_press_bearing_in_plant_a_and_plant_b() -> None:
     network = load_network(DEMO)
-    by_plant = {e.plant: e for e in network.events}
+    assert network.events == []  # scripted events live in scenario files
+    scenario = load_scenario(DEMO.parent / "scenarios" / "demo.yaml", network)
+    by_plant = {e.plant: e for e in scenario.events}
+    assert len(scenario.events) == 2
     a, b = by_plant["plant-a"], by_plant["plant-b"]
+    assert isinstance(a, Excursion)
+    assert isinstance(b, Excursion)
+    assert network.plant("plant-a").machine(a.machine).protocol == Protocol.OPCUA  # type: ignore[union-attr]
+    assert network.plant("plant-b").machine(b.machine).protocol == Protocol.MODBUS  # type: ignore[union-attr]
     for event, start in ((a, 20), (b, 35)):
         assert event.signal == "bearing_temp"
         machine = network.plant(event.plant).machine(event.machine)
@@ -218,7 +227,9 @@ def test_profile_registers_must_be_signals_of_the_class(tmp_path: Path) -> None:
     profile["registers"].append({"signal": "good_parts", "table": "holding", "address": 40})
     data["plants"][0]["machines"][1]["profile"] = profile  # inline profiles work too
     text = problems(tmp_path, data)
-    assert "plants[0].machines[1].profile.registers[9].signal: centrifugal_pump has no such" in text
+    assert (
+        "plants[0].machines[1].profile.registers[10].signal: centrifugal_pump has no such" in text
+    )
 
 
 def test_missing_profile_file_is_reported_at_its_key(tmp_path: Path) -> None:
@@ -232,7 +243,32 @@ def test_missing_profile_file_is_reported_at_its_key(tmp_path: Path) -> None:
 def test_event_window_must_make_sense(tmp_path: Path) -> None:
     data = base()
     data["events"][0]["duration_s"] = 0
+    assert "events[0].duration_s: Input should be greater than 0" in problems(tmp_path, data)
+    data = base()
     data["events"][0]["kind"] = "spike"
     text = problems(tmp_path, data)
-    assert "events[0].duration_s" in text
-    assert "events[0].kind" in text
+    assert "events[0]: Input tag 'spike'" in text
+    assert "'spikes'" in text  # the kinds there are
+
+
+def test_opcua_security_settings(tmp_path: Path) -> None:
+    data = base()
+    data["plants"][0]["opcua"].update(
+        security=["sign", "sign_and_encrypt"],
+        anonymous=False,
+        users={"operator": "pw"},
+        certificate_dir="certs",
+    )
+    opcua = load(tmp_path, data).plants[0].opcua
+    assert opcua is not None
+    assert opcua.secure
+    assert opcua.certificate_dir == str(tmp_path / "certs")  # relative to the network file
+    assert opcua.users["operator"].get_secret_value() == "pw"
+    assert "pw" not in repr(opcua)
+    data["plants"][0]["opcua"].update(users={}, security=["none", "tls"])
+    text = problems(tmp_path, data)
+    assert (
+        "plants[0].opcua.security[1]: Input should be 'none', 'sign' or 'sign_and_encrypt'" in text
+    )
+    data["plants"][0]["opcua"]["security"] = ["none"]
+    assert "nobody could log in" in problems(tmp_path, data)

@@ -1,0 +1,105 @@
+"""Ground truth: every injected event as a JSON line, written when the event begins, so the
+alerts a pipeline raised can be scored against what really happened (simulators.scoring).
+
+    {"event": 3, "kind": "oscillation", "plant": "plant-a", "area": "machining", "line": "line3",
+     "machine": "mill-01", "signal": "vibration_rms", "protocol": "opcua",
+     "start": "2026-03-01T06:02:00Z", "end": "2026-03-01T06:12:00Z",
+     "start_s": 120.0, "end_s": 720.0, "severity": "high"}
+
+`end` is null for an event that lasts until the run ends. A server event (plc_restart, comms_loss,
+clock_skew) concerns every machine the server serves: one line per machine, with `signal` null
+(any signal of the machine). `start`/`end` are true simulated time, never skewed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from simulators.event_config import SIGNAL_EVENTS, EventConfig, ServerEvent, StateFlapping
+from simulators.network import MachineConfig, NetworkConfig
+from simulators.records import JsonLinesWriter, iso_utc
+
+
+@dataclass(frozen=True)
+class TruthRecord:
+    event: int  # index of the event (network file's events first, then the scenario's)
+    kind: str
+    plant: str
+    area: str
+    line: str
+    machine: str
+    signal: str | None  # None: the whole machine (server events)
+    protocol: str
+    start: datetime
+    end: datetime | None  # None: until the run ended
+    start_s: float
+    end_s: float | None
+    severity: str
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["start"] = iso_utc(self.start)
+        data["end"] = iso_utc(self.end) if self.end else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TruthRecord:
+        return cls(
+            **{
+                **data,
+                "start": datetime.fromisoformat(data["start"]),
+                "end": datetime.fromisoformat(data["end"]) if data.get("end") else None,
+            }
+        )
+
+
+def truth_records(
+    event: EventConfig, index: int, network: NetworkConfig, instant: Callable[[float], datetime]
+) -> list[TruthRecord]:
+    """The truth lines of one event; `instant` maps simulated seconds to time."""
+    plant = network.plant(event.plant)
+    machines: list[tuple[MachineConfig, str | None]]
+    if isinstance(event, ServerEvent):
+        machines = [
+            (m, None)
+            for m in plant.machines
+            if event.protocol is None or m.protocol.value == event.protocol
+        ]
+    else:
+        assert isinstance(event, (*SIGNAL_EVENTS, StateFlapping))
+        machine = plant.machine(event.machine)
+        assert machine is not None, "events are checked against the network when loaded"
+        machines = [(machine, event.signal)]
+    end_s = event.end_s
+    return [
+        TruthRecord(
+            event=index,
+            kind=event.kind,
+            plant=plant.id,
+            area=machine.area,
+            line=machine.line,
+            machine=machine.id,
+            signal=signal,
+            protocol=machine.protocol.value,
+            start=instant(event.start_s),
+            end=instant(end_s) if end_s is not None else None,
+            start_s=event.start_s,
+            end_s=end_s,
+            severity=event.expected_severity.value,
+        )
+        for machine, signal in machines
+    ]
+
+
+class TruthWriter(JsonLinesWriter):
+    """Appends truth lines as events begin, flushed at once (a reader may follow the file)."""
+
+
+def read_truth(path: Path | str) -> list[TruthRecord]:
+    with Path(path).open(encoding="utf-8") as file:
+        return [TruthRecord.from_json(json.loads(line)) for line in file if line.strip()]
