@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -88,6 +89,18 @@ def _print_alerts(alerts: list[dict[str, object]]) -> None:
         print(
             f"  {event.get('at')}  {str(event.get('kind')).upper():<8} {event.get('rule')}: {summary}"
         )
+
+
+def _print_score(alert_log: Path, truth: Path) -> None:
+    """Detection quality against what the simulator injected (its ground truth)."""
+    if not truth.exists():
+        return
+    command = [sys.executable, "-m", "simulators", "score", "--alerts", str(alert_log)]
+    result = subprocess.run(
+        [*command, "--truth", str(truth)], capture_output=True, text=True, check=False
+    )
+    print("\nDetection against the scripted events (plantmesh sim score):")
+    print(result.stdout.rstrip() or result.stderr.rstrip())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,10 +183,12 @@ def run(args: argparse.Namespace) -> int:
     alerts = _read_alerts(alert_log)
     _print_table(machines, counts, alerts)
     _print_alerts(alerts)
+    _print_score(alert_log, run_dir / "truth.jsonl")
     print(
         "\nThe stack is still running. Query it, for example:\n"
-        f'  curl -s {influx.url}/query --data-urlencode "db={influx.database}" '
-        '--data-urlencode "q=SELECT last(value) FROM readings GROUP BY plant, machine, signal"\n'
+        "  plantmesh query last --plant plant-a --machine press-01\n"
+        "  plantmesh query series --signal bearing_temp --since 10m --every 30s\n"
+        "  plantmesh query completeness\n"
         '  eval "$(plantmesh stack env)"   # server URLs for other tools\n'
         "  plantmesh stack down            # when you are done"
     )
