@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # Requests carry at most this many operations: servers cap operations per call.
 CHUNK = 500
+# Browse requests in flight at once while walking a tree.
+BROWSE_CONCURRENCY = 50
 _NOT_A_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 T = TypeVar("T")
 HAS_PROPERTY = ua.NodeId(ua.Int32(ObjectIds.HasProperty))
@@ -105,16 +107,14 @@ async def walk_root(client: Client, plant: str, root: Node, options: ItemOptions
     """Every Variable at area/line/machine/signal depth below `root` (unit not yet known)."""
     level: list[tuple[Node, tuple[str, ...]]] = [(root, ())]
     for _ in ("area", "line", "machine"):
-        answers = await asyncio.gather(*(_children(n, ua.NodeClass.Object) for n, _ in level))
+        answers = await _children_of_all([n for n, _ in level], ua.NodeClass.Object)
         level = [
             (client.get_node(ua.NodeId(r.NodeId.Identifier, r.NodeId.NamespaceIndex)), (*names, n))
             for (_, names), refs in zip(level, answers, strict=True)
             for r in refs
             if (n := _named(r)) is not None
         ]
-    answers = await asyncio.gather(
-        *(_children(n, ua.NodeClass.Variable, skip_properties=True) for n, _ in level)
-    )
+    answers = await _children_of_all([n for n, _ in level], ua.NodeClass.Variable, True)
     bindings = []
     for (_, (area, line, machine)), refs in zip(level, answers, strict=True):
         asset = AssetPath(plant=plant, area=area, line=line, machine=machine)
@@ -124,6 +124,19 @@ async def walk_root(client: Client, plant: str, root: Node, options: ItemOptions
                 node = client.get_node(ua.NodeId(ref.NodeId.Identifier, ref.NodeId.NamespaceIndex))
                 bindings.append(Binding(node, asset, signal, None, options))
     return bindings
+
+
+async def _children_of_all(
+    nodes: Sequence[Node], node_class: ua.NodeClass, skip_properties: bool = False
+) -> list[list[ua.ReferenceDescription]]:
+    """`_children` of every node, BROWSE_CONCURRENCY requests at a time: a thousand machines
+    browsed at once would hold a thousand answers in memory together (and flood a small PLC)."""
+    answers: list[list[ua.ReferenceDescription]] = []
+    for chunk in _chunks(nodes, BROWSE_CONCURRENCY):
+        answers.extend(
+            await asyncio.gather(*(_children(n, node_class, skip_properties) for n in chunk))
+        )
+    return answers
 
 
 def _named(ref: ua.ReferenceDescription) -> str | None:
