@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from plantmesh.contracts import CompletenessEvent, CompletenessEventKind
 
 
@@ -39,7 +41,15 @@ class SeqRecord:
         return f"{self.plant}/{self.gateway_id}".encode()
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        # One per batch on the writer's hot path: no asdict (it deep-copies).
+        record = {
+            "plant": self.plant,
+            "gateway_id": self.gateway_id,
+            "session_id": self.session_id,
+            "seq": self.seq,
+            "readings": self.readings,
+        }
+        return orjson.dumps(record)
 
     @classmethod
     def from_bytes(cls, value: bytes) -> SeqRecord:

@@ -146,6 +146,11 @@ def reading_series(plant: str, area: str, line: str, machine: str, signal: str, 
 
 def value_and_tail(value: FieldValue, status_code: int, quality: str, ts: datetime) -> str:
     """Everything of a readings line after its series: ` value=...,status_code=...i,... <ns>`."""
+    return value_and_tail_ns(value, status_code, quality, timestamp_ns(ts))
+
+
+def value_and_tail_ns(value: FieldValue, status_code: int, quality: str, ts_ns: int) -> str:
+    """`value_and_tail` with the timestamp in nanoseconds already."""
     if value.__class__ is float:
         if not math.isfinite(value):
             raise LineProtocolError(f"float field {value!r} is not finite")
@@ -158,7 +163,7 @@ def value_and_tail(value: FieldValue, status_code: int, quality: str, ts: dateti
         first = f"{FIELD_VALUE}={format_field_value(float(value))}"
     return (
         f" {first},{FIELD_STATUS_CODE}={status_code}i,"
-        f"{FIELD_QUALITY}={_QUALITY_FIELD[quality]} {timestamp_ns(ts)}"
+        f"{FIELD_QUALITY}={_QUALITY_FIELD[quality]} {ts_ns}"
     )
 
 

@@ -48,6 +48,7 @@ from ingest.kafka_clients import (
 )
 from ingest.ledger import SeqRecord
 from ingest.ledger_service import LedgerService
+from ingest.line_protocol import timestamp_ns
 from ingest.metrics import IngestMetrics
 from ingest.registry import AssetRegistry
 from ingest.validation import Checked, Limits, Validator
@@ -65,6 +66,10 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_MS = 250  # also how quickly an idle writer notices stop()
 UNKNOWN_PLANT = "unknown"
 WRITES_IN_FLIGHT = 2
+"""InfluxDB write requests at a time, over all stores: InfluxDB works on one while the next
+travels (more only queue up inside InfluxDB)."""
+STORES_IN_FLIGHT = 2
+"""Polls being stored at a time: one forwarding and committing while the next one writes."""
 T = TypeVar("T")
 
 
@@ -144,6 +149,8 @@ class Writer:
         )
         self.ledger: LedgerService | None = None
         self._fetching = asyncio.Lock()  # one getmany at a time (the loop, or a paused store)
+        self._write_slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
+        self._pausing = 0  # stores waiting on a slow InfluxDB with the partitions paused
         self._influx_backoff = Backoff(config.backoff.initial_s, config.backoff.max_s)
         self._influx_errors = ErrorLog(log, "InfluxDB write")
         self._kafka_backoff = Backoff(config.backoff.initial_s, config.backoff.max_s)
@@ -258,11 +265,13 @@ class Writer:
         cleanup.push_async_callback(self._consumer.stop)
 
     async def _consume_loop(self) -> None:
-        """Fetch and check poll N+1 while poll N is being stored: the checks are CPU work of
-        this process, the store mostly waits for InfluxDB and Kafka. Stores run one at a time,
-        in order, so commits stay in order; at most two polls are in memory."""
+        """Fetch and check poll N+2 while poll N+1 is written to InfluxDB and poll N forwarded
+        and committed: the checks are CPU work of this process, a store mostly waits for
+        InfluxDB and Kafka, and InfluxDB stays busy only when the next write is already on its
+        way. Each store forwards and commits only after the one before it, so commits stay in
+        order; at most STORES_IN_FLIGHT + 1 polls are in memory."""
         backoff = Backoff(self.config.backoff.initial_s, self.config.backoff.max_s)
-        storing: asyncio.Task[None] | None = None
+        stores: list[asyncio.Task[None]] = []
         try:
             while not self._stop.is_set():
                 try:
@@ -278,21 +287,24 @@ class Writer:
                     continue
                 self._poll_errors.succeeded()
                 backoff.reset()
-                prepared = self._prepare(records) if records else None
-                if storing is not None:
-                    await storing
-                    storing = None
-                if prepared is not None:
-                    storing = asyncio.create_task(self._store(prepared), name="ingest-writer-store")
-            if storing is not None:
-                await storing
+                if not records:
+                    continue
+                prepared = self._prepare(records)
+                # Stores finish in order (each waits for the one before): reap from the front.
+                while stores and (stores[0].done() or len(stores) >= STORES_IN_FLIGHT):
+                    await stores.pop(0)
+                before = stores[-1] if stores else None
+                stores.append(
+                    asyncio.create_task(self._store(prepared, before), name="ingest-writer-store")
+                )
+            while stores:
+                await stores.pop(0)
         except StopRequestedError:
             log.info("stopped before the batch in hand was stored; it will be consumed again")
         finally:
-            if storing is not None and not storing.done():
-                storing.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopRequestedError):
-                    await storing
+            for task in stores:
+                task.cancel()
+            await asyncio.gather(*stores, return_exceptions=True)
 
     # --- one poll -------------------------------------------------------------------------
     def _prepare(self, records: dict[TopicPartition, list[Any]]) -> _Prepared:
@@ -300,10 +312,11 @@ class Writer:
         prepared = _Prepared({tp: batch[-1].offset + 1 for tp, batch in records.items() if batch})
         good, outgoing, sequences = prepared.good, prepared.outgoing, prepared.sequences
         now = datetime.now(UTC)
+        now_ns = timestamp_ns(now)
         check = self._validator.check
         for batch in records.values():
             for record in batch:
-                result = check(record.value, now)
+                result = check(record.value, now, now_ns)
                 if isinstance(result, Rejection):
                     outgoing.append(self._to_dlq(record, result))
                     continue
@@ -311,17 +324,19 @@ class Writer:
                     outgoing.append(self._to_dlq(record, bad.rejection, bad.value, bad.index))
                 if self.ledger is not None:
                     sequences.append(self._sequence(record, result))
-                if result.readings:
+                if result.lines:  # one line per good reading
                     good.append(_Good(record, result))
         taken = sum(len(batch) for batch in records.values())
         self.stats.messages += taken
         self.metrics.messages.inc(taken)
         return prepared
 
-    async def _store(self, prepared: _Prepared) -> None:
-        """Write to InfluxDB, forward, then commit."""
+    async def _store(self, prepared: _Prepared, before: asyncio.Task[None] | None) -> None:
+        """Write to InfluxDB; once the store `before` this one is done, forward, then commit."""
         good, outgoing = prepared.good, prepared.outgoing
         refused = await self._backpressured(self._write(good))
+        if before is not None:
+            await before  # its failure is this one's too: nothing after it may commit
         for item, rejection in refused:
             outgoing.append(self._to_dlq(item.record, rejection))
         if refused:
@@ -392,10 +407,12 @@ class Writer:
             if done:
                 return task.result()
             consumer = self._consumer
-            consumer.pause(*consumer.assignment())
-            self.stats.pauses += 1
-            self.metrics.paused.set(1)
-            log.warning("InfluxDB is slow or down: partitions paused until the write succeeds")
+            self._pausing += 1
+            if self._pausing == 1:
+                consumer.pause(*consumer.assignment())
+                self.stats.pauses += 1
+                self.metrics.paused.set(1)
+                log.warning("InfluxDB is slow or down: partitions paused until the write succeeds")
             try:
                 while not task.done():
                     async with self._fetching:
@@ -404,9 +421,11 @@ class Writer:
                         consumer.seek(tp, batch[0].offset)
                         consumer.pause(tp)
             finally:
-                consumer.resume(*consumer.assignment())
-                self.metrics.paused.set(0)
-            log.info("InfluxDB took the write: partitions resumed")
+                self._pausing -= 1
+                if self._pausing == 0:
+                    consumer.resume(*consumer.assignment())
+                    self.metrics.paused.set(0)
+                    log.info("InfluxDB took the write: partitions resumed")
             return task.result()
         finally:
             if not task.done():
@@ -432,7 +451,7 @@ class Writer:
     async def _write(self, good: Sequence[_Good]) -> list[tuple[_Good, Rejection]]:
         """Write every good batch, WRITES_IN_FLIGHT requests at a time (InfluxDB works on one
         while the next travels); return those InfluxDB refused for good, with the reason."""
-        slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
+        slots = self._write_slots
 
         async def write(chunk: list[_Good]) -> list[tuple[_Good, Rejection]]:
             async with slots:

@@ -60,7 +60,7 @@ def config(namespace: str, kafka_bootstrap: str, influx_url: str) -> IngestConfi
 
 async def send(config: IngestConfig, seqs: list[int]) -> None:
     # Two machines of one gateway: their batches land on different partitions (key plant/machine).
-    messages = []
+    messages: list[tuple[bytes | None, bytes, list[Any]]] = []
     for seq in seqs:
         machine = f"m{seq % 2}"
         messages.append((f"p1/{machine}".encode(), encode(batch(seq, machine)), []))
@@ -168,7 +168,7 @@ async def test_two_writers_share_the_raw_partitions_yet_one_ledger_sees_every_ba
                 return bool(mine) and bool(theirs) and not mine & theirs
 
             await async_wait_for(split, 60, "the two writers to split the raw partitions")
-            messages = []
+            messages: list[tuple[bytes | None, bytes, list[Any]]] = []
             for seq in range(20):
                 machine = f"m{seq % 4}"
                 messages.append((f"p1/{machine}".encode(), encode(batch(seq, machine)), []))

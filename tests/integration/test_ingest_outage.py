@@ -8,7 +8,9 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,18 +29,24 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 OUTAGE_S = float(os.environ.get("PLANTMESH_TEST_OUTAGE_S", "120"))
 
 
-@pytest.fixture
-def private_influx(tmp_path: Path) -> Iterator[tuple[StackConfig, str]]:
+@contextmanager
+def private_server(tmp_path: Path, name: str, env_var: str) -> Iterator[tuple[StackConfig, str]]:
+    """One server of the stack on free ports with its own state, stopped afterwards."""
     cfg = StackConfig(
         cache=StackConfig.from_env().cache,
         state=tmp_path / "state",
         ports=Ports(mqtt=_free_ports(0), kafka=_free_ports(1), influx=_free_ports(2)),
     )
     try:
-        url = manager.up(cfg, only=["influxdb"], report=lambda _: None)["PLANTMESH_INFLUX_URL"]
-        yield cfg, url
+        yield cfg, manager.up(cfg, only=[name], report=lambda _: None)[env_var]
     finally:
-        manager.down(cfg, only=["influxdb"], report=lambda _: None)
+        manager.down(cfg, only=[name], report=lambda _: None)
+
+
+@pytest.fixture
+def private_influx(tmp_path: Path) -> Iterator[tuple[StackConfig, str]]:
+    with private_server(tmp_path, "influxdb", "PLANTMESH_INFLUX_URL") as server:
+        yield server
 
 
 @pytest.mark.timeout(OUTAGE_S + 240)
@@ -66,7 +74,7 @@ async def test_influxdb_down_for_two_minutes_loses_nothing(
         await async_wait_for(first_stored, 30, "the first batch before the outage")
         await asyncio.to_thread(manager.down, stack, ["influxdb"], lambda _: None)
         down_since = time.monotonic()
-        during = [
+        during: list[tuple[bytes | None, bytes, list[Any]]] = [
             (KEY, encode(batch(reading("temp", float(i), offset_s=i), seq=i)), [])
             for i in range(1, 201)
         ]

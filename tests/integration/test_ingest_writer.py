@@ -253,7 +253,7 @@ async def test_a_failing_influxdb_pauses_the_partitions_and_resumes_without_loss
         await async_wait_for(paused, 20, "the writer to pause its partitions")
         consumer = writer._consumer
         assert consumer.paused() == consumer.assignment() != set()
-        later = [
+        later: list[tuple[bytes | None, bytes, list[Any]]] = [
             (KEY, encode(batch(reading("temp", float(i), offset_s=i), seq=i)), [])
             for i in range(1, 6)
         ]

@@ -307,3 +307,96 @@ def test_the_fast_schema_accepts_exactly_what_the_contract_accepts(
         result = check(value, Validator(Limits(max_past_s=None, max_future_s=None)))
         assert isinstance(result, Checked)
         assert result.batch == ReadingBatch.model_validate_json(value)
+
+
+odd_times = st.sampled_from(
+    [
+        "2026-01-01T00:00:00.5Z",
+        "2026-01-01T00:00:00.123456+02:00",
+        "2026-01-01T00:00:00-00:00",
+        "2026-01-01T00:00:00.1234567Z",
+        "2026-01-01t00:00:00Z",
+        "2026-01-01 00:00:00Z",
+        "2026-02-30T00:00:00Z",
+        "2026-01-01T24:00:00Z",
+        "2026-01-01T00:00:60Z",
+        "2026-01-01T00:00:00+24:00",
+        "2026-01-01T00:00:00+0200",
+        "2026-01-01T00:00:00.Z",
+        "2026-01-01T00:00:00",
+        "\uff12\uff10\uff12\uff16-01-01T00:00:00Z",  # fullwidth digits: str.isdigit says yes
+        "2026-01-01T00:00:00.\uff11Z",
+    ]
+)
+
+
+def _outcome(result: Checked | Rejection) -> Any:
+    if isinstance(result, Rejection):
+        return result.reason
+    bad = [(b.index, b.rejection.reason) for b in result.bad]
+    return bad, result.lines, result.batch, result.received, result.gateway_id, result.seq
+
+
+@settings(max_examples=300)
+@given(batches(), st.data())
+def test_the_quick_path_decides_as_the_contract_does(batch: ReadingBatch, data: Any) -> None:
+    """Whatever ingest.quick_path takes, it takes with the contract's data and lines; whatever
+    it leaves, the contract's own validation decides: the same outcome either way."""
+    obj = json.loads(encode(batch))
+    reading = data.draw(st.sampled_from(obj["readings"]))
+    where = data.draw(st.sampled_from(["batch", "reading", "asset"]))
+    target = {"batch": obj, "reading": reading, "asset": reading["asset"]}[where]
+    key = data.draw(st.sampled_from([*sorted(target), "extra", "unit", "quality", "status_code"]))
+    change = data.draw(st.sampled_from(["drop", "odd", "time", "none"]))
+    if change == "drop":
+        target.pop(key, None)
+    elif change == "odd":
+        target[key] = data.draw(odd_values)
+    elif change == "time":
+        reading[data.draw(st.sampled_from(["source_ts", "gateway_ts"]))] = data.draw(odd_times)
+    value = json.dumps(obj).encode()
+    registry_or_none = data.draw(st.sampled_from([None, registry]))
+    limits = data.draw(st.sampled_from([Limits(), Limits(max_past_s=None, max_future_s=None)]))
+    quick = Validator(limits, registry_or_none).check(value, NOW)
+    slow = Validator(limits, registry_or_none, quick=False).check(value, NOW)
+    assert _outcome(quick) == _outcome(slow)
+
+
+def test_the_quick_path_takes_the_usual_batch_and_keeps_no_readings() -> None:
+    result = check(payload(raw_reading(), raw_reading(value=2, quality="uncertain")))
+    assert isinstance(result, Checked)
+    assert result.raw
+    assert result.source is not None
+    assert "readings" not in result.data  # let go of: parsed again only on demand
+    assert [r["value"] for r in result.readings] == [1.5, 2]
+    assert result.lines == [
+        "readings,area=a,line=l,machine=m7,plant=p1,signal=temp value=1.5,status_code=0i,"
+        'quality="good" 1767225600000000000',
+        "readings,area=a,line=l,machine=m7,plant=p1,signal=temp value=2.0,status_code=0i,"
+        'quality="uncertain" 1767225600000000000',
+    ]
+
+
+@settings(max_examples=100)
+@given(
+    st.floats(min_value=-1e6, max_value=1e6) | st.integers(-1000, 1000),
+    st.sampled_from(["BRG_TEMP_F", "SYS_PRESS_PSI", "bearing_temp"]),
+    times,
+)
+def test_the_quick_path_normalizes_as_the_contract_path_does(
+    value: float, tag: str, ts: datetime
+) -> None:
+    us = {"plant": "plant-us", "area": "a", "line": "l", "machine": "PRS_1"}
+    stamp = ts.isoformat().replace("+00:00", "Z")
+    value_ = payload(
+        raw_reading(asset=us, signal=tag, value=value, source_ts=stamp),
+        raw_reading(asset=us, signal="vibration", value=2.5, quality="bad", status_code=2**31),
+    )
+    limits = Limits(max_past_s=None, max_future_s=None)
+    quick = Validator(limits, registry).check(value_, NOW)
+    slow = Validator(limits, registry, quick=False).check(value_, NOW)
+    assert _outcome(quick) == _outcome(slow)
+    assert isinstance(quick, Checked)
+    assert quick.raw  # the quick path took it
+    assert isinstance(slow, Checked)
+    assert json.loads(quick.to_json()) == json.loads(slow.to_json())  # key order may differ
