@@ -86,7 +86,8 @@ def summary(config: AgentConfig) -> str:
             roots = ", ".join(b.root for b in source.browse) or "-"
             lines.append(
                 f"  opcua  {source.name}: {source.endpoint} browse [{roots}] "
-                f"+ {len(source.nodes)} nodes, publishing {source.publishing_interval_ms:g} ms"
+                f"+ {len(source.nodes)} nodes, {_opcua_modes(source)}, "
+                f"security {_opcua_security(source)}"
             )
         elif isinstance(source, ModbusSourceConfig):
             lines.append(f"  modbus {source.name}: {source.host}:{source.port}")
@@ -99,6 +100,39 @@ def summary(config: AgentConfig) -> str:
                     f"every {device.poll_interval_s:g}s, {mode}"
                 )
     return "\n".join(lines)
+
+
+def _opcua_modes(source: OpcUaSourceConfig) -> str:
+    """`subscribe (publishing 100 ms)`, or per mode what uses it when roots or nodes differ:
+    `subscribe (publishing 100 ms): 1 root; poll: 2 nodes`."""
+    groups: dict[str, list[str]] = {"subscribe": [], "poll": []}
+    for kind, levels in (("root", source.browse), ("node", source.nodes)):
+        for level in levels:
+            groups[level.mode or source.mode].append(kind)
+    named = {
+        "subscribe": f"subscribe (publishing {source.publishing_interval_ms:g} ms)",
+        "poll": "poll",
+    }
+    used = {mode: kinds for mode, kinds in groups.items() if kinds}
+    if len(used) == 1:
+        return named[next(iter(used))]
+    return "; ".join(f"{named[mode]}: {_count_kinds(kinds)}" for mode, kinds in used.items())
+
+
+def _count_kinds(kinds: list[str]) -> str:
+    parts = []
+    for kind in ("root", "node"):
+        n = kinds.count(kind)
+        if n:
+            parts.append(f"{n} {kind}{'s' if n > 1 else ''}")
+    return " + ".join(parts)
+
+
+def _opcua_security(source: OpcUaSourceConfig) -> str:
+    security = source.security
+    if security.policy == "None":
+        return "None"
+    return f"{security.policy} {security.mode}"
 
 
 def _buffer_line(config: AgentConfig) -> str:

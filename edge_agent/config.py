@@ -300,14 +300,23 @@ def resolve_profiles(config: AgentConfig, base_file: Path | str) -> AgentConfig:
 
 
 def resolve_paths(config: AgentConfig, base_file: Path | str) -> AgentConfig:
-    """Make the buffer and TLS file paths absolute, relative to `base_file`."""
+    """Make the buffer, TLS and OPC UA certificate file paths absolute, relative to
+    `base_file`."""
     if config.buffer.path is not None:
         config.buffer.path = str(resolve_relative(base_file, config.buffer.path))
-    for key in ("ca_file", "cert_file", "key_file"):
-        value = getattr(config.mqtt, key)
-        if value is not None:
-            setattr(config.mqtt, key, str(resolve_relative(base_file, value)))
+    _resolve_files(config.mqtt, ("ca_file", "cert_file", "key_file"), base_file)
+    for source in config.sources:
+        if isinstance(source, OpcUaSourceConfig):
+            keys = ("certificate", "private_key", "server_certificate")
+            _resolve_files(source.security, keys, base_file)
     return config
+
+
+def _resolve_files(section: object, keys: tuple[str, ...], base_file: Path | str) -> None:
+    for key in keys:
+        value = getattr(section, key)
+        if value is not None:
+            setattr(section, key, str(resolve_relative(base_file, value)))
 
 
 def load_agent_config(path: Path | str) -> AgentConfig:

@@ -195,9 +195,13 @@ class DiskBatchBuffer:
     def read(self, after_id: int, limit: int) -> list[BufferedBatch]:
         found: list[BufferedBatch] = []
         while len(found) < limit:
+            # Acked but not yet deleted rows are skipped; ask for enough more to cover those
+            # ahead, and no more: a thousand pending acks behind the cursor would otherwise
+            # fetch a thousand payloads for nothing on every refill of the in-flight window.
+            skipped = sum(1 for batch_id in self._pending_acks if batch_id > after_id)
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM batch WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit - len(found) + len(self._pending_acks)),
+                (after_id, limit - len(found) + skipped),
             ).fetchall()
             if not rows:
                 break

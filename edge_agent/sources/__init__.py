@@ -6,12 +6,51 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol
 
-from plantmesh.contracts import Reading, SourceHealth
+from plantmesh.contracts import STATUS_GOOD, AssetPath, Quality, Reading, SourceHealth
 
 ReadingSink = Callable[[Reading], None]
 """Takes one reading without blocking (the publisher's bounded queue)."""
+
+_READING_FIELDS = frozenset(Reading.model_fields)
+_new_reading = Reading.__new__
+_set = object.__setattr__
+
+
+def trusted_reading(
+    asset: AssetPath,
+    signal: str,
+    value: float | bool | str,
+    unit: str | None,
+    source_ts: datetime,
+    gateway_ts: datetime,
+    status_code: int = STATUS_GOOD,
+) -> Reading:
+    """A Reading from fields that are valid by construction (names from the config, finite
+    values, aware timestamps), without validating them again: what `Reading.model_construct`
+    makes, in a third of its time (its generic field loop is 3.5 us, a third of what the agent
+    spends per reading, at 10,000 readings a second)."""
+    reading = _new_reading(Reading)
+    _set(
+        reading,
+        "__dict__",
+        {
+            "asset": asset,
+            "signal": signal,
+            "value": value,
+            "unit": unit,
+            "status_code": status_code,
+            "quality": Quality.from_status_code(status_code),
+            "source_ts": source_ts,
+            "gateway_ts": gateway_ts,
+        },
+    )
+    _set(reading, "__pydantic_fields_set__", set(_READING_FIELDS))
+    _set(reading, "__pydantic_extra__", None)
+    _set(reading, "__pydantic_private__", None)
+    return reading
 
 
 class SourceState:

@@ -19,9 +19,9 @@ from pymodbus.exceptions import ModbusException
 
 from edge_agent.config import ModbusDeviceConfig, ModbusSourceConfig
 from edge_agent.errors import ModbusReadError, report
-from edge_agent.sources import ReadingSink, SourceState
+from edge_agent.sources import ReadingSink, SourceState, trusted_reading
 from edge_agent.sources.modbus_plan import BIT_TABLES, ReadRequest, decode_answer, plan_reads
-from plantmesh.contracts import AssetPath, Reading, SourceHealth
+from plantmesh.contracts import AssetPath, SourceHealth
 from plantmesh.modbus_profile import Table
 from plantmesh.resilience import Backoff, ErrorLog
 
@@ -147,14 +147,7 @@ class DevicePoller:
             # Valid by construction (names from the profile, finite numbers, aware times):
             # validating 10,000 readings a second again would cost a tenth of a core.
             self._sink(
-                Reading.model_construct(
-                    asset=self.asset,
-                    signal=spec.signal,
-                    value=value,
-                    unit=spec.unit,
-                    source_ts=source_ts,
-                    gateway_ts=gateway_ts,
-                )
+                trusted_reading(self.asset, spec.signal, value, spec.unit, source_ts, gateway_ts)
             )
             published += 1
         self.state.connected = True

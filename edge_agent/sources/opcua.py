@@ -34,7 +34,7 @@ from asyncua.ua.uaerrors import UaError
 
 from edge_agent.config import OpcUaSourceConfig
 from edge_agent.errors import SourceError, report
-from edge_agent.sources import ReadingSink, SourceState
+from edge_agent.sources import ReadingSink, SourceState, trusted_reading
 from edge_agent.sources.opcua_browse import (
     CHUNK,
     Binding,
@@ -50,7 +50,7 @@ from edge_agent.sources.opcua_options import (
     effective_options,
     monitored_item_request,
 )
-from plantmesh.contracts import AssetPath, Quality, Reading, SourceHealth
+from plantmesh.contracts import AssetPath, Quality, SourceHealth
 from plantmesh.resilience import Backoff, ErrorLog
 
 log = logging.getLogger(__name__)
@@ -354,11 +354,9 @@ class OpcUaSource:
             value = self._last_values.get(key, "")
         now = datetime.now(UTC)
         source_ts = _aware(data_value.SourceTimestamp) or _aware(data_value.ServerTimestamp) or now
-        if self._publish(
-            binding.asset, binding.signal, value, binding.unit, status, source_ts, now
-        ):
-            self._last_values[key] = value
-            self.state.seen()
+        self._publish(binding.asset, binding.signal, value, binding.unit, status, source_ts, now)
+        self._last_values[key] = value
+        self.state.seen()
 
     def _publish(
         self,
@@ -369,21 +367,10 @@ class OpcUaSource:
         status: int,
         source_ts: datetime,
         gateway_ts: datetime,
-    ) -> bool:
+    ) -> None:
         # Every field is valid by construction (names from the config or safe_name, values from
         # to_value, aware timestamps): validating again would cost more than decoding it did.
-        reading = Reading.model_construct(
-            asset=asset,
-            signal=signal,
-            value=value,
-            unit=unit,
-            status_code=status,
-            quality=Quality.from_status_code(status),
-            source_ts=source_ts,
-            gateway_ts=gateway_ts,
-        )
-        self._sink(reading)
-        return True
+        self._sink(trusted_reading(asset, signal, value, unit, source_ts, gateway_ts, status))
 
     async def _close(self, client: Client) -> None:
         # Best effort: the server may already be gone, and we are leaving either way.

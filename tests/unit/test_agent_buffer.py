@@ -75,6 +75,20 @@ def test_reads_in_put_order_after_a_cursor_and_forgets_acked(make_buffer: MakeBu
     assert 0 <= age < 60
 
 
+def test_reads_skip_acked_batches_not_yet_synced(make_buffer: MakeBuffer) -> None:
+    buffer = make_buffer()
+    buffer.put([batch(i) for i in range(10)])
+    held = buffer.read(0, 10)
+    for b in held[:3] + held[5:7]:  # acked out of order, before and after a cursor
+        assert buffer.ack(b.id)
+    assert seqs(buffer, limit=3) == [3, 4, 7]
+    assert seqs(buffer, after=held[2].id, limit=3) == [3, 4, 7]
+    assert seqs(buffer, after=held[4].id, limit=2) == [7, 8]
+    assert seqs(buffer, after=held[4].id) == [7, 8, 9]
+    buffer.sync()
+    assert seqs(buffer) == [3, 4, 7, 8, 9]
+
+
 def test_ids_keep_growing_after_the_buffer_ran_empty(make_buffer: MakeBuffer) -> None:
     buffer = make_buffer()
     buffer.put([batch(0)])

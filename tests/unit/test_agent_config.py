@@ -227,3 +227,31 @@ def test_sample_documents_the_opcua_options() -> None:
     text = SAMPLE.read_text()
     for key in ("Basic256Sha256", "SignAndEncrypt", "private_key:", "password:", "percent"):
         assert key in text
+
+
+def test_opcua_certificate_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    security = (
+        "{policy: Basic256Sha256, mode: Sign, certificate: certs/client.der, "
+        "private_key: ../keys/client.pem, server_certificate: /etc/pki/server.der}"
+    )
+    source = f"{{{OPC}, browse: [{{root: a, mode: poll}}], security: {security}}}"
+    path = write(
+        tmp_path / "agents" / "gw.yaml", f"gateway_id: g\nplant: p\nsources:\n  - {source}\n"
+    )
+    config = load_agent_config(path)
+    [opc] = config.sources
+    assert isinstance(opc, OpcUaSourceConfig)
+    assert opc.security.certificate == str(tmp_path / "agents" / "certs" / "client.der")
+    assert opc.security.private_key is not None
+    assert Path(opc.security.private_key).resolve() == (tmp_path / "keys" / "client.pem").resolve()
+    assert opc.security.server_certificate == "/etc/pki/server.der"
+    line = next(line for line in summary(config).splitlines() if "opcua" in line)
+    assert line.endswith("browse [a] + 0 nodes, poll, security Basic256Sha256 Sign")
+
+
+def test_check_config_shows_each_opcua_mode_and_security() -> None:
+    config = load_agent_config(SAMPLE)
+    line = next(line for line in summary(config).splitlines() if "opcua" in line)
+    # The sample subscribes by default and polls one of its nodes.
+    assert "subscribe (publishing 100 ms): 1 root + 1 node; poll: 1 node" in line
+    assert line.endswith("security None")
