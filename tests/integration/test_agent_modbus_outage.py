@@ -73,8 +73,9 @@ async def test_a_dead_device_does_not_slow_ten_live_ones() -> None:
                 return dead.state.errors >= 2
 
             await async_wait_for(dead_failed_twice, 10, "two timed-out polls of unit 2")
-            # Two 0.5 s timeouts took over a second; every live device, polled every 50 ms over
-            # its own connection, kept its pace meanwhile.
-            assert all(p.polls - s >= 10 for p, s in zip(alive, start, strict=True))
+            # Two 0.5 s timeouts took over a second. A device queued behind them would have made
+            # 0-2 polls meanwhile; each live one, polled every 50 ms over its own connection,
+            # makes ~20 (at least 5 leaves room for a loaded machine).
+            assert all(p.polls - s >= 5 for p, s in zip(alive, start, strict=True))
             assert all(p.state.errors == 0 and p.state.connected for p in alive)
     assert speeds(readings, "dead-pump") == []
