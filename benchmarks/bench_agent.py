@@ -1,6 +1,6 @@
 """Edge agent benchmark: tag updates per second, CPU share of one core and resident memory.
 
-    .venv/bin/python benchmarks/bench_agent.py [--quick] [--mqtt-url mqtt://127.0.0.1:21883]
+    .venv/bin/python benchmarks/bench_agent.py [--quick] [--mqtt-url mqtt://127.0.0.1:11883]
 
 Two scenarios, each against a server in its own process:
   (a) OPC UA: subscriptions on 10,000 variables changing at 1 Hz (--quick: 1,000)
@@ -36,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from plantmesh.connections import DEFAULT_MQTT_URL
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -421,7 +423,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 variables, 10 devices")
     parser.add_argument(
-        "--mqtt-url", default=os.environ.get("PLANTMESH_MQTT_URL", "mqtt://127.0.0.1:21883")
+        "--mqtt-url", default=os.environ.get("PLANTMESH_MQTT_URL", DEFAULT_MQTT_URL)
     )
     parser.add_argument("--window", type=float, help="measuring window in seconds")
     parser.add_argument("--only", choices=["opcua", "modbus"])
