@@ -21,9 +21,10 @@ from ingest.writer import Writer
 from plantmesh.config import validate_config
 from plantmesh.contracts import AssetPath, ReadingBatch, decode
 from plantmesh.topics import HEADER_DLQ_REASON, HEADER_DLQ_SOURCE, HEADER_MQTT_TOPIC, Topics
+from tests.integration.kafka_support import consume
 from tests.integration.test_ingest_bridge import _forget_session, publish
 from tests.integration.test_ingest_bridge import running as bridge_running
-from tests.integration.test_ingest_writer import consume, influxql, points
+from tests.integration.test_ingest_writer import influxql, points
 from tests.integration.test_ingest_writer import running as writer_running
 from tests.waiting import async_wait_for
 

@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -41,6 +40,7 @@ from plantmesh.topics import (
     HEADER_RECEIVED_AT,
     Topics,
 )
+from tests.integration.kafka_support import consume
 from tests.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
@@ -125,25 +125,6 @@ def _publish_blocking(mqtt_url: str, messages: Sequence[tuple[str, bytes]]) -> N
 
 async def publish(mqtt_url: str, messages: Sequence[tuple[str, bytes]]) -> None:
     await asyncio.to_thread(_publish_blocking, mqtt_url, messages)
-
-
-async def consume(bootstrap: str, topic: str, count: int, timeout: float = 20) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    got: list[Any] = []
-    try:
-
-        async def enough() -> bool:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                got.extend(records)
-            return len(got) >= count
-
-        await async_wait_for(enough, timeout, f"{count} messages on {topic}")
-    finally:
-        await consumer.stop()
-    return got
 
 
 @asynccontextmanager

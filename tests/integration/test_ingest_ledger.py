@@ -21,7 +21,8 @@ from plantmesh.contracts import (
     decode,
     encode,
 )
-from tests.integration.test_ingest_writer import consume, influxql, produce, running
+from tests.integration.kafka_support import consume
+from tests.integration.test_ingest_writer import influxql, produce, running
 from tests.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ingest.config import IngestConfig
@@ -29,6 +29,7 @@ from plantmesh.topics import (
     HEADER_DLQ_SOURCE,
     HEADER_MQTT_TOPIC,
 )
+from tests.integration.kafka_support import consume
 from tests.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
@@ -108,25 +109,6 @@ async def produce(
     finally:
         await producer.stop()
     return placed
-
-
-async def consume(bootstrap: str, topic: str, count: int, timeout: float = 20) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    got: list[Any] = []
-    try:
-
-        async def enough() -> bool:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                got.extend(records)
-            return len(got) >= count
-
-        await async_wait_for(enough, timeout, f"{count} messages on {topic}")
-    finally:
-        await consumer.stop()
-    return got
 
 
 async def committed(bootstrap: str, group: str) -> dict[int, int]:

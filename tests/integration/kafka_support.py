@@ -1,0 +1,28 @@
+"""Kafka helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from tests.waiting import async_wait_for
+
+
+async def consume(bootstrap: str, topic: str, count: int, timeout: float = 20) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    got: list[Any] = []
+    try:
+
+        async def enough() -> bool:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                got.extend(records)
+            return len(got) >= count
+
+        await async_wait_for(enough, timeout, f"{count} messages on {topic}")
+    finally:
+        await consumer.stop()
+    return got
