@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Install the plantmesh edge agent on a gateway (Debian, Ubuntu, Raspberry Pi OS), as root:
 #
-#   sudo deploy/systemd/install-agent.sh                  # plantmesh[edge] from the package index
-#   sudo deploy/systemd/install-agent.sh ./dist/plantmesh-0.1.0-py3-none-any.whl[edge]
-#   sudo deploy/systemd/install-agent.sh "/path/to/checkout[edge]"
+#   sudo deploy/systemd/install-agent.sh                  # plantmesh[edge] from this checkout
+#   sudo deploy/systemd/install-agent.sh "./dist/plantmesh-0.1.0-py3-none-any.whl[edge]"
 #
 # What it does, each step skipped when already done (running it again upgrades the package):
 #   - a system user `plantmesh` (no login, no home);
@@ -16,8 +15,8 @@ set -euo pipefail
 PREFIX=/opt/plantmesh
 ETC=/etc/plantmesh
 UNIT=/etc/systemd/system/plantmesh-agent.service
-SPEC=${1:-plantmesh[edge]}
 HERE=$(cd "$(dirname "$0")" && pwd)
+SPEC=${1:-"$(cd "$HERE/../.." && pwd)[edge]"}
 SAMPLE=$HERE/../agent/sample.yaml
 
 if [ "$(id -u)" != 0 ]; then
