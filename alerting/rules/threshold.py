@@ -46,8 +46,10 @@ class ThresholdRuleConfig(RuleConfigBase):
         return self
 
 
-@dataclass
-class _Pending:
+@dataclass(kw_only=True)
+class _Episode:
+    """One excursion of a series: from the first crossing on."""
+
     first_ts: datetime
     unit: str | None
     extreme: float
@@ -55,15 +57,15 @@ class _Pending:
     bad_ignored: int = 0
 
 
-@dataclass
-class _Raised:
+@dataclass(kw_only=True)
+class _Pending(_Episode):
+    """The condition holds, the on-delay has not elapsed yet."""
+
+
+@dataclass(kw_only=True)
+class _Raised(_Episode):
     alert_id: str
-    first_ts: datetime
     raised_at: datetime
-    unit: str | None
-    extreme: float
-    window: PointWindow = field(default_factory=PointWindow)
-    bad_ignored: int = 0
 
 
 @dataclass
