@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -9,7 +10,14 @@ from aiokafka import AIOKafkaConsumer
 from tests.waiting import async_wait_for
 
 
-async def consume(bootstrap: str, topic: str, count: int, timeout: float = 20) -> list[Any]:
+async def consume(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    timeout: float = 20,
+    until: Callable[[list[Any]], bool] | None = None,
+) -> list[Any]:
+    """Read the topic from the start until `count` records arrived (or `until` holds)."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
@@ -20,7 +28,7 @@ async def consume(bootstrap: str, topic: str, count: int, timeout: float = 20) -
         async def enough() -> bool:
             for records in (await consumer.getmany(timeout_ms=200)).values():
                 got.extend(records)
-            return len(got) >= count
+            return until(got) if until is not None else len(got) >= count
 
         await async_wait_for(enough, timeout, f"{count} messages on {topic}")
     finally:

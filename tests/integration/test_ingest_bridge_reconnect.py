@@ -12,10 +12,10 @@ import pytest
 from ingest.bridge import Bridge
 from plantmesh.stack import manager
 from plantmesh.stack.paths import StackConfig
+from tests.integration.kafka_support import consume
 from tests.integration.test_ingest_bridge import (
     ASSET,
     batch_payload,
-    consume,
     make_config,
     publish,
     running,
@@ -59,6 +59,14 @@ async def test_a_broker_restart_finds_the_bridge_connected_again(
         await async_wait_for(subscribed_again, 30, "the bridge to connect and subscribe again")
         assert bridge.stats.connects >= 2
         await publish(mqtt_url, [(topic, batch_payload(1))])
-        await async_wait_for(lambda: forwarded(2), 20, "the message after the restart")
-    raw = await consume(kafka_bootstrap, config.topics.telemetry_raw, 2)
-    assert sorted(r.value for r in raw) == sorted([batch_payload(0), batch_payload(1)])
+        # Delivery is at least once: a broker stopped between the Kafka ack and its PUBACK keeps
+        # the first message in its persistent session and hands it over again, which is allowed
+        # (the writer's points are idempotent). Losing either message is not.
+        expected = {batch_payload(0), batch_payload(1)}
+        raw = await consume(
+            kafka_bootstrap,
+            config.topics.telemetry_raw,
+            2,
+            until=lambda got: {r.value for r in got} >= expected,
+        )
+    assert {r.value for r in raw} == expected
