@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import murmur2
 
+from ingest.renewing_producer import RenewingProducer
 from plantmesh.connections import KafkaConnection
 
 
@@ -34,24 +35,30 @@ class Producer(Protocol):
 
     async def partitions_for(self, topic: str) -> set[int]: ...
 
+    def create_batch(self) -> Any: ...
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Awaitable[Any]: ...
+
 
 ProducerFactory = Callable[[], Producer]
 
 
 def make_producer(kafka: KafkaConnection, role: str) -> Producer:
-    # Idempotence keeps retried sends from duplicating or reordering within a partition.
-    producer: Producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap,
-        client_id=f"{kafka.client_id}-{role}",
-        enable_idempotence=True,
-        acks="all",
-        # An idempotent producer has one request in flight per partition, each waiting for
-        # acks=all: fill every request (a 16 KiB batch holds only a handful of reading batches)
-        # and let a few milliseconds of messages gather while one is under way.
-        linger_ms=5,
-        max_batch_size=1 << 20,
-    )
-    return producer
+    def create() -> AIOKafkaProducer:
+        # Idempotence keeps retried sends from duplicating or reordering within a partition.
+        return AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap,
+            client_id=f"{kafka.client_id}-{role}",
+            enable_idempotence=True,
+            acks="all",
+            # An idempotent producer has one request in flight per partition, each waiting for
+            # acks=all: fill every request (a 16 KiB batch holds only a handful of reading
+            # batches) and let a few milliseconds of messages gather while one is under way.
+            linger_ms=5,
+            max_batch_size=1 << 20,
+        )
+
+    return RenewingProducer(create)
 
 
 async def start_client(client: Any) -> None:
@@ -96,14 +103,24 @@ class KeyPartitions:
         self._counts: dict[str, int] = {}
         self._hashes: dict[bytes, int] = {}
         self._max_keys = max_keys
+        self._turn = 0
 
-    async def partition(self, topic: str, key: bytes | None) -> int | None:
-        """None (let the producer choose) for keyless messages."""
-        if key is None:
-            return None
+    async def partition(self, topic: str, key: bytes | None) -> int:
+        """Keyless messages take the partitions in turn."""
         count = self._counts.get(topic)
         if count is None:
             count = self._counts[topic] = len(await self._producer.partitions_for(topic))
+        return self._pick(key, count)
+
+    def known(self, topic: str, key: bytes | None) -> int | None:
+        """`partition` without waiting: None while the topic's partition count is not known."""
+        count = self._counts.get(topic)
+        return None if count is None else self._pick(key, count)
+
+    def _pick(self, key: bytes | None, count: int) -> int:
+        if key is None:
+            self._turn += 1
+            return self._turn % count
         hashed = self._hashes.get(key)
         if hashed is None:
             if len(self._hashes) >= self._max_keys:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -167,6 +168,10 @@ async def test_readings_and_status_reach_kafka_with_key_and_headers(
             return bridge.stats.forwarded == 3 and bridge.stats.in_flight == 0
 
         await async_wait_for(all_acked, 10, "three messages forwarded and acked")
+        registry = bridge.metrics.registry
+        labels = {"role": "bridge"}
+        assert registry.get_sample_value("plantmesh_ingest_messages_total", labels) == 3
+        assert registry.get_sample_value("plantmesh_ingest_forwarded_total", labels) == 3
 
     assert [r.value for r in sorted(raw, key=lambda r: r.offset)] == [batch_payload(1), not_json]
     for record in raw:
@@ -224,11 +229,30 @@ async def test_a_topic_that_is_not_ours_goes_to_the_dlq_and_is_acked(
     assert headers[HEADER_MQTT_TOPIC] == old_topic.encode()
 
 
+class StubBatch:
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    def append(
+        self,
+        *,
+        timestamp: int | None,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+    ) -> bool:
+        self.values.append(value)
+        return True
+
+    def close(self) -> None:
+        return None
+
+
 class StubProducer:
-    """A Kafka producer whose acknowledgements the test controls."""
+    """A Kafka producer whose acknowledgements the test controls, a record batch at a time."""
 
     def __init__(self) -> None:
-        self.sends: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        self.sends: list[tuple[str, StubBatch, asyncio.Future[None]]] = []
 
     async def start(self) -> None:
         return None
@@ -247,15 +271,29 @@ class StubProducer:
         headers: list[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.sends.append((topic, value or b"", future))
-        return future
+        raise AssertionError("the bridge sends record batches")
 
     async def partitions_for(self, topic: str) -> set[int]:
         return {0}
 
+    def create_batch(self) -> StubBatch:
+        return StubBatch()
+
+    async def send_batch(
+        self, batch: StubBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sends.append((topic, batch, future))
+        return future
+
     def unresolved(self) -> list[asyncio.Future[None]]:
         return [f for _, _, f in self.sends if not f.done()]
+
+    def waiting_messages(self) -> int:
+        return sum(len(batch.values) for _, batch, f in self.sends if not f.done())
+
+    def values(self) -> set[bytes]:
+        return {value for _, batch, _ in self.sends for value in batch.values}
 
 
 async def test_nothing_is_acked_while_kafka_fails_and_in_flight_stays_bounded(
@@ -271,20 +309,20 @@ async def test_nothing_is_acked_while_kafka_fails_and_in_flight_stays_bounded(
         await publish(mqtt_url, [(topic, p) for p in payloads])
 
         async def three_waiting() -> bool:
-            return len(stub.unresolved()) == 3
+            return stub.waiting_messages() == 3
 
         await async_wait_for(three_waiting, 10, "three sends waiting for Kafka")
         for future in stub.unresolved():
             future.set_exception(KafkaConnectionError("broker down"))
 
         async def retried() -> bool:
-            return bridge.stats.send_failures >= 3 and len(stub.unresolved()) == 3
+            return bridge.stats.send_failures >= 3 and stub.waiting_messages() == 3
 
         await async_wait_for(retried, 10, "the failed sends to be retried")
         assert bridge.stats.received == 3
         assert bridge.stats.forwarded == 0
     assert bridge.stats.peak_in_flight == 3
-    assert {value for _, value, _ in stub.sends} <= set(payloads[:3])
+    assert stub.values() <= set(payloads[:3])
 
     # Nothing was acked: a bridge with a working Kafka gets all ten from the broker.
     async with running(Bridge(config)) as healthy:
@@ -341,3 +379,38 @@ async def test_bridge_process_forwards_and_stops_cleanly_on_sigterm(
             process.kill()
             await process.wait()
     assert "bridge stopped" in log_file.read_text()
+
+
+async def test_a_message_kafka_finds_too_large_goes_to_the_dlq_and_the_rest_flows(
+    config: IngestConfig, mqtt_url: str, kafka_bootstrap: str
+) -> None:
+    # telemetry.raw takes at most 4 kB a record batch here; the bridge's own size limit is
+    # higher, so Kafka is the one that refuses. A batch holding the big message is refused as a
+    # whole: each of its messages is tried alone, and only the big one ends in the DLQ.
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        topic = NewTopic(
+            config.topics.telemetry_raw, 1, 1, topic_configs={"max.message.bytes": "4000"}
+        )
+        await admin.create_topics([topic])
+    finally:
+        await admin.close()
+    readings_topic = config.topics.mqtt_readings(ASSET)
+    small = [batch_payload(seq) for seq in range(20)]
+    big = b'{"padding": "' + b"x" * 6000 + b'"}'
+    messages = [(readings_topic, p) for p in small[:10]]
+    messages += [(readings_topic, big)] + [(readings_topic, p) for p in small[10:]]
+    async with running(Bridge(config)) as bridge:
+        await publish(mqtt_url, messages)
+
+        async def all_acked() -> bool:
+            return bridge.stats.forwarded + bridge.stats.dlq == 21 and bridge.stats.in_flight == 0
+
+        await async_wait_for(all_acked, 20, "all 21 messages acked")
+        raw = await consume(kafka_bootstrap, config.topics.telemetry_raw, 20)
+        [dead] = await consume(kafka_bootstrap, config.topics.telemetry_dlq, 1)
+    assert bridge.stats.dlq_by_reason == {"kafka_rejected": 1}
+    assert sorted(r.value for r in raw) == sorted(small)
+    assert dead.value == big
+    assert dict(dead.headers)[HEADER_DLQ_REASON] == b"kafka_rejected"

@@ -25,5 +25,11 @@ async def test_key_partitions_match_kafkas_default_partitioner(count: int) -> No
         key = f"plant-{i % 3}/machine-{i}".encode()
         expected = DefaultPartitioner()(key, everything, everything)
         assert await partitions.partition("raw", key) == expected
-    assert await partitions.partition("raw", None) is None
     assert producer.asked == 1  # the partition count is looked up once per topic
+    assert partitions.known("raw", b"plant-0/machine-0") == await partitions.partition(
+        "raw", b"plant-0/machine-0"
+    )
+    assert partitions.known("other", b"plant-0/machine-0") is None
+    # Keyless messages take the partitions in turn.
+    turns = [await partitions.partition("raw", None) for _ in range(2 * count)]
+    assert sorted(turns) == sorted(everything * 2)
