@@ -70,6 +70,10 @@ WRITES_IN_FLIGHT = 2
 travels (more only queue up inside InfluxDB)."""
 STORES_IN_FLIGHT = 2
 """Polls being stored at a time: one forwarding and committing while the next one writes."""
+PREPARE_SLICE = 25
+"""Messages checked between yields to the loop: a whole poll takes 100+ ms of CPU, and InfluxDB
+would sit idle that long once its write returned, its next request not yet sent."""
+FETCH_PARTITION_BYTES = 8 << 20
 T = TypeVar("T")
 
 
@@ -252,6 +256,9 @@ class Writer:
                 enable_auto_commit=False,  # offsets move only after InfluxDB took the points
                 auto_offset_reset="earliest",
                 max_poll_records=cfg.writer.max_poll_records,
+                # A poll of max_poll_records reading batches is several MB; at the default 1 MiB
+                # per partition a fetch brings a fraction of it and the writer waits for more.
+                max_partition_fetch_bytes=FETCH_PARTITION_BYTES,
             )
             await start_client(consumer)
             return consumer
@@ -289,7 +296,7 @@ class Writer:
                 backoff.reset()
                 if not records:
                     continue
-                prepared = self._prepare(records)
+                prepared = await self._prepare(records)
                 # Stores finish in order (each waits for the one before): reap from the front.
                 while stores and (stores[0].done() or len(stores) >= STORES_IN_FLIGHT):
                     await stores.pop(0)
@@ -297,6 +304,7 @@ class Writer:
                 stores.append(
                     asyncio.create_task(self._store(prepared, before), name="ingest-writer-store")
                 )
+                await asyncio.sleep(0)  # let the store send its first write before more checks
             while stores:
                 await stores.pop(0)
         except StopRequestedError:
@@ -307,15 +315,21 @@ class Writer:
             await asyncio.gather(*stores, return_exceptions=True)
 
     # --- one poll -------------------------------------------------------------------------
-    def _prepare(self, records: dict[TopicPartition, list[Any]]) -> _Prepared:
-        """Check and normalize everything one `getmany` returned."""
+    async def _prepare(self, records: dict[TopicPartition, list[Any]]) -> _Prepared:
+        """Check and normalize everything one `getmany` returned, yielding to the loop now and
+        then so that the stores in flight keep InfluxDB busy."""
         prepared = _Prepared({tp: batch[-1].offset + 1 for tp, batch in records.items() if batch})
         good, outgoing, sequences = prepared.good, prepared.outgoing, prepared.sequences
         now = datetime.now(UTC)
         now_ns = timestamp_ns(now)
         check = self._validator.check
+        slice_left = PREPARE_SLICE
         for batch in records.values():
             for record in batch:
+                slice_left -= 1
+                if not slice_left:
+                    slice_left = PREPARE_SLICE
+                    await asyncio.sleep(0)
                 result = check(record.value, now, now_ns)
                 if isinstance(result, Rejection):
                     outgoing.append(self._to_dlq(record, result))
