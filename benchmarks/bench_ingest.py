@@ -8,6 +8,12 @@
 2. bridge: MQTT batches/s into Kafka, against a raw paho QoS 1 subscriber draining the same
    number of queued messages from the same broker.
 
+Every phase also reports the CPU time it cost: this process (the service under test, or the
+reference client) and, when the servers are the local stack's, InfluxDB, Kafka and Mosquitto.
+From those the writer's best possible rate on this machine follows (every core busy, the writer's
+own share on one core): the servers and the writer share the same cores here, which bounds the
+ratio to a ceiling that InfluxDB reaches alone.
+
 Servers: PLANTMESH_MQTT_URL, PLANTMESH_KAFKA_BOOTSTRAP, PLANTMESH_INFLUX_URL (the local stack's
 defaults otherwise). Everything the run creates is namespaced and the InfluxDB databases are
 dropped afterwards.
@@ -46,6 +52,7 @@ from ingest.writer import Writer
 from plantmesh.config import validate_config
 from plantmesh.connections import DEFAULT_INFLUX_URL, DEFAULT_KAFKA_BOOTSTRAP, DEFAULT_MQTT_URL
 from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
+from plantmesh.stack import manager
 from plantmesh.topics import Topics
 
 MQTT_URL = os.environ.get("PLANTMESH_MQTT_URL") or DEFAULT_MQTT_URL
@@ -92,12 +99,71 @@ def make_batches(count: int, per_batch: int, start: datetime) -> list[ReadingBat
     return batches
 
 
-async def until(done: Callable[[], bool], interval: float = 0.005) -> None:
+async def until(
+    done: Callable[[], bool], service: asyncio.Task[None], interval: float = 0.005
+) -> None:
     """Poll a counter of the service under test (the clock only starts once it moves)."""
     while True:
         if done():
             return
+        if service.done():
+            service.result()  # its exception, if it failed
+            raise RuntimeError(f"{service.get_name()} ended before the run was complete")
         await asyncio.sleep(interval)
+
+
+# --- CPU --------------------------------------------------------------------------------------
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+
+
+def _local_servers() -> dict[str, int]:
+    """The local stack's server pids, when the servers under test are the stack's."""
+    if any(os.environ.get(name) for name in _SERVER_VARIABLES):
+        defaults = (DEFAULT_MQTT_URL, DEFAULT_KAFKA_BOOTSTRAP, DEFAULT_INFLUX_URL)
+        if defaults != (MQTT_URL, KAFKA, INFLUX):
+            return {}
+    return {s.name: s.pid for s in manager.status() if s.pid is not None}
+
+
+_SERVER_VARIABLES = ("PLANTMESH_MQTT_URL", "PLANTMESH_KAFKA_BOOTSTRAP", "PLANTMESH_INFLUX_URL")
+
+
+class CpuMeter:
+    """CPU seconds of this process and of the local servers between `start()` and `stop()`."""
+
+    def __init__(self) -> None:
+        self.servers = _local_servers()
+        self.used: dict[str, float] = {}
+        self.wall = 0.0
+        self._from: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        now = {"this process": time.process_time(), "wall": time.perf_counter()}
+        for name, pid in self.servers.items():
+            value = _cpu_s(pid)
+            if value is not None:
+                now[name] = value
+        return now
+
+    def start(self) -> None:
+        self._from = self._now()
+
+    def stop(self) -> None:
+        now = self._now()
+        self.wall = now.pop("wall") - self._from["wall"]
+        self.used = {name: now[name] - self._from[name] for name in now if name in self._from}
+
+    def line(self, phase: str) -> str:
+        parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.used.items())
+        return f"{phase:<8} {self.wall:6.2f} s wall; CPU s: {parts}"
 
 
 # --- InfluxDB ---------------------------------------------------------------------------------
@@ -113,7 +179,9 @@ def influx_call(path: str, params: dict[str, str], body: bytes = b"") -> int:
         conn.close()
 
 
-def ceiling(lines: list[str], db: str, writers: int = 2, chunk: int = 5000) -> float:
+def ceiling(
+    lines: list[str], db: str, meter: CpuMeter, writers: int = 2, chunk: int = 5000
+) -> float:
     """Points/s of `writers` threads posting prebuilt line protocol, keep-alive, 5,000 a request."""
     influx_call("/query", {"q": f'CREATE DATABASE "{db}"'})
     bodies = ["\n".join(lines[i : i + chunk]).encode() for i in range(0, len(lines), chunk)]
@@ -131,12 +199,14 @@ def ceiling(lines: list[str], db: str, writers: int = 2, chunk: int = 5000) -> f
         conn.close()
 
     threads = [threading.Thread(target=post, args=(bodies[i::writers],)) for i in range(writers)]
+    meter.start()
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
+    meter.stop()
     if errors:
         raise RuntimeError(f"ceiling writes failed: {errors[:3]}")
     return len(lines) / elapsed
@@ -158,7 +228,9 @@ async def fill_raw(topic: str, batches: list[ReadingBatch]) -> None:
         await producer.stop()
 
 
-async def bench_writer(batches: list[ReadingBatch], namespace: str, profile: Path | None) -> float:
+async def bench_writer(
+    batches: list[ReadingBatch], namespace: str, profile: Path | None, meter: CpuMeter
+) -> float:
     config = validate_config(
         IngestConfig,
         {
@@ -174,13 +246,15 @@ async def bench_writer(batches: list[ReadingBatch], namespace: str, profile: Pat
     task = asyncio.create_task(writer.run(), name="bench-writer")
     await asyncio.wait_for(writer.ready.wait(), 60)
     profiler: Any = None
-    await until(lambda: writer.stats.messages > 0, 0.001)
+    await until(lambda: writer.stats.messages > 0, task, 0.001)
+    meter.start()
     started = time.perf_counter()
     if profile is not None:
         profiler = cProfile.Profile()
         profiler.enable()
-    await until(lambda: writer.stats.written_points + writer.stats.dlq >= total)
+    await until(lambda: writer.stats.written_points + writer.stats.dlq >= total, task)
     elapsed = time.perf_counter() - started
+    meter.stop()
     if profiler is not None and profile is not None:
         profiler.disable()
         with profile.open("w") as out:
@@ -219,7 +293,12 @@ def publish(topics: list[str], payload: bytes, count: int) -> None:
 
 
 def raw_paho(
-    topic_filter: str, topics: list[str], payload: bytes, count: int, namespace: str
+    topic_filter: str,
+    topics: list[str],
+    payload: bytes,
+    count: int,
+    namespace: str,
+    meter: CpuMeter,
 ) -> float:
     """A plain paho QoS 1 subscriber draining `count` messages queued in its session."""
     client_id = f"{namespace}-raw"
@@ -248,16 +327,20 @@ def raw_paho(
 
     client = _connect(client_id, False)
     client.on_message = on_message
+    meter.start()
     client.loop_start()
     done.wait(300)
     elapsed = time.perf_counter() - first[0]
+    meter.stop()
     client.disconnect()
     client.loop_stop()
     _connect(client_id, True).disconnect()  # drop the session
     return count / elapsed
 
 
-async def bench_bridge(topics: list[str], payload: bytes, count: int, namespace: str) -> float:
+async def bench_bridge(
+    topics: list[str], payload: bytes, count: int, namespace: str, meter: CpuMeter
+) -> float:
     client_id = f"{namespace}-bridge"
     config = validate_config(
         IngestConfig,
@@ -276,10 +359,12 @@ async def bench_bridge(topics: list[str], payload: bytes, count: int, namespace:
     await asyncio.to_thread(publish, topics, payload, count)
     bridge = Bridge(config)
     task = asyncio.create_task(bridge.run(), name="bench-bridge")
-    await until(lambda: bridge.stats.received > 0, 0.001)
+    await until(lambda: bridge.stats.received > 0, task, 0.001)
+    meter.start()
     started = time.perf_counter()
-    await until(lambda: bridge.stats.forwarded >= count)
+    await until(lambda: bridge.stats.forwarded >= count, task)
     elapsed = time.perf_counter() - started
+    meter.stop()
     bridge.stop()
     await task
     await asyncio.to_thread(lambda: _connect(client_id, True).disconnect())
@@ -293,18 +378,35 @@ def row(name: str, ours: float, reference: float, target: float, unit: str) -> s
     return f"{name:<8} {ours:>12,.0f} {reference:>14,.0f}  {unit:<11} {ratio:>5.2f} (target {target}) {verdict}"
 
 
+def writer_bound(readings: int, meter: CpuMeter, ceiling_rate: float) -> list[str]:
+    """What the writer run's CPU costs allow on this machine, at best."""
+    used = meter.used
+    if not meter.servers or not used.get("this process"):
+        return ["(servers not local: no CPU accounting)"]
+    cores = os.cpu_count() or 1
+    per_reading = {name: seconds / readings * 1e6 for name, seconds in used.items()}
+    costs = ", ".join(f"{name} {us:.2f}" for name, us in per_reading.items())
+    best = min(cores * readings / sum(used.values()), readings / used["this process"])
+    return [
+        f"writer run, CPU µs per reading: {costs}",
+        f"with {cores} cores shared by all of them the writer can reach at most {best:,.0f} "
+        f"readings/s here: ratio <= {best / ceiling_rate:.2f}",
+    ]
+
+
 async def main(args: argparse.Namespace) -> None:
     namespace = f"bench{uuid.uuid4().hex[:8]}"
-    batches_n, per_batch, mqtt_n = (300, 100, 3000) if args.quick else (2000, 100, 20000)
+    batches_n, per_batch, mqtt_n = (300, 100, 3000) if args.quick else (4000, 100, 20000)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     batches = make_batches(batches_n, per_batch, start)
     lines = [line for batch in batches for line in batch_to_lines(batch)]
     print(f"readings: {len(lines):,} in {batches_n:,} batches; MQTT messages: {mqtt_n:,}")
     results: list[str] = []
+    meters = {name: CpuMeter() for name in ("ceiling", "writer", "paho", "bridge")}
     ceiling_db = f"{namespace}c"
     try:
-        raw_ceiling = await asyncio.to_thread(ceiling, lines, ceiling_db)
-        writer_rate = await bench_writer(batches, namespace, args.profile)
+        raw_ceiling = await asyncio.to_thread(ceiling, lines, ceiling_db, meters["ceiling"])
+        writer_rate = await bench_writer(batches, namespace, args.profile, meters["writer"])
         results.append(row("writer", writer_rate, raw_ceiling, 0.7, "readings/s"))
         results.append(
             f"{'':<8} {'(target >= 100,000 readings/s: ' + ('ok' if writer_rate >= 100_000 else 'below') + ')'}"
@@ -321,15 +423,25 @@ async def main(args: argparse.Namespace) -> None:
         topics.mqtt_readings(asset.model_copy(update={"machine": f"m{i}"})) for i in range(12)
     ]
     paho_rate = await asyncio.to_thread(
-        raw_paho, topics.mqtt_readings_filter, machine_topics, payload, mqtt_n, namespace
+        raw_paho,
+        topics.mqtt_readings_filter,
+        machine_topics,
+        payload,
+        mqtt_n,
+        namespace,
+        meters["paho"],
     )
-    bridge_rate = await bench_bridge(machine_topics, payload, mqtt_n, namespace)
+    bridge_rate = await bench_bridge(machine_topics, payload, mqtt_n, namespace, meters["bridge"])
     results.append(row("bridge", bridge_rate, paho_rate, 0.7, "batches/s"))
     print(f"\n{'':<8} {'ours':>12} {'reference':>14}  {'unit':<11} ratio")
     print("\n".join(results))
     print(
         "references: writer = raw InfluxDB /write, prebuilt lines, 2 writers; bridge = raw paho QoS 1"
     )
+    print("\nCPU time of each phase:")
+    for name, meter in meters.items():
+        print(meter.line(name))
+    print("\n".join(writer_bound(len(lines), meters["writer"], raw_ceiling)))
 
 
 if __name__ == "__main__":
