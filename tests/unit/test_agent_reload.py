@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from edge_agent.agent import Agent
+from edge_agent.agent import Agent, _cancel
 from edge_agent.config import AgentConfig, load_agent_config
 from edge_agent.reload import FileWatch, diff
 from tests.waiting import async_wait_for
@@ -187,3 +187,28 @@ async def test_a_broken_file_keeps_the_running_config(
         assert agent._sources["a"] is before
         assert agent.reloads == 0
         assert agent.config.gateway_id == "gw"
+
+
+async def test_a_task_that_swallows_a_cancellation_is_cancelled_again() -> None:
+    # What asyncio.wait_for does on Python 3.11 when the cancellation and the awaited call's
+    # completion meet: the CancelledError is lost and the loop goes on.
+    ignored = 0
+    started = asyncio.Event()
+
+    async def stubborn() -> None:
+        nonlocal ignored
+        started.set()
+        while True:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                ignored += 1
+                if ignored == 1:
+                    continue
+                raise
+
+    task = asyncio.create_task(stubborn())
+    await started.wait()
+    await asyncio.wait_for(_cancel([task]), 10)
+    assert task.cancelled()
+    assert ignored == 2
