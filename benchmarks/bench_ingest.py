@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -394,8 +395,25 @@ def writer_bound(readings: int, meter: CpuMeter, ceiling_rate: float) -> list[st
     ]
 
 
+async def delete_topics(namespace: str) -> None:
+    """The run's Kafka topics: a broker left with thousands of partitions slows down."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        await admin.delete_topics([t for t in await admin.list_topics() if t.startswith(namespace)])
+    finally:
+        await admin.close()
+
+
 async def main(args: argparse.Namespace) -> None:
     namespace = f"bench{uuid.uuid4().hex[:8]}"
+    try:
+        await run(args, namespace)
+    finally:
+        await delete_topics(namespace)
+
+
+async def run(args: argparse.Namespace, namespace: str) -> None:
     batches_n, per_batch, mqtt_n = (300, 100, 3000) if args.quick else (4000, 100, 20000)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     batches = make_batches(batches_n, per_batch, start)

@@ -9,13 +9,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.servers import NAMESPACES
+
 pytest_plugins = ["tests.servers"]
 
 
 @pytest.fixture
 def namespace() -> str:
-    """A topic namespace of this test's own, so tests sharing one broker never see each other."""
-    return f"t{uuid.uuid4().hex[:10]}"
+    """A topic namespace of this test's own, so tests sharing one broker never see each other.
+    Its Kafka topics are deleted at the end of the session (tests/servers.py)."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    NAMESPACES.add(name)
+    return name
 
 
 @pytest.fixture
