@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.servers import NAMESPACES
+from tests.namespaces import NAMESPACES
 
 pytest_plugins = ["tests.servers"]
 

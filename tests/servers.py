@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests.namespaces import NAMESPACES
+
 ENV_VARS = {
     "mosquitto": "PLANTMESH_MQTT_URL",
     "kafka": "PLANTMESH_KAFKA_BOOTSTRAP",
@@ -158,10 +160,6 @@ def _resolve(request: pytest.FixtureRequest, server: str) -> str:
 def mqtt_url(request: pytest.FixtureRequest) -> str:
     """mqtt://host:port of a Mosquitto 2 broker allowing anonymous clients."""
     return _resolve(request, "mosquitto")
-
-
-NAMESPACES: set[str] = set()
-"""Topic namespaces the session's tests used (tests/conftest.py `namespace` adds to it)."""
 
 
 @pytest.fixture(scope="session")
