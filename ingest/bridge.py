@@ -37,6 +37,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ingest.config import IngestConfig
 from ingest.dlq import (
     OVERSIZED_KEEP_BYTES,
+    REASON_KAFKA_REJECTED,
     Headers,
     Rejection,
     RejectionLog,
@@ -60,7 +61,6 @@ from plantmesh.topics import HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT
 
 log = logging.getLogger(__name__)
 
-REASON_KAFKA_REJECTED = "kafka_rejected"
 ROUTE_CACHE_SIZE = 100_000
 # paho's loop_read reads one packet: read a few per wake-up of the loop.
 _READ_BURST = 64

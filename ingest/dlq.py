@@ -27,6 +27,7 @@ REASON_OVERSIZED = "oversized"
 REASON_EMPTY = "empty_payload"
 REASON_UNWRITABLE = "unwritable"
 REASON_INFLUX_REJECTED = "influx_rejected"
+REASON_KAFKA_REJECTED = "kafka_rejected"
 
 # A DLQ entry for one reading of a batch: its index in the batch as sent.
 HEADER_DLQ_READING_INDEX = "dlq_reading_index"

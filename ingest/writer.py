@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Coroutine, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -31,7 +31,9 @@ from ingest.config import IngestConfig
 from ingest.dlq import (
     HEADER_DLQ_READING_INDEX,
     HEADER_REGISTRY_VERSION,
+    OVERSIZED_KEEP_BYTES,
     REASON_INFLUX_REJECTED,
+    REASON_KAFKA_REJECTED,
     Headers,
     Rejection,
     RejectionLog,
@@ -94,7 +96,8 @@ class WriterStats:
     influx_failures: int = 0
     """Write attempts InfluxDB did not take (each was retried)."""
     produce_dropped: int = 0
-    """Messages Kafka refused for good (too large); logged as errors."""
+    """DLQ entries Kafka refused for good (too large); logged as errors. Other messages Kafka
+    refuses as too large go to the DLQ (reason kafka_rejected), their first 64 KiB."""
     commits: int = 0
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
     """(topic, partition) -> the next offset this writer committed."""
@@ -125,6 +128,17 @@ class _Outgoing:
     value: bytes
     headers: Headers
     dlq_reason: str | None = None
+    source: str | None = None
+    """The raw message it comes from (`topic/partition/offset`), for a DLQ entry."""
+    alone: bool = False
+    """Send in a record batch of its own: Kafka refused a batch it was in as too large."""
+
+
+def _failed(exc: BaseException) -> asyncio.Future[None]:
+    """A send that failed before it was sent, as a future like the others."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
 
 
 class Writer:
@@ -358,7 +372,7 @@ class Writer:
             good = [item for item in good if id(item) not in refused_ids]
         outgoing += [self._to_normalized(item) for item in good]
         outgoing += prepared.sequences
-        await self._produce(outgoing)
+        outgoing += await self._produce(outgoing)
         points = sum(len(item.lines) for item in good)
         self.stats.batches += len(good)
         self.stats.written_points += points
@@ -399,7 +413,9 @@ class Writer:
             headers.append((HEADER_REGISTRY_VERSION, self.registry.version.encode()))
         # Unchanged batches travel as they came: re-encoding costs more than validating.
         value = checked.to_json() if checked.changed else item.record.value
-        return _Outgoing(self.topics.telemetry_normalized, key, value, headers)
+        record = item.record
+        source = kafka_source(record.topic, record.partition, record.offset)
+        return _Outgoing(self.topics.telemetry_normalized, key, value, headers, source=source)
 
     def _sequence(self, record: Any, checked: Checked) -> _Outgoing:
         plant = checked.plant
@@ -510,10 +526,12 @@ class Writer:
             )
 
     # --- Kafka ----------------------------------------------------------------------------
-    async def _produce(self, outgoing: list[_Outgoing]) -> None:
-        """Send all, wait for every ack; resend only what failed, until it is all in."""
+    async def _produce(self, outgoing: list[_Outgoing]) -> list[_Outgoing]:
+        """Send all, wait for every ack; resend only what failed, until it is all in. Returns
+        the DLQ entries made for messages Kafka refused as too large (sent as well)."""
         assert self._producer is not None
         todo = outgoing
+        rerouted: list[_Outgoing] = []
         while todo:
             failed: list[_Outgoing] = []
             last_error: BaseException | None = None
@@ -523,36 +541,54 @@ class Writer:
                     future = await self._producer.send(
                         out.topic, value=out.value, key=out.key, headers=out.headers
                     )
+                    if out.alone:  # nothing else joins its record batch while it is out
+                        with contextlib.suppress(Exception):  # the gather below reports it
+                            await future
                 except Exception as exc:  # retried below, whatever it is
-                    if self._refused_for_good(out, exc):
-                        continue
-                    failed.append(out)
-                    last_error = exc
-                    continue
+                    future = _failed(exc)
                 sent.append((out, future))
             results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
             for (out, _), result in zip(sent, results, strict=True):
-                if isinstance(result, BaseException) and not self._refused_for_good(out, result):
-                    failed.append(out)
-                    last_error = result
+                if not isinstance(result, BaseException):
+                    continue
+                if isinstance(result, MessageSizeTooLargeError) and not out.alone:
+                    failed.append(replace(out, alone=True))  # it, or another of its batch?
+                    continue
+                if isinstance(result, MessageSizeTooLargeError):
+                    dlq = self._too_large(out, result)
+                    if dlq is not None:
+                        rerouted.append(dlq)
+                        failed.append(dlq)  # sent in the next round, without waiting
+                    continue
+                failed.append(out)
+                last_error = result
             if last_error is None:
                 self._produce_errors.succeeded()
                 self._kafka_backoff.reset()
-                return
-            self._produce_errors.failed(last_error)
-            if await sleep_unless_stopped(self._stop, self._kafka_backoff.next_delay()):
-                raise StopRequestedError("Kafka produce")
+            else:
+                self._produce_errors.failed(last_error)
+                if await sleep_unless_stopped(self._stop, self._kafka_backoff.next_delay()):
+                    raise StopRequestedError("Kafka produce")
             todo = failed
+        return rerouted
 
-    def _refused_for_good(self, out: _Outgoing, exc: BaseException) -> bool:
-        if not isinstance(exc, MessageSizeTooLargeError):
-            return False
-        self.stats.produce_dropped += 1
-        log.error(
-            "Kafka refused a message as too large; dropped",
-            extra={"topic": out.topic, "bytes": len(out.value)},
+    def _too_large(self, out: _Outgoing, exc: BaseException) -> _Outgoing | None:
+        """A DLQ entry for a message Kafka will never take; None when it was one already."""
+        if out.topic == self.topics.telemetry_dlq:
+            self.stats.produce_dropped += 1
+            log.error(
+                "Kafka refused a DLQ entry as too large; dropped",
+                extra={"topic": out.topic, "bytes": len(out.value)},
+            )
+            return None
+        rejection = Rejection(REASON_KAFKA_REJECTED, f"{out.topic}: {type(exc).__name__}: {exc}")
+        source = out.source or out.topic
+        self._rejections.rejected(rejection, source)
+        headers = dlq_headers(out.headers, rejection, source)
+        value = out.value[:OVERSIZED_KEEP_BYTES]
+        return _Outgoing(
+            self.topics.telemetry_dlq, out.key, value, headers, rejection.reason, source
         )
-        return True
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ingest.config import IngestConfig
 from ingest.line_protocol import timestamp_ns
@@ -425,3 +425,42 @@ async def test_writer_process_stops_cleanly_on_sigterm(
             process.kill()
             await process.wait()
     assert "writer stopped" in log_file.read_text()
+
+
+async def test_a_normalized_batch_kafka_refuses_goes_to_the_dlq_and_the_rest_flows(
+    config: IngestConfig, database: str, kafka_bootstrap: str, influx_url: str
+) -> None:
+    # telemetry.normalized takes at most 4 kB a record batch here, telemetry.raw the default:
+    # the big batch is stored in InfluxDB, but its normalized copy ends in the DLQ, and the
+    # writer's producer (renewed after the refusal) forwards the next batch as usual.
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        limited = {"max.message.bytes": "4000"}
+        await admin.create_topics(
+            [NewTopic(config.topics.telemetry_normalized, 1, 1, topic_configs=limited)]
+        )
+    finally:
+        await admin.close()
+    big = batch(*(reading(f"s{i}", float(i)) for i in range(40)), seq=1)
+    small = batch(reading("temp", 20.0, offset_s=1), seq=2)
+    raw = config.topics.telemetry_raw
+    async with running(Writer(config)) as writer:
+        [(partition, offset), _] = await produce(
+            kafka_bootstrap, raw, [(KEY, encode(big), []), (KEY, encode(small), [])]
+        )
+        [dead] = await consume(kafka_bootstrap, config.topics.telemetry_dlq, 1)
+        [normalized] = await consume(kafka_bootstrap, config.topics.telemetry_normalized, 1)
+
+        async def stored() -> bool:
+            return writer.stats.written_points == 41 and writer.stats.dlq == 1
+
+        await async_wait_for(stored, 20, "both batches written, one DLQ entry")
+    assert writer.stats.dlq_by_reason == {"kafka_rejected": 1}
+    assert writer.stats.produce_dropped == 0
+    assert decode(ReadingBatch, dead.value) == big
+    headers = headers_of(dead)
+    assert headers[HEADER_DLQ_REASON] == b"kafka_rejected"
+    assert headers[HEADER_DLQ_SOURCE] == f"{raw}/{partition}/{offset}".encode()
+    assert decode(ReadingBatch, normalized.value) == small
+    assert len(await points(influx_url, database)) == 41
