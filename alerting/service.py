@@ -198,7 +198,8 @@ class AlertingService:
     async def _report_stats(self, interval_s: float = 60.0) -> None:
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval_s)
+                async with asyncio.timeout(interval_s):
+                    await self._stopping.wait()
             s = self.stats
             log.info(
                 "alerting stats: messages=%d readings=%d events=%s undecodable=%s "

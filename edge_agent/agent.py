@@ -265,7 +265,8 @@ class Agent:
     async def _health_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.config.health_interval_s)
+                async with asyncio.timeout(self.config.health_interval_s):
+                    await self._stop.wait()
             if self._stop.is_set():
                 return
             self.publisher.publish_health(self.health())

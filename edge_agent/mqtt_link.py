@@ -129,7 +129,8 @@ class MqttLink:
         self._client.loop_start()
         self._started = True
         try:
-            reason = await asyncio.wait_for(asyncio.shield(self._connack), timeout)
+            async with asyncio.timeout(timeout):
+                reason = await asyncio.shield(self._connack)
         except TimeoutError:
             raise PublishError(f"no CONNACK from {where} within {timeout:.0f}s") from None
         if isinstance(reason, str):
@@ -149,7 +150,8 @@ class MqttLink:
         if self._started:
             self._started = False
             try:
-                await asyncio.wait_for(asyncio.to_thread(self._client.loop_stop), timeout)
+                async with asyncio.timeout(timeout):
+                    await asyncio.to_thread(self._client.loop_stop)
             except TimeoutError:
                 log.warning("mqtt: network thread did not stop within %.0fs", timeout)
         if not self._connack.done():

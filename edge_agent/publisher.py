@@ -232,7 +232,8 @@ class Publisher:
     async def _batch_loop(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.config.publish_interval_s)
+                async with asyncio.timeout(self.config.publish_interval_s):
+                    await self._stop.wait()
             self.flush()
 
     # --- the connection ---------------------------------------------------------------------
@@ -351,13 +352,15 @@ class Publisher:
         while self._inflight and link.is_connected and loop.time() < deadline:
             self._flushed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flushed.wait(), deadline - loop.time())
+                async with asyncio.timeout(deadline - loop.time()):
+                    await self._flushed.wait()
         if not link.is_connected:
             return
         ack: asyncio.Future[bool] = loop.create_future()
         self._status_acks[link.publish(self.status_topic, self._death(), retain=True)] = ack
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ack, max(0.5, deadline - loop.time()))
+            async with asyncio.timeout(max(0.5, deadline - loop.time())):
+                await ack
         self._status_acks.clear()
 
     def _death(self) -> bytes:

@@ -268,7 +268,8 @@ class Bridge:
                 continue
             while not self._lost.is_set():
                 try:
-                    await asyncio.wait_for(self._lost.wait(), _MISC_INTERVAL_S)
+                    async with asyncio.timeout(_MISC_INTERVAL_S):  # wait_for can lose a cancel
+                        await self._lost.wait()
                 except TimeoutError:
                     client.loop_misc()
                     if self._connected:

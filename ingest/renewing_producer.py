@@ -136,6 +136,7 @@ class RenewingProducer:
     async def _retire(old: AIOKafkaProducer) -> None:
         """Let the old producer finish what it still has (its failures go to their callers)."""
         try:
-            await asyncio.wait_for(old.stop(), _RETIRE_TIMEOUT_S)
+            async with asyncio.timeout(_RETIRE_TIMEOUT_S):
+                await old.stop()
         except Exception as exc:  # it is out of use either way
             log.debug("retiring the old Kafka producer: %r", exc)

@@ -125,7 +125,8 @@ async def sleep_unless_stopped(stop: asyncio.Event, delay: float) -> bool:
     if stop.is_set():
         return True
     try:
-        await asyncio.wait_for(stop.wait(), delay)
+        async with asyncio.timeout(delay):  # not wait_for: on 3.11 it can lose a cancellation
+            await stop.wait()
     except TimeoutError:
         return False
     return True

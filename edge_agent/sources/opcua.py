@@ -375,9 +375,11 @@ class OpcUaSource:
     async def _close(self, client: Client) -> None:
         # Best effort: the server may already be gone, and we are leaving either way.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.disconnect(), timeout=2.0)
+            async with asyncio.timeout(2.0):
+                await client.disconnect()
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), max(timeout, 0.0))
+        async with asyncio.timeout(max(timeout, 0.0)):
+            await event.wait()

@@ -94,6 +94,20 @@ rootLogger.level = INFO
 rootLogger.appenderRef.file.ref = file
 logger.request.name = kafka.request.logger
 logger.request.level = WARN
+# Per-partition chatter (every topic created or deleted writes dozens of INFO lines): a test
+# session's thousands of topics would roll the log over within a few runs.
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+logger.partition.name = kafka.cluster.Partition
+logger.partition.level = WARN
+logger.logmanager.name = kafka.log.LogManager
+logger.logmanager.level = WARN
+logger.storage.name = org.apache.kafka.storage.internals.log
+logger.storage.level = WARN
+logger.controller.name = org.apache.kafka.controller
+logger.controller.level = WARN
+logger.coordinator.name = org.apache.kafka.coordinator
+logger.coordinator.level = WARN
 """
 
 

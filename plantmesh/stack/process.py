@@ -6,6 +6,7 @@ A process is "ours" when /proc/PID/cmdline names the expected executable and our
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -229,9 +230,12 @@ def log_size(path: Path) -> int:
 
 
 def read_from(path: Path, offset: int) -> str:
-    """The log written since `offset` (so a line from an earlier run does not count)."""
+    """The log written since `offset` (so a line from an earlier run does not count). A file
+    now shorter than `offset` was rolled over since: all of it is new."""
     try:
         with path.open("rb") as f:
+            if f.seek(0, io.SEEK_END) < offset:
+                offset = 0
             f.seek(offset)
             return f.read().decode(errors="replace")
     except OSError:

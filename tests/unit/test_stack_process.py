@@ -19,6 +19,7 @@ from plantmesh.stack.process import (
     find_running,
     port_free,
     read_cmdline,
+    read_from,
     stop,
     tail,
 )
@@ -100,3 +101,15 @@ def test_tail_returns_the_last_lines(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(10_000)))
     assert tail(log, 3).splitlines() == ["line 9997", "line 9998", "line 9999"]
     assert tail(tmp_path / "missing.log") == ""
+
+
+def test_read_from_counts_a_rolled_over_log_as_all_new(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("old line\n" * 100)
+    offset = log.stat().st_size
+    with log.open("a") as f:
+        f.write("Kafka Server started\n")
+    assert read_from(log, offset) == "Kafka Server started\n"
+    log.write_text("after the roll-over: Kafka Server started\n")  # a fresh, shorter file
+    assert read_from(log, offset) == "after the roll-over: Kafka Server started\n"
+    assert read_from(tmp_path / "missing.log", 0) == ""
