@@ -21,6 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     InvalidProducerEpoch,
+    KafkaTimeoutError,
     MessageSizeTooLargeError,
     OutOfOrderSequenceNumber,
     RecordListTooLargeError,
@@ -40,13 +41,17 @@ BREAKS_SEQUENCE = (
     InvalidProducerEpoch,
 )
 _RETIRE_TIMEOUT_S = 10.0
+_RENEW_WAIT_S = 10.0
 
 
 class RenewingProducer:
     """The ingest Producer protocol over a replaceable AIOKafkaProducer."""
 
-    def __init__(self, create: Callable[[], AIOKafkaProducer]) -> None:
+    def __init__(
+        self, create: Callable[[], AIOKafkaProducer], *, renew_wait_s: float = _RENEW_WAIT_S
+    ) -> None:
         self._create = create
+        self._renew_wait_s = renew_wait_s
         self._current = create()
         self._renewing: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -93,8 +98,13 @@ class RenewingProducer:
         return partitions
 
     async def _ready(self) -> AIOKafkaProducer:
-        while self._renewing is not None:
-            await asyncio.shield(self._renewing)
+        """The producer to use; while a new one is starting, wait for it a while, then fail
+        like a send to an unreachable Kafka (callers retry, or notice that they are stopping)."""
+        renewing = self._renewing
+        if renewing is not None:
+            await asyncio.wait({renewing}, timeout=self._renew_wait_s)
+            if not renewing.done() or renewing.cancelled():
+                raise KafkaTimeoutError("no Kafka producer: a new one is still starting")
         return self._current
 
     def _watched(
