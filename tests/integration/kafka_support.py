@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.waiting import async_wait_for
 
@@ -34,3 +35,15 @@ async def consume(
     finally:
         await consumer.stop()
     return got
+
+
+async def create_small_topic(bootstrap: str, name: str, max_message_bytes: int) -> None:
+    """One partition that refuses record batches over `max_message_bytes` (topic config
+    `max.message.bytes`), to make Kafka refuse a message as too large."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        limit = {"max.message.bytes": str(max_message_bytes)}
+        await admin.create_topics([NewTopic(name, 1, 1, topic_configs=limit)])
+    finally:
+        await admin.close()

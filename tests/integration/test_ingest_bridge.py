@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -41,7 +40,7 @@ from plantmesh.topics import (
     HEADER_RECEIVED_AT,
     Topics,
 )
-from tests.integration.kafka_support import consume
+from tests.integration.kafka_support import consume, create_small_topic
 from tests.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
@@ -387,15 +386,7 @@ async def test_a_message_kafka_finds_too_large_goes_to_the_dlq_and_the_rest_flow
     # telemetry.raw takes at most 4 kB a record batch here; the bridge's own size limit is
     # higher, so Kafka is the one that refuses. A batch holding the big message is refused as a
     # whole: each of its messages is tried alone, and only the big one ends in the DLQ.
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        topic = NewTopic(
-            config.topics.telemetry_raw, 1, 1, topic_configs={"max.message.bytes": "4000"}
-        )
-        await admin.create_topics([topic])
-    finally:
-        await admin.close()
+    await create_small_topic(kafka_bootstrap, config.topics.telemetry_raw, 4000)
     readings_topic = config.topics.mqtt_readings(ASSET)
     small = [batch_payload(seq) for seq in range(20)]
     big = b'{"padding": "' + b"x" * 6000 + b'"}'

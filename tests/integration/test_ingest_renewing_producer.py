@@ -5,13 +5,12 @@ OutOfOrderSequenceNumber)."""
 from __future__ import annotations
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError
 
 from ingest.kafka_clients import make_producer
 from ingest.renewing_producer import RenewingProducer
 from plantmesh.connections import KafkaConnection
-from tests.integration.kafka_support import consume
+from tests.integration.kafka_support import consume, create_small_topic
 
 pytestmark = pytest.mark.integration
 
@@ -20,14 +19,7 @@ async def test_a_refused_message_does_not_wedge_the_partition(
     namespace: str, kafka_bootstrap: str
 ) -> None:
     topic = f"{namespace}.small"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": "2000"})]
-        )
-    finally:
-        await admin.close()
+    await create_small_topic(kafka_bootstrap, topic, 2000)
     producer = make_producer(KafkaConnection(bootstrap=kafka_bootstrap, client_id=namespace), "t")
     assert isinstance(producer, RenewingProducer)
     await producer.start()

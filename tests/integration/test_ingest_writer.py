@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ingest.config import IngestConfig
 from ingest.line_protocol import timestamp_ns
@@ -29,7 +29,7 @@ from plantmesh.topics import (
     HEADER_DLQ_SOURCE,
     HEADER_MQTT_TOPIC,
 )
-from tests.integration.kafka_support import consume
+from tests.integration.kafka_support import consume, create_small_topic
 from tests.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
@@ -433,15 +433,7 @@ async def test_a_normalized_batch_kafka_refuses_goes_to_the_dlq_and_the_rest_flo
     # telemetry.normalized takes at most 4 kB a record batch here, telemetry.raw the default:
     # the big batch is stored in InfluxDB, but its normalized copy ends in the DLQ, and the
     # writer's producer (renewed after the refusal) forwards the next batch as usual.
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        limited = {"max.message.bytes": "4000"}
-        await admin.create_topics(
-            [NewTopic(config.topics.telemetry_normalized, 1, 1, topic_configs=limited)]
-        )
-    finally:
-        await admin.close()
+    await create_small_topic(kafka_bootstrap, config.topics.telemetry_normalized, 4000)
     big = batch(*(reading(f"s{i}", float(i)) for i in range(40)), seq=1)
     small = batch(reading("temp", 20.0, offset_s=1), seq=2)
     raw = config.topics.telemetry_raw
