@@ -120,6 +120,16 @@ class ErrorLog:
             self._full = False
 
 
+def raise_if_cancelled() -> None:
+    """Raise the cancellation a library swallowed. On Python 3.11, `asyncio.wait_for` (which
+    pymodbus and asyncua use for their timeouts) returns normally when the cancellation meets
+    the awaited call's completion; the request still shows in `Task.cancelling()`. Loops that
+    run library calls check this once a round, so a cancelled task ends instead of going on."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def sleep_unless_stopped(stop: asyncio.Event, delay: float) -> bool:
     """Sleep `delay` seconds; True as soon as `stop` is set."""
     if stop.is_set():

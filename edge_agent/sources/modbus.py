@@ -23,7 +23,7 @@ from edge_agent.sources import ReadingSink, SourceState, trusted_reading
 from edge_agent.sources.modbus_plan import BIT_TABLES, ReadRequest, decode_answer, plan_reads
 from plantmesh.contracts import AssetPath, SourceHealth
 from plantmesh.modbus_profile import Table
-from plantmesh.resilience import Backoff, ErrorLog
+from plantmesh.resilience import Backoff, ErrorLog, raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ class DevicePoller:
         try:
             next_poll = loop.time()
             while True:
+                raise_if_cancelled()
                 if not await self._poll_once(client):
                     await asyncio.sleep(backoff.next_delay())
                     next_poll = loop.time()

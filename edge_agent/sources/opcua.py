@@ -51,7 +51,7 @@ from edge_agent.sources.opcua_options import (
     monitored_item_request,
 )
 from plantmesh.contracts import AssetPath, Quality, SourceHealth
-from plantmesh.resilience import Backoff, ErrorLog
+from plantmesh.resilience import Backoff, ErrorLog, raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ class OpcUaSource:
     async def run(self) -> None:
         backoff = Backoff(min(0.5, self.config.reconnect_max_s), self.config.reconnect_max_s)
         while True:
+            raise_if_cancelled()
             if await self._session():
                 backoff.reset()
             await asyncio.sleep(backoff.next_delay())
@@ -284,6 +285,7 @@ class OpcUaSource:
         due = dict.fromkeys(groups, time.monotonic())
         heard = time.monotonic()
         while not lost.is_set():
+            raise_if_cancelled()
             for interval, when in due.items():
                 if when <= time.monotonic():
                     await self._poll(client, groups[interval])

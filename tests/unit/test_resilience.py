@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from plantmesh.resilience import (
     ErrorLog,
     StopRequestedError,
     describe,
+    raise_if_cancelled,
     retry_until_stopped,
     sleep_unless_stopped,
 )
@@ -226,3 +228,30 @@ def test_the_import_time_path_of_plantmesh_does_not_import_aiokafka() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+async def test_a_swallowed_cancellation_is_raised_at_the_next_check() -> None:
+    rounds = 0
+    started = asyncio.Event()
+
+    async def polling_loop() -> None:
+        nonlocal rounds
+        while True:
+            raise_if_cancelled()
+            rounds += 1
+            started.set()
+            # What asyncio.wait_for on 3.11 can do to a cancellation:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+
+    task = asyncio.create_task(polling_loop())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert rounds == 1  # it ended at the check instead of polling again
+
+
+async def test_raise_if_cancelled_is_quiet_when_nothing_was_cancelled() -> None:
+    raise_if_cancelled()  # must not raise
+    assert asyncio.current_task() is not None
