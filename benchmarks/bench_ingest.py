@@ -126,15 +126,9 @@ def _cpu_s(pid: int) -> float | None:
 
 
 def _local_servers() -> dict[str, int]:
-    """The local stack's server pids, when the servers under test are the stack's."""
-    if any(os.environ.get(name) for name in _SERVER_VARIABLES):
-        defaults = (DEFAULT_MQTT_URL, DEFAULT_KAFKA_BOOTSTRAP, DEFAULT_INFLUX_URL)
-        if defaults != (MQTT_URL, KAFKA, INFLUX):
-            return {}
-    return {s.name: s.pid for s in manager.status() if s.pid is not None}
-
-
-_SERVER_VARIABLES = ("PLANTMESH_MQTT_URL", "PLANTMESH_KAFKA_BOOTSTRAP", "PLANTMESH_INFLUX_URL")
+    """Pids of the local stack's servers that this run uses (none when it uses others)."""
+    used = {MQTT_URL, KAFKA, INFLUX}
+    return {s.name: s.pid for s in manager.status() if s.pid is not None and s.address in used}
 
 
 class CpuMeter:

@@ -3,9 +3,10 @@
 paho-mqtt runs on the asyncio loop, not in a thread of its own: its socket's reads and writes are
 loop callbacks (paho's external-loop API: loop_read, loop_write, loop_misc), so a message goes
 from the socket to the Kafka producer, and its ack back to the socket, without a thread hand-off,
-a wake-up pipe or the two threads fighting over the GIL (which cost more than paho itself). Each
-message is sent to Kafka and, once the send future resolved, acked through paho
-(`manual_ack=True`). Payloads pass through byte for byte: parsing is the writer's job.
+a wake-up pipe or the two threads fighting over the GIL (which cost more than paho itself).
+Messages go to Kafka a record batch per partition (ingest.kafka_batches); once Kafka acknowledged
+a batch, each of its messages is acked through paho (`manual_ack=True`). Payloads pass through
+byte for byte: parsing is the writer's job.
 
 Memory stays bounded when Kafka stalls: at most `bridge.max_in_flight` messages are unacked. The
 broker is told so (MQTT 5 Receive Maximum) and stops sending; from a broker that ignores it the

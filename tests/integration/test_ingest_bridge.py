@@ -41,6 +41,7 @@ from plantmesh.topics import (
     Topics,
 )
 from tests.integration.kafka_support import consume, create_small_topic
+from tests.kafka_fakes import FakeBatch
 from tests.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
@@ -228,30 +229,11 @@ async def test_a_topic_that_is_not_ours_goes_to_the_dlq_and_is_acked(
     assert headers[HEADER_MQTT_TOPIC] == old_topic.encode()
 
 
-class StubBatch:
-    def __init__(self) -> None:
-        self.values: list[bytes] = []
-
-    def append(
-        self,
-        *,
-        timestamp: int | None,
-        key: bytes | None,
-        value: bytes,
-        headers: list[tuple[str, bytes]],
-    ) -> bool:
-        self.values.append(value)
-        return True
-
-    def close(self) -> None:
-        return None
-
-
 class StubProducer:
     """A Kafka producer whose acknowledgements the test controls, a record batch at a time."""
 
     def __init__(self) -> None:
-        self.sends: list[tuple[str, StubBatch, asyncio.Future[None]]] = []
+        self.sends: list[tuple[str, FakeBatch, asyncio.Future[None]]] = []
 
     async def start(self) -> None:
         return None
@@ -275,11 +257,11 @@ class StubProducer:
     async def partitions_for(self, topic: str) -> set[int]:
         return {0}
 
-    def create_batch(self) -> StubBatch:
-        return StubBatch()
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
 
     async def send_batch(
-        self, batch: StubBatch, topic: str, *, partition: int
+        self, batch: FakeBatch, topic: str, *, partition: int
     ) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sends.append((topic, batch, future))

@@ -5,45 +5,23 @@ from __future__ import annotations
 import asyncio
 
 from ingest.kafka_batches import PartitionBatches
+from tests.kafka_fakes import FakeBatch
 from tests.waiting import async_wait_for
-
-
-class _Builder:
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.values: list[bytes] = []
-        self.closed = False
-
-    def append(
-        self,
-        *,
-        timestamp: int | None,
-        key: bytes | None,
-        value: bytes,
-        headers: list[tuple[str, bytes]],
-    ) -> bool | None:
-        if self.closed or (self.values and len(self.values) >= self.capacity):
-            return None
-        self.values.append(value)
-        return True
-
-    def close(self) -> None:
-        self.closed = True
 
 
 class _Producer:
     def __init__(self, capacity: int = 100) -> None:
         self.capacity = capacity
-        self.sent: list[tuple[str, int, _Builder, asyncio.Future[None]]] = []
+        self.sent: list[tuple[str, int, FakeBatch, asyncio.Future[None]]] = []
         self.refuse: Exception | None = None
         self.room = asyncio.Event()  # send_batch returns only when the test makes room
         self.room.set()
 
-    def create_batch(self) -> _Builder:
-        return _Builder(self.capacity)
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self.capacity)
 
     async def send_batch(
-        self, batch: _Builder, topic: str, *, partition: int
+        self, batch: FakeBatch, topic: str, *, partition: int
     ) -> asyncio.Future[None]:
         await self.room.wait()
         if self.refuse is not None:
