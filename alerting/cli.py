@@ -8,7 +8,7 @@ from alerting.config import AlertingConfig, load_alerting_config
 from alerting.rules import ThresholdRuleConfig
 from alerting.service import AlertingService
 from plantmesh.cli import Subparsers
-from plantmesh.kafka_admin import TopicSetupError
+from plantmesh.kafka.admin import TopicSetupError
 from plantmesh.lifecycle import run_service
 from plantmesh.topics import Topics
 

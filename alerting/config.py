@@ -9,15 +9,8 @@ from pydantic import Field, field_validator
 
 from alerting.rules import RuleConfig
 from plantmesh.config import ConfigModel, load_config, resolve_relative
-from plantmesh.connections import KafkaConnection
+from plantmesh.connections import BackoffSettings, KafkaConnection, KafkaTopicSettings
 from plantmesh.topics import Namespace
-
-
-class NewTopicSettings(ConfigModel):
-    """Used only when the service creates a topic that does not exist yet."""
-
-    partitions: Annotated[int, Field(ge=1)] = 3
-    replication_factor: Annotated[int, Field(ge=1)] = 1
 
 
 class AlertingConfig(ConfigModel):
@@ -27,7 +20,8 @@ class AlertingConfig(ConfigModel):
     group_id: Annotated[str, Field(min_length=1)] = "plantmesh-alerting"
     start_from: Literal["earliest", "latest"] = "earliest"
     """Where a consumer group with no committed offsets starts reading."""
-    new_topics: NewTopicSettings = Field(default_factory=NewTopicSettings)
+    kafka_topics: KafkaTopicSettings = Field(default_factory=KafkaTopicSettings)
+    backoff: BackoffSettings = Field(default_factory=BackoffSettings)
     alert_log: Path = Path("alerts.jsonl")
     """JSON lines of AlertEvent; relative paths are relative to the configuration file."""
     rules: list[RuleConfig]

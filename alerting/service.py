@@ -23,9 +23,10 @@ from alerting.engine import Engine
 from alerting.pipeline import FanOut, Pipeline
 from alerting.sinks import AlertLogSink, EventSink, KafkaEventSink, LogSink, SinkError
 from plantmesh.contracts import AlertEvent, DecodeError, ReadingBatch, decode
-from plantmesh.kafka_admin import TopicSetupError, ensure_topics
+from plantmesh.kafka.admin import TopicSetupError, ensure_topics
+from plantmesh.kafka.clients import make_consumer, start_client
 from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
-from plantmesh.topics import Topics
+from plantmesh.topics import DlqReason, Topics
 
 log = logging.getLogger(__name__)
 
@@ -87,25 +88,20 @@ class AlertingService:
         return await retry_until_stopped(
             attempt,
             stop=self._stopping,
-            backoff=Backoff(),
+            backoff=Backoff(self.config.backoff.initial_s, self.config.backoff.max_s),
             errors=ErrorLog(log, what),
             retry_on=(KafkaError, SinkError, OSError),
         )
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(
+        consumer = make_consumer(
+            self.config.kafka,
+            "alerting",
             self.topics.telemetry_normalized,
-            bootstrap_servers=self.config.kafka.bootstrap,
-            client_id=f"{self.config.kafka.client_id}-alerting",
             group_id=self.config.group_id,
-            enable_auto_commit=False,
             auto_offset_reset=self.config.start_from,
         )
-        try:
-            await consumer.start()
-        except BaseException:
-            await consumer.stop()
-            raise
+        await start_client(consumer)
         return consumer
 
     async def _consume(self) -> None:
@@ -113,13 +109,14 @@ class AlertingService:
         consumer: AIOKafkaConsumer | None = None
         try:
             topics = (self.topics.telemetry_normalized, self.topics.alert_events)
-            new = self.config.new_topics
-            await self._retry(
-                "creating topics",
-                lambda: ensure_topics(
-                    self.config.kafka, topics, new.partitions, new.replication_factor
-                ),
-            )
+            new = self.config.kafka_topics
+            if new.create:
+                await self._retry(
+                    "creating topics",
+                    lambda: ensure_topics(
+                        self.config.kafka, topics, new.partitions, new.replication_factor
+                    ),
+                )
             for sink in self.sinks:
                 await self._retry(f"starting sink {sink.name}", sink.start)
                 started.append(sink)
@@ -161,7 +158,7 @@ class AlertingService:
     def _evaluate(self, record: ConsumerRecord[bytes, bytes]) -> list[AlertEvent]:
         self.stats.messages += 1
         if not record.value:
-            return self._skip("empty", "message without a value", record)
+            return self._skip(DlqReason.EMPTY_PAYLOAD, "message without a value", record)
         try:
             batch = decode(ReadingBatch, record.value)
         except DecodeError as exc:

@@ -29,7 +29,7 @@ from plantmesh.contracts import GatewayHealth, Reading, SourceHealth
 from plantmesh.lifecycle import stop_on_signals
 
 if TYPE_CHECKING:
-    from edge_agent.metrics import MetricsServer
+    from plantmesh.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
 _RECANCEL_AFTER_S = 1.0
@@ -290,12 +290,15 @@ class Agent:
         if address is None:
             return
         try:
-            from edge_agent.metrics import MetricsServer
+            from edge_agent.metrics import families, snapshot
+            from plantmesh.metrics import MetricsServer
         except ImportError as exc:  # prometheus-client comes with plantmesh[edge]
             log.error("metrics endpoint not started: %s", exc)
             return
         try:
-            self.metrics = MetricsServer(self, address, asyncio.get_running_loop())
+            self.metrics = MetricsServer(
+                lambda: families(snapshot(self)), address, asyncio.get_running_loop()
+            )
         except OSError as exc:  # e.g. the port is taken: readings matter more than metrics
             log.error("metrics endpoint %s:%d not started: %s", *address, exc)
 

@@ -1,23 +1,18 @@
 """The Prometheus metrics endpoint (`metrics: {listen: "127.0.0.1:9108"}`; off by default).
 
-Nothing is counted twice: at each scrape a collector takes one snapshot of the agent's own
+Nothing is counted twice: at each scrape plantmesh.metrics takes one snapshot of the agent's own
 counters (publisher stats, buffer, per-source health) on the event loop thread, where they
-live, and turns it into metric families. A scrape that cannot get the snapshot within a few
-seconds fails, which is itself a sign the event loop is stuck.
+live, and `families` turns it into metric families.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
 
 from edge_agent.buffer import BufferDrops
 from edge_agent.publisher import PublisherStats
@@ -28,7 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_TIMEOUT_S = 5.0
 PREFIX = "plantmesh_agent"
 
 
@@ -119,40 +113,3 @@ def families(snap: Snapshot) -> Iterator[Metric]:
         if source.last_seen_age_s is not None:
             seen.add_metric([source.name], source.last_seen_age_s)
     yield from (connected, errors, seen)
-
-
-class AgentCollector(Collector):
-    def __init__(self, agent: Agent, loop: asyncio.AbstractEventLoop) -> None:
-        self.agent = agent
-        self.loop = loop
-
-    def collect(self) -> Iterator[Metric]:
-        future: concurrent.futures.Future[Snapshot] = concurrent.futures.Future()
-
-        def take() -> None:
-            try:
-                future.set_result(snapshot(self.agent))
-            except Exception as exc:  # reported to the scraper, never to the loop
-                future.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(take)
-        yield from families(future.result(timeout=SNAPSHOT_TIMEOUT_S))
-
-
-class MetricsServer:
-    """The HTTP endpoint, in prometheus-client's own thread."""
-
-    def __init__(
-        self, agent: Agent, address: tuple[str, int], loop: asyncio.AbstractEventLoop
-    ) -> None:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(AgentCollector(agent, loop))
-        host, port = address
-        self._server, self._thread = start_http_server(port, host, registry=registry)
-        self.port: int = self._server.server_port
-        log.info("metrics on http://%s:%d/metrics", host, self.port)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from plantmesh.config import ConfigModel, load_config, resolve_relative
 from plantmesh.connections import (
+    BackoffSettings,
     InfluxConnection,
     KafkaConnection,
+    KafkaTopicSettings,
     MetricsEndpoint,
     MqttConnection,
 )
@@ -78,24 +80,6 @@ class WriterSettings(ConfigModel):
     on a LAN or loopback it costs more CPU (about 7 µs a point) than it saves."""
     completeness: CompletenessSettings = Field(default_factory=CompletenessSettings)
     metrics: MetricsEndpoint = Field(default_factory=MetricsEndpoint)
-
-
-class KafkaTopicSettings(ConfigModel):
-    create: bool = True
-    """Create missing topics at start (an explicit layout beats the broker's auto-creation)."""
-    partitions: Annotated[int, Field(ge=1)] = 4
-    replication_factor: Annotated[int, Field(ge=1)] = 1
-
-
-class BackoffSettings(ConfigModel):
-    initial_s: Annotated[float, Field(gt=0)] = 0.2
-    max_s: Annotated[float, Field(gt=0)] = 30.0
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BackoffSettings:
-        if self.max_s < self.initial_s:
-            raise ValueError("max_s must be at least initial_s")
-        return self
 
 
 class IngestConfig(ConfigModel):

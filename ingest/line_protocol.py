@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from plantmesh.contracts import Quality, Reading, ReadingBatch
 
 if TYPE_CHECKING:
-    from ingest.fast_schema import WireReading
+    from ingest.checks.wire_schema import WireReading
 
 MEASUREMENT = "readings"
 FIELD_VALUE = "value"
@@ -196,7 +196,7 @@ def batch_to_lines(batch: ReadingBatch) -> list[str]:
 
 
 def wire_reading_to_line(reading: WireReading) -> str:
-    """`reading_to_line` for a reading validated as a dict (ingest.fast_schema), same output."""
+    """`reading_to_line` for a reading validated as a dict (ingest.checks.wire_schema), same output."""
     asset = reading["asset"]
     series = _reading_series(
         asset["plant"],

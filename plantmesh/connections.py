@@ -8,7 +8,7 @@ import os
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from plantmesh.config import ConfigModel
 
@@ -110,3 +110,26 @@ class MetricsEndpoint(ConfigModel):
             return None
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
+
+
+class KafkaTopicSettings(ConfigModel):
+    """The `kafka_topics:` section of every cloud-side service: the topics it reads and writes."""
+
+    create: bool = True
+    """Create missing topics at start (an explicit layout beats the broker's auto-creation)."""
+    partitions: Annotated[int, Field(ge=1)] = 4
+    """Partitions of a topic this service creates (existing topics keep theirs)."""
+    replication_factor: Annotated[int, Field(ge=1)] = 1
+
+
+class BackoffSettings(ConfigModel):
+    """The `backoff:` section: capped, jittered exponential backoff between retries."""
+
+    initial_s: Annotated[float, Field(gt=0)] = 0.2
+    max_s: Annotated[float, Field(gt=0)] = 30.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BackoffSettings:
+        if self.max_s < self.initial_s:
+            raise ValueError("max_s must be at least initial_s")
+        return self

@@ -9,11 +9,13 @@ one Kafka cluster without seeing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import StringConstraints
 
-from plantmesh.contracts import AssetPath
+if TYPE_CHECKING:  # contracts import DlqReason from here: no import cycle at run time
+    from plantmesh.contracts import AssetPath
 
 # A namespace is safe in MQTT topics and Kafka topic names alike ([A-Za-z0-9._-] is Kafka's
 # alphabet); empty means none. Services take it as the `namespace:` key of their config.
@@ -127,6 +129,41 @@ DEFAULT_TOPICS = Topics()
 # Kafka message headers the bridge adds to what it forwards.
 HEADER_MQTT_TOPIC = "mqtt_topic"
 HEADER_RECEIVED_AT = "received_at"
+# Kafka message headers of a telemetry.dlq entry: why it is there (a DlqReason), what exactly, and
+# where it came from (`mqtt:<topic>` or `<kafka topic>/<partition>/<offset>`).
 HEADER_DLQ_REASON = "dlq_reason"
 HEADER_DLQ_DETAIL = "dlq_detail"
 HEADER_DLQ_SOURCE = "dlq_source"
+HEADER_DLQ_READING_INDEX = "dlq_reading_index"
+"""A DLQ entry for one reading of a batch: its index in the batch as sent."""
+HEADER_REGISTRY_VERSION = "registry_version"
+"""On telemetry.normalized: the asset registry version that normalized the batch."""
+
+
+class DlqReason(StrEnum):
+    """Why a message or a reading is on telemetry.dlq: short and stable, so it can be counted by
+    (the `dlq_reason` header, the `reason` label of the DLQ metrics)."""
+
+    # the bridge
+    FOREIGN_TOPIC = "foreign_topic"
+    """An MQTT topic that is neither a readings nor a gateway status topic."""
+    OVERSIZED = "oversized"
+    """Larger than bridge.max_payload_bytes or writer.validation.max_message_bytes."""
+    KAFKA_REJECTED = "kafka_rejected"
+    """Kafka refused the message for good (too large for the topic)."""
+    # the contract
+    EMPTY_PAYLOAD = "empty_payload"
+    MALFORMED_JSON = "malformed_json"
+    SCHEMA_MISMATCH = "schema_mismatch"
+    NON_FINITE_VALUE = "non_finite_value"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    # the asset registry
+    UNKNOWN_PLANT = "unknown_plant"
+    UNKNOWN_MACHINE = "unknown_machine"
+    UNKNOWN_SIGNAL = "unknown_signal"
+    UNIT_MISMATCH = "unit_mismatch"
+    # InfluxDB
+    UNWRITABLE = "unwritable"
+    """A reading that has no line-protocol form (a name InfluxDB cannot take)."""
+    INFLUX_REJECTED = "influx_rejected"
+    """InfluxDB refused the points (a field type conflict, for example)."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from alerting.sinks.base import SinkError
 from plantmesh.connections import KafkaConnection
 from plantmesh.contracts import AlertEvent, encode
+from plantmesh.kafka.clients import Producer, make_producer, start_client
 
 
 def event_key(event: AlertEvent) -> bytes:
@@ -23,19 +23,14 @@ class KafkaEventSink:
     def __init__(self, connection: KafkaConnection, topic: str) -> None:
         self.connection = connection
         self.topic = topic
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: Producer | None = None
 
     async def start(self) -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.connection.bootstrap,
-            client_id=f"{self.connection.client_id}-alerting",
-            enable_idempotence=True,
-            acks="all",
-        )
+        # The shared producer: idempotent, acks=all, renewed when a refusal breaks its sequence.
+        producer = make_producer(self.connection, "alerting")
         try:
-            await producer.start()
+            await start_client(producer)
         except KafkaError as exc:
-            await producer.stop()
             raise SinkError(f"cannot start Kafka producer: {exc}") from exc
         self._producer = producer
 
@@ -43,7 +38,7 @@ class KafkaEventSink:
         if self._producer is None:
             await self.start()
         assert self._producer is not None
-        pending: list[asyncio.Future[object]] = []
+        pending: list[Awaitable[object]] = []
         error: BaseException | None = None
         try:
             for event in events:

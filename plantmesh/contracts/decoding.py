@@ -6,6 +6,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from plantmesh.topics import DlqReason
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -13,7 +15,7 @@ class DecodeError(ValueError):
     """A payload that does not match its contract. `reason` is short and stable enough to count
     by (e.g. in DLQ metrics); `details` lists every offending field."""
 
-    def __init__(self, model: str, reason: str, details: list[str]) -> None:
+    def __init__(self, model: str, reason: DlqReason, details: list[str]) -> None:
         self.model = model
         self.reason = reason
         self.details = details
@@ -46,7 +48,7 @@ def decode(model: type[M], payload: bytes | str) -> M:
         return model.model_validate_json(payload)
     except ValidationError as exc:
         kinds = {item["type"] for item in exc.errors(include_url=False)}
-        reason = "malformed_json" if "json_invalid" in kinds else "schema_mismatch"
+        reason = DlqReason.MALFORMED_JSON if "json_invalid" in kinds else DlqReason.SCHEMA_MISMATCH
         raise DecodeError(model.__name__, reason, describe_validation_error(exc)) from None
 
 

@@ -36,7 +36,7 @@ def config(namespace: str, bootstrap: str, alert_log: Path) -> AlertingConfig:
             "kafka": {"bootstrap": bootstrap},
             "group_id": f"{namespace}-alerting",
             "alert_log": str(alert_log),
-            "new_topics": {"partitions": 2, "replication_factor": 1},
+            "kafka_topics": {"partitions": 2, "replication_factor": 1},
             "rules": [
                 {
                     "name": "bearing-overtemp",

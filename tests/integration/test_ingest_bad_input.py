@@ -16,11 +16,17 @@ import pytest
 
 from ingest.bridge import Bridge
 from ingest.config import IngestConfig
-from ingest.dlq import HEADER_DLQ_READING_INDEX, HEADER_REGISTRY_VERSION
 from ingest.writer import Writer
 from plantmesh.config import validate_config
 from plantmesh.contracts import AssetPath, ReadingBatch, decode
-from plantmesh.topics import HEADER_DLQ_REASON, HEADER_DLQ_SOURCE, HEADER_MQTT_TOPIC, Topics
+from plantmesh.topics import (
+    HEADER_DLQ_READING_INDEX,
+    HEADER_DLQ_REASON,
+    HEADER_DLQ_SOURCE,
+    HEADER_MQTT_TOPIC,
+    HEADER_REGISTRY_VERSION,
+    Topics,
+)
 from tests.integration.kafka_support import consume
 from tests.integration.test_ingest_bridge import _forget_session, publish
 from tests.integration.test_ingest_bridge import running as bridge_running

@@ -11,7 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from plantmesh.connections import KafkaConnection
-from plantmesh.kafka_admin import TopicSetupError, ensure_topics
+from plantmesh.kafka.admin import TopicSetupError, ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import pytest
 
 from ingest.cli import register
 from ingest.config import DEFAULT_BRIDGE_CLIENT_ID, IngestConfig, load_ingest_config
-from ingest.registry import AssetRegistry
+from ingest.normalize.registry import AssetRegistry
 from plantmesh.cli import build_parser
 from plantmesh.config import ConfigError, load_config, validate_config
 

@@ -4,20 +4,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest.dlq import (
-    MAX_DETAIL_CHARS,
-    REASON_FOREIGN_TOPIC,
-    REASON_OVERSIZED,
-    Rejection,
-    Route,
-    check_payload_size,
-    dlq_headers,
-    header,
-    kafka_source,
-    route_mqtt,
-)
+from ingest.bridge.routing import KafkaDestination, check_payload_size, route_mqtt
 from plantmesh.contracts import AssetPath
-from plantmesh.topics import HEADER_DLQ_DETAIL, HEADER_DLQ_REASON, HEADER_DLQ_SOURCE, Topics
+from plantmesh.dead_letters import MAX_DETAIL_CHARS, Rejection, dlq_headers, header, kafka_source
+from plantmesh.topics import (
+    HEADER_DLQ_DETAIL,
+    HEADER_DLQ_REASON,
+    HEADER_DLQ_SOURCE,
+    DlqReason,
+    Topics,
+)
 
 TOPICS = Topics("ns")
 ASSET = AssetPath(plant="p1", area="a", line="l", machine="m7")
@@ -44,12 +40,14 @@ def batch_json(**reading_changes: object) -> dict[str, object]:
 
 # --- the bridge's routing ---------------------------------------------------------------------
 def test_readings_route_to_raw_keyed_plant_machine() -> None:
-    assert route_mqtt(TOPICS, TOPICS.mqtt_readings(ASSET)) == Route("ns.telemetry.raw", b"p1/m7")
+    assert route_mqtt(TOPICS, TOPICS.mqtt_readings(ASSET)) == KafkaDestination(
+        "ns.telemetry.raw", b"p1/m7"
+    )
 
 
 def test_gateway_status_routes_to_status_topic() -> None:
     route = route_mqtt(TOPICS, TOPICS.mqtt_gateway_status("p1", "gw-1"))
-    assert route == Route("ns.gateway.status", b"p1/_gateway/gw-1")
+    assert route == KafkaDestination("ns.gateway.status", b"p1/_gateway/gw-1")
 
 
 @pytest.mark.parametrize(
@@ -64,7 +62,7 @@ def test_gateway_status_routes_to_status_topic() -> None:
 def test_foreign_topics_are_rejected(topic: str) -> None:
     result = route_mqtt(TOPICS, topic)
     assert isinstance(result, Rejection)
-    assert result.reason == REASON_FOREIGN_TOPIC
+    assert result.reason == DlqReason.FOREIGN_TOPIC
     assert topic in result.detail
 
 
@@ -72,7 +70,7 @@ def test_payload_size_limit() -> None:
     assert check_payload_size(b"x" * 10, 10) is None
     rejection = check_payload_size(b"x" * 11, 10)
     assert rejection is not None
-    assert rejection.reason == REASON_OVERSIZED
+    assert rejection.reason == DlqReason.OVERSIZED
     assert "11 bytes" in rejection.detail
 
 

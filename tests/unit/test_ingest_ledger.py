@@ -7,8 +7,8 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.ledger import GatewayLedger, SeqRecord, Session
-from ingest.ledger_service import figures_line
+from ingest.ledger.service import figures_line
+from ingest.ledger.state import GatewayLedger, SeqRecord, Session
 from plantmesh.contracts import CompletenessEventKind
 
 

@@ -7,17 +7,10 @@ from typing import Any
 import pytest
 import yaml
 
-from ingest.registry import (
-    REASON_UNIT,
-    REASON_UNKNOWN_MACHINE,
-    REASON_UNKNOWN_PLANT,
-    REASON_UNKNOWN_SIGNAL,
-    AssetRegistry,
-    NormalizeError,
-    RegistryFile,
-)
+from ingest.normalize.registry import AssetRegistry, NormalizeError, RegistryFile
 from plantmesh.config import ConfigError, validate_config
 from plantmesh.contracts import AssetPath, Reading
+from plantmesh.topics import DlqReason
 
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "ingest" / "registry.yaml"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -77,8 +70,8 @@ def test_a_reading_already_canonical_is_returned_as_is(registry: AssetRegistry) 
 @pytest.mark.parametrize(
     ("plant", "machine", "signal", "reason"),
     [
-        ("nowhere", "press-01", "bearing_temp", REASON_UNKNOWN_PLANT),
-        ("plant-a", "ghost-9", "bearing_temp", REASON_UNKNOWN_MACHINE),
+        ("nowhere", "press-01", "bearing_temp", DlqReason.UNKNOWN_PLANT),
+        ("plant-a", "ghost-9", "bearing_temp", DlqReason.UNKNOWN_MACHINE),
     ],
 )
 def test_unknown_plants_and_machines_are_rejected(
@@ -107,7 +100,7 @@ def test_policies_can_pass_unknown_plants_and_reject_unknown_signals() -> None:
     assert registry.normalize(stranger) is stranger
     with pytest.raises(NormalizeError) as caught:
         registry.normalize(reading("plant-a", "press-01", "local_only_tag", 1.0))
-    assert caught.value.reason == REASON_UNKNOWN_SIGNAL
+    assert caught.value.reason == DlqReason.UNKNOWN_SIGNAL
 
 
 @pytest.mark.parametrize(
@@ -117,7 +110,7 @@ def test_values_that_cannot_be_converted_are_rejected(value: Any, unit: str) -> 
     registry = AssetRegistry(spec())
     with pytest.raises(NormalizeError) as caught:
         registry.normalize(reading("plant-a", "press-01", "bearing_temp", value, unit))
-    assert caught.value.reason == REASON_UNIT
+    assert caught.value.reason == DlqReason.UNIT_MISMATCH
 
 
 @pytest.mark.parametrize(

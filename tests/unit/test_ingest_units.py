@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.units import UNITS, UnitError, conversion
+from ingest.normalize.units import UNITS, UnitError, conversion
 
 
 @pytest.mark.parametrize(

@@ -13,20 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.dlq import REASON_EMPTY, REASON_OVERSIZED, REASON_UNWRITABLE, Rejection
-from ingest.fast_schema import WIRE_BATCH
+from ingest.checks.checker import Checked, Limits, Validator
+from ingest.checks.wire_schema import WIRE_BATCH
 from ingest.line_protocol import batch_to_lines
-from ingest.registry import AssetRegistry
-from ingest.validation import (
-    REASON_MALFORMED_JSON,
-    REASON_NON_FINITE,
-    REASON_SCHEMA,
-    REASON_TIMESTAMP,
-    Checked,
-    Limits,
-    Validator,
-)
+from ingest.normalize.registry import AssetRegistry
 from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
+from plantmesh.dead_letters import Rejection
+from plantmesh.topics import DlqReason
 
 REGISTRY = Path(__file__).resolve().parents[2] / "deploy" / "ingest" / "registry.yaml"
 NOW = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
@@ -79,15 +72,15 @@ def test_good_batch_passes_with_its_lines_and_sequence() -> None:
 @pytest.mark.parametrize(
     ("value", "reason", "mentions"),
     [
-        (b"{not json", REASON_MALFORMED_JSON, ""),
-        (b"\xff\xfe", REASON_MALFORMED_JSON, ""),
-        (b"", REASON_EMPTY, ""),
-        (None, REASON_EMPTY, ""),
-        (b"x" * 2_000_000, REASON_OVERSIZED, "max_message_bytes"),
-        (payload(seq=-1), REASON_SCHEMA, "seq"),
-        (payload(readings=[]), REASON_SCHEMA, "readings"),
-        (payload(gateway_id="bad id"), REASON_SCHEMA, "gateway_id"),
-        (b"[1, 2]", REASON_SCHEMA, ""),
+        (b"{not json", DlqReason.MALFORMED_JSON, ""),
+        (b"\xff\xfe", DlqReason.MALFORMED_JSON, ""),
+        (b"", DlqReason.EMPTY_PAYLOAD, ""),
+        (None, DlqReason.EMPTY_PAYLOAD, ""),
+        (b"x" * 2_000_000, DlqReason.OVERSIZED, "max_message_bytes"),
+        (payload(seq=-1), DlqReason.SCHEMA_MISMATCH, "seq"),
+        (payload(readings=[]), DlqReason.SCHEMA_MISMATCH, "readings"),
+        (payload(gateway_id="bad id"), DlqReason.SCHEMA_MISMATCH, "gateway_id"),
+        (b"[1, 2]", DlqReason.SCHEMA_MISMATCH, ""),
     ],
 )
 def test_whole_message_rejections(value: bytes | None, reason: str, mentions: str) -> None:
@@ -100,15 +93,23 @@ def test_whole_message_rejections(value: bytes | None, reason: str, mentions: st
 @pytest.mark.parametrize(
     ("bad", "reason", "mentions"),
     [
-        (raw_reading(value=None), REASON_SCHEMA, "readings[1].value"),
-        (raw_reading(value=[1]), REASON_SCHEMA, "readings[1].value"),
-        (raw_reading(signal="bad signal"), REASON_SCHEMA, "readings[1].signal"),
-        (raw_reading(source_ts="2026-01-01T00:00:00"), REASON_SCHEMA, "timezone"),
-        (raw_reading(value=math.nan), REASON_NON_FINITE, "finite"),
-        (raw_reading(value=math.inf), REASON_NON_FINITE, "finite"),
-        (raw_reading(source_ts="2027-01-01T00:00:00Z"), REASON_TIMESTAMP, "readings[1]"),
-        (raw_reading(source_ts="2020-01-01T00:00:00Z"), REASON_TIMESTAMP, "outside"),
-        (raw_reading(unit="trailing\\"), REASON_UNWRITABLE, "backslash"),
+        (raw_reading(value=None), DlqReason.SCHEMA_MISMATCH, "readings[1].value"),
+        (raw_reading(value=[1]), DlqReason.SCHEMA_MISMATCH, "readings[1].value"),
+        (raw_reading(signal="bad signal"), DlqReason.SCHEMA_MISMATCH, "readings[1].signal"),
+        (raw_reading(source_ts="2026-01-01T00:00:00"), DlqReason.SCHEMA_MISMATCH, "timezone"),
+        (raw_reading(value=math.nan), DlqReason.NON_FINITE_VALUE, "finite"),
+        (raw_reading(value=math.inf), DlqReason.NON_FINITE_VALUE, "finite"),
+        (
+            raw_reading(source_ts="2027-01-01T00:00:00Z"),
+            DlqReason.TIMESTAMP_OUT_OF_RANGE,
+            "readings[1]",
+        ),
+        (
+            raw_reading(source_ts="2020-01-01T00:00:00Z"),
+            DlqReason.TIMESTAMP_OUT_OF_RANGE,
+            "outside",
+        ),
+        (raw_reading(unit="trailing\\"), DlqReason.UNWRITABLE, "backslash"),
     ],
 )
 def test_one_bad_reading_among_good_ones_is_rejected_alone(
@@ -144,7 +145,10 @@ def test_a_batch_of_only_bad_readings_still_counts_as_received() -> None:
     assert isinstance(result, Checked)
     assert result.batch is None
     assert result.received == 2
-    assert sorted(b.rejection.reason for b in result.bad) == [REASON_NON_FINITE, REASON_SCHEMA]
+    assert sorted(b.rejection.reason for b in result.bad) == [
+        DlqReason.NON_FINITE_VALUE,
+        DlqReason.SCHEMA_MISMATCH,
+    ]
 
 
 def test_time_bounds_are_configurable_and_can_be_off() -> None:
@@ -340,7 +344,7 @@ def _outcome(result: Checked | Rejection) -> Any:
 @settings(max_examples=300)
 @given(batches(), st.data())
 def test_the_quick_path_decides_as_the_contract_does(batch: ReadingBatch, data: Any) -> None:
-    """Whatever ingest.quick_path takes, it takes with the contract's data and lines; whatever
+    """Whatever ingest.checks.clean takes, it takes with the contract's data and lines; whatever
     it leaves, the contract's own validation decides: the same outcome either way."""
     obj = json.loads(encode(batch))
     reading = data.draw(st.sampled_from(obj["readings"]))

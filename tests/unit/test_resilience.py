@@ -220,7 +220,7 @@ async def test_other_errors_are_not_retried() -> None:
 
 
 def test_the_import_time_path_of_plantmesh_does_not_import_aiokafka() -> None:
-    """The edge install has no aiokafka: only plantmesh.kafka_admin may import it."""
+    """The edge install has no aiokafka: only plantmesh.kafka.admin may import it."""
     modules = "plantmesh, plantmesh.cli, plantmesh.config, plantmesh.contracts, plantmesh.topics"
     modules += ", plantmesh.connections, plantmesh.logs, plantmesh.resilience"
     code = f"import sys, {modules}; print(sorted(m for m in sys.modules if 'kafka' in m))"

@@ -1,7 +1,7 @@
 """Checking one raw Kafka message reading by reading, so one bad reading never hides good ones.
 
 Three paths, each taken only when the one before cannot decide. The quick path
-(ingest.quick_path: orjson and plain Python checks, timestamps read straight to nanoseconds,
+(ingest.checks.clean: orjson and plain Python checks, timestamps read straight to nanoseconds,
 about 2 µs a reading with its line) takes a clean batch in the form gateways send. The fast path
 validates the whole batch against `fast_schema.WireBatch`, a TypedDict mirror of the ReadingBatch
 contract that pydantic-core checks in Rust without building models, then per reading the time
@@ -26,19 +26,15 @@ import orjson
 import pydantic_core
 from pydantic import Field, ValidationError
 
-from ingest.dlq import REASON_EMPTY, REASON_OVERSIZED, REASON_UNWRITABLE, Rejection
-from ingest.fast_schema import WIRE_BATCH, WireBatch, WireReading
+from ingest.checks.clean import Route, RouteKey, quick_check
+from ingest.checks.wire_schema import WIRE_BATCH, WireBatch, WireReading
 from ingest.line_protocol import LineProtocolError, reading_series, timestamp_ns, value_and_tail
-from ingest.quick_path import Route, RouteKey, quick_check
-from ingest.registry import AssetRegistry, NormalizeError
+from ingest.normalize.registry import AssetRegistry, NormalizeError
 from plantmesh.contracts import Reading, ReadingBatch
 from plantmesh.contracts.common import SCHEMA_VERSION, AwareDatetime, Name, WireModel
 from plantmesh.contracts.decoding import describe_validation_error
-
-REASON_MALFORMED_JSON = "malformed_json"
-REASON_SCHEMA = "schema_mismatch"
-REASON_NON_FINITE = "non_finite_value"
-REASON_TIMESTAMP = "timestamp_out_of_range"
+from plantmesh.dead_letters import Rejection
+from plantmesh.topics import DlqReason
 
 
 class _Envelope(WireModel):
@@ -131,13 +127,13 @@ class Checked:
         return WIRE_BATCH.dump_json(envelope, exclude_none=True)
 
 
-def _reason_of(error: ValidationError) -> str:
+def _reason_of(error: ValidationError) -> DlqReason:
     kinds = {item["type"] for item in error.errors(include_url=False)}
     if "json_invalid" in kinds:
-        return REASON_MALFORMED_JSON
+        return DlqReason.MALFORMED_JSON
     if "finite_number" in kinds:
-        return REASON_NON_FINITE
-    return REASON_SCHEMA
+        return DlqReason.NON_FINITE_VALUE
+    return DlqReason.SCHEMA_MISMATCH
 
 
 def _rejection(error: ValidationError, prefix: str = "") -> Rejection:
@@ -152,7 +148,7 @@ _Route = Route
 
 class Validator:
     """Checks raw messages against the contract, the time bounds and the registry. `quick`:
-    try ingest.quick_path first (off only to compare both paths in tests)."""
+    try ingest.checks.clean first (off only to compare both paths in tests)."""
 
     def __init__(
         self, limits: Limits, registry: AssetRegistry | None = None, *, quick: bool = True
@@ -184,17 +180,17 @@ class Validator:
         except NormalizeError as exc:
             return Rejection(exc.reason, str(exc))
         except LineProtocolError as exc:
-            return Rejection(REASON_UNWRITABLE, str(exc))
+            return Rejection(DlqReason.UNWRITABLE, str(exc))
 
     def check(
         self, value: bytes | None, now: datetime, now_ns: int | None = None
     ) -> Checked | Rejection:
         """`now_ns`: `now` in epoch nanoseconds, when the caller has it (saves the sum)."""
         if not value:
-            return Rejection(REASON_EMPTY, "message has no value")
+            return Rejection(DlqReason.EMPTY_PAYLOAD, "message has no value")
         if len(value) > self.limits.max_message_bytes:
             return Rejection(
-                REASON_OVERSIZED,
+                DlqReason.OVERSIZED,
                 f"message of {len(value)} bytes exceeds "
                 f"writer.validation.max_message_bytes={self.limits.max_message_bytes}",
             )
@@ -219,7 +215,7 @@ class Validator:
         try:
             envelope = WIRE_BATCH.validate_json(value)
         except ValidationError as exc:
-            if _reason_of(exc) == REASON_MALFORMED_JSON:
+            if _reason_of(exc) == DlqReason.MALFORMED_JSON:
                 return _rejection(exc)
             return self._slow(value, now)
         return self._finish(envelope, value, now)
@@ -230,7 +226,7 @@ class Validator:
         except ValidationError as exc:
             return _rejection(exc)
         except ValueError as exc:  # from_json: not JSON after all
-            return Rejection(REASON_MALFORMED_JSON, str(exc))
+            return Rejection(DlqReason.MALFORMED_JSON, str(exc))
         good: list[WireReading] = []
         positions: list[int] = []
         bad: list[BadReading] = []
@@ -270,7 +266,7 @@ class Validator:
             if (hi is not None and ts > hi) or (lo is not None and ts < lo):
                 original = positions[index] if positions is not None else index
                 rejection = Rejection(
-                    REASON_TIMESTAMP,
+                    DlqReason.TIMESTAMP_OUT_OF_RANGE,
                     f"readings[{original}].source_ts {ts.isoformat()} is outside "
                     f"[now - {limits.max_past_s}s, now + {limits.max_future_s}s]",
                 )
@@ -307,7 +303,7 @@ class Validator:
                     except NormalizeError as exc:
                         rejection = Rejection(exc.reason, str(exc))
                     except LineProtocolError as exc:
-                        rejection = Rejection(REASON_UNWRITABLE, str(exc))
+                        rejection = Rejection(DlqReason.UNWRITABLE, str(exc))
                     else:
                         kept.append(reading)
                         continue

@@ -1,16 +1,12 @@
-"""Creating the Kafka topics a service reads and writes when they do not exist yet.
-
-Only cloud-side services (ingest, alerting) import this module: it imports aiokafka, which the
-edge install (`plantmesh[edge]`) does not have. Nothing on plantmesh's import-time path (the
-package, cli, config, contracts, topics, connections, logs, resilience) may import it.
-"""
+"""Creating the Kafka topics a service reads and writes when they do not exist yet: plain topics
+and compacted state topics alike, ready (partition leaders elected) when the call returns."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
@@ -26,11 +22,20 @@ class TopicSetupError(Exception):
     """The broker refused to create a topic for a reason that retrying will not fix."""
 
 
+COMPACTED = {"cleanup.policy": "compact"}
+"""Topic configs of a state topic: Kafka keeps the latest value per key forever."""
+
+
 async def ensure_topics(
-    connection: KafkaConnection, names: Iterable[str], partitions: int, replication_factor: int
+    connection: KafkaConnection,
+    names: Iterable[str],
+    partitions: int,
+    replication_factor: int,
+    *,
+    configs: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Create the missing ones among `names`; return those this call created, once their
-    partitions have leaders.
+    """Create the missing ones among `names` (with topic `configs`, e.g. COMPACTED); return
+    those this call created, once their partitions have leaders.
 
     Raises aiokafka's KafkaError when the broker is unreachable (worth retrying) and
     TopicSetupError when it refuses (not worth retrying). Losing a creation race to another
@@ -45,7 +50,10 @@ async def ensure_topics(
         if not missing:
             return []
         response = await admin.create_topics(
-            [NewTopic(name, partitions, replication_factor) for name in missing]
+            [
+                NewTopic(name, partitions, replication_factor, topic_configs=dict(configs or {}))
+                for name in missing
+            ]
         )
         created: list[str] = []
         refused: list[str] = []
@@ -67,6 +75,15 @@ async def ensure_topics(
         return created
     finally:
         await admin.close()
+
+
+async def ensure_compacted_topic(
+    connection: KafkaConnection, name: str, partitions: int, replication_factor: int
+) -> list[str]:
+    """`ensure_topics` for one state topic (`cleanup.policy=compact`)."""
+    return await ensure_topics(
+        connection, [name], partitions, replication_factor, configs=COMPACTED
+    )
 
 
 async def _wait_for_leaders(

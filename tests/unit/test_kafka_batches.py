@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ingest.kafka_batches import PartitionBatches
+from plantmesh.kafka.batches import PartitionBatches
 from tests.kafka_fakes import FakeBatch
 from tests.waiting import async_wait_for
 

@@ -31,11 +31,11 @@ from aiokafka.structs import TopicPartition
 
 from ingest.config import IngestConfig
 from ingest.influx import InfluxSink, InfluxUnavailableError
-from ingest.kafka_clients import Producer, start_client
-from ingest.ledger import GatewayLedger, SeqRecord
+from ingest.ledger.state import GatewayLedger, SeqRecord
 from ingest.line_protocol import format_line
 from ingest.metrics import IngestMetrics
 from plantmesh.contracts import encode
+from plantmesh.kafka.clients import Producer, start_client
 from plantmesh.resilience import (
     Backoff,
     ErrorLog,

@@ -29,15 +29,11 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from ingest.fast_schema import WireReading
-from ingest.units import Conversion, UnitError, conversion, lookup
+from ingest.checks.wire_schema import WireReading
+from ingest.normalize.units import Conversion, UnitError, conversion, lookup
 from plantmesh.config import ConfigModel, load_config
 from plantmesh.contracts import Reading
-
-REASON_UNKNOWN_PLANT = "unknown_plant"
-REASON_UNKNOWN_MACHINE = "unknown_machine"
-REASON_UNKNOWN_SIGNAL = "unknown_signal"
-REASON_UNIT = "unit_mismatch"
+from plantmesh.topics import DlqReason
 
 SignalName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
@@ -113,7 +109,7 @@ class RegistryFile(ConfigModel):
 class NormalizeError(ValueError):
     """A reading the registry cannot place; `reason` is its DLQ reason."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: DlqReason, detail: str) -> None:
         self.reason = reason
         super().__init__(detail)
 
@@ -140,10 +136,12 @@ class Plan:
         if self.convert is None:
             return value
         if isinstance(value, bool | str):
-            raise NormalizeError(REASON_UNIT, f"{signal}: cannot convert {value!r} to {self.unit}")
+            raise NormalizeError(
+                DlqReason.UNIT_MISMATCH, f"{signal}: cannot convert {value!r} to {self.unit}"
+            )
         converted = self.convert(value)
         if not math.isfinite(converted):
-            raise NormalizeError(REASON_UNIT, f"{signal}: {converted} after conversion")
+            raise NormalizeError(DlqReason.UNIT_MISMATCH, f"{signal}: {converted} after conversion")
         return converted
 
     def apply(self, reading: WireReading) -> WireReading:
@@ -203,13 +201,14 @@ class AssetRegistry:
         if machines is None:
             if self.spec.unknown_plant is Policy.PASS:
                 return None
-            return NormalizeError(REASON_UNKNOWN_PLANT, f"plant {plant!r} is not registered")
+            return NormalizeError(DlqReason.UNKNOWN_PLANT, f"plant {plant!r} is not registered")
         cls_name = machines.get(machine)
         if cls_name is None:
             if self.spec.unknown_machine is Policy.PASS:
                 return None
             return NormalizeError(
-                REASON_UNKNOWN_MACHINE, f"machine {machine!r} of plant {plant!r} is not registered"
+                DlqReason.UNKNOWN_MACHINE,
+                f"machine {machine!r} of plant {plant!r} is not registered",
             )
         target = self._targets.get((plant, cls_name, signal))
         if target is None:
@@ -218,7 +217,7 @@ class AssetRegistry:
                 if self.spec.unknown_signal is Policy.PASS:
                     return None
                 return NormalizeError(
-                    REASON_UNKNOWN_SIGNAL,
+                    DlqReason.UNKNOWN_SIGNAL,
                     f"signal {signal!r} is neither a tag of {plant!r} nor a {cls_name} signal",
                 )
             target = _Target(signal, units[signal], None)
@@ -228,7 +227,7 @@ class AssetRegistry:
             try:
                 found = conversion(source_unit, target.unit)
             except UnitError as exc:
-                return NormalizeError(REASON_UNIT, f"{signal}: {exc}")
+                return NormalizeError(DlqReason.UNIT_MISMATCH, f"{signal}: {exc}")
             convert = None if found.identity else found
         new_unit = target.unit if target.unit is not None else unit
         if target.signal == signal and new_unit == unit and convert is None:

@@ -5,7 +5,7 @@ ReadingBatch contract asks (types, names, ranges, extra keys) while building eac
 line-protocol line; timestamps go from text to integer nanoseconds directly (ingest.timestamps).
 It accepts a subset of what the contract accepts, with the same data: anything unusual (another
 timestamp form, an integer where a float goes, a bad reading, a registry rejection) gives None
-and the message takes the contract's own validation instead (ingest.validation), which decides
+and the message takes the contract's own validation instead (ingest.checks.checker), which decides
 and explains. tests/unit/test_ingest_validation.py checks with hypothesis that both agree.
 """
 
@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
-from ingest.dlq import Rejection
 from ingest.line_protocol import LineProtocolError, value_and_tail_ns
-from ingest.registry import NormalizeError, Plan
+from ingest.normalize.registry import NormalizeError, Plan
 from ingest.timestamps import HEAD_SECONDS, TAIL_NS, rfc3339_ns
+from plantmesh.dead_letters import Rejection
 
 RouteKey = tuple[str, str, str, str, str, str | None]
 Route = tuple[Plan | None, str]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from ingest.kafka_clients import Producer
+from plantmesh.kafka.clients import Producer
 
 E = TypeVar("E")
 Headers = list[tuple[str, bytes]]

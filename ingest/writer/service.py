@@ -1,6 +1,6 @@
 """The writer: Kafka telemetry.raw -> InfluxDB, telemetry.normalized and telemetry.dlq.
 
-Per poll: check every message reading by reading (ingest.validation) and normalize it through
+Per poll: check every message reading by reading (ingest.checks.checker) and normalize it through
 the asset registry; bad messages and bad readings go to the DLQ, each on its own with the reason;
 good readings are written to InfluxDB (the same points again on a replay, so at-least-once leaves
 no duplicates), then forwarded to telemetry.normalized, and each batch's sequence number goes to
@@ -27,34 +27,24 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import TopicPartition
 
+from ingest.checks.checker import Checked, Limits, Validator
 from ingest.config import IngestConfig
-from ingest.dlq import (
-    HEADER_DLQ_READING_INDEX,
-    HEADER_REGISTRY_VERSION,
+from ingest.influx import InfluxRejectedError, InfluxSink, InfluxUnavailableError
+from ingest.ledger.service import LedgerService
+from ingest.ledger.state import SeqRecord
+from ingest.line_protocol import timestamp_ns
+from ingest.metrics import IngestMetrics
+from ingest.normalize.registry import AssetRegistry
+from plantmesh.dead_letters import (
     OVERSIZED_KEEP_BYTES,
-    REASON_INFLUX_REJECTED,
-    REASON_KAFKA_REJECTED,
     Headers,
     Rejection,
     RejectionLog,
     dlq_headers,
     kafka_source,
 )
-from ingest.influx import InfluxRejectedError, InfluxSink, InfluxUnavailableError
-from ingest.kafka_clients import (
-    Producer,
-    ProducerFactory,
-    ensure_compacted_topic,
-    make_producer,
-    start_client,
-)
-from ingest.ledger import SeqRecord
-from ingest.ledger_service import LedgerService
-from ingest.line_protocol import timestamp_ns
-from ingest.metrics import IngestMetrics
-from ingest.registry import AssetRegistry
-from ingest.validation import Checked, Limits, Validator
-from plantmesh.kafka_admin import ensure_topics
+from plantmesh.kafka.admin import ensure_compacted_topic, ensure_topics
+from plantmesh.kafka.clients import Producer, ProducerFactory, make_producer, start_client
 from plantmesh.resilience import (
     Backoff,
     ErrorLog,
@@ -62,6 +52,7 @@ from plantmesh.resilience import (
     retry_until_stopped,
     sleep_unless_stopped,
 )
+from plantmesh.topics import HEADER_DLQ_READING_INDEX, HEADER_REGISTRY_VERSION, DlqReason
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +487,7 @@ class Writer:
             return []
         except InfluxRejectedError as exc:
             if len(chunk) == 1:
-                return [(chunk[0], Rejection(REASON_INFLUX_REJECTED, str(exc)))]
+                return [(chunk[0], Rejection(DlqReason.INFLUX_REJECTED, str(exc)))]
         # One bad batch spoils its request: find it by writing batch by batch (points that
         # were fine are simply written again).
         refused: list[tuple[_Good, Rejection]] = []
@@ -504,7 +495,7 @@ class Writer:
             try:
                 await self._write_lines(item.lines)
             except InfluxRejectedError as exc:
-                refused.append((item, Rejection(REASON_INFLUX_REJECTED, str(exc))))
+                refused.append((item, Rejection(DlqReason.INFLUX_REJECTED, str(exc))))
         return refused
 
     async def _write_lines(self, lines: Sequence[str]) -> None:
@@ -581,7 +572,7 @@ class Writer:
                 extra={"topic": out.topic, "bytes": len(out.value)},
             )
             return None
-        rejection = Rejection(REASON_KAFKA_REJECTED, f"{out.topic}: {type(exc).__name__}: {exc}")
+        rejection = Rejection(DlqReason.KAFKA_REJECTED, f"{out.topic}: {type(exc).__name__}: {exc}")
         source = out.source or out.topic
         self._rejections.rejected(rejection, source)
         headers = dlq_headers(out.headers, rejection, source)

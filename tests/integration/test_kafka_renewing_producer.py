@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
-from ingest.kafka_clients import make_producer
-from ingest.renewing_producer import RenewingProducer
 from plantmesh.connections import KafkaConnection
+from plantmesh.kafka.clients import make_producer
+from plantmesh.kafka.renewing_producer import RenewingProducer
 from tests.integration.kafka_support import consume, create_small_topic
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from ingest.kafka_clients import KeyPartitions
+from plantmesh.kafka.clients import KeyPartitions
 
 
 class _Producer:

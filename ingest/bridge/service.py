@@ -4,7 +4,7 @@ paho-mqtt runs on the asyncio loop, not in a thread of its own: its socket's rea
 loop callbacks (paho's external-loop API: loop_read, loop_write, loop_misc), so a message goes
 from the socket to the Kafka producer, and its ack back to the socket, without a thread hand-off,
 a wake-up pipe or the two threads fighting over the GIL (which cost more than paho itself).
-Messages go to Kafka a record batch per partition (ingest.kafka_batches); once Kafka acknowledged
+Messages go to Kafka a record batch per partition (plantmesh.kafka.batches); once Kafka acknowledged
 a batch, each of its messages is acked through paho (`manual_ack=True`). Payloads pass through
 byte for byte: parsing is the writer's job.
 
@@ -35,30 +35,27 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ingest.bridge.routing import KafkaDestination, check_payload_size, route_mqtt
 from ingest.config import IngestConfig
-from ingest.dlq import (
+from ingest.metrics import IngestMetrics
+from plantmesh.dead_letters import (
     OVERSIZED_KEEP_BYTES,
-    REASON_KAFKA_REJECTED,
     Headers,
     Rejection,
     RejectionLog,
-    Route,
-    check_payload_size,
     dlq_headers,
-    route_mqtt,
 )
-from ingest.kafka_batches import PartitionBatches
-from ingest.kafka_clients import (
+from plantmesh.kafka.admin import ensure_topics
+from plantmesh.kafka.batches import PartitionBatches
+from plantmesh.kafka.clients import (
     KeyPartitions,
     Producer,
     ProducerFactory,
     make_producer,
     start_client,
 )
-from ingest.metrics import IngestMetrics
-from plantmesh.kafka_admin import ensure_topics
 from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
-from plantmesh.topics import HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT
+from plantmesh.topics import HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT, DlqReason
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +139,7 @@ class Bridge:
         self._lost = asyncio.Event()  # the socket closed: reconnect
         self._fd: int | None = None  # the MQTT socket, while the loop watches it
         self._reading = False
-        self._routes: dict[str, tuple[Route | Rejection, bytes]] = {}
+        self._routes: dict[str, tuple[KafkaDestination | Rejection, bytes]] = {}
         self._clock_ms = 0  # received_at of the last message, by millisecond
         self._clock_text = ""
         self._backoff = Backoff(config.backoff.initial_s, config.backoff.max_s)
@@ -366,7 +363,7 @@ class Bridge:
         if self._batches is not None:
             await self._batches.drain()
 
-    def _route(self, topic: str) -> tuple[Route | Rejection, bytes]:
+    def _route(self, topic: str) -> tuple[KafkaDestination | Rejection, bytes]:
         """The route of an MQTT topic and its header value, remembered: a bridge sees the same
         few thousand machine topics over and over."""
         found = self._routes.get(topic)
@@ -478,7 +475,7 @@ class Bridge:
     def _send_failed(self, item: _Inbound, out: _Outbound, exc: BaseException) -> None:
         if isinstance(exc, MessageSizeTooLargeError) and out.rejection is None:
             # Kafka will never take it: send what it can take to the DLQ instead.
-            rejection = Rejection(REASON_KAFKA_REJECTED, f"{type(exc).__name__}: {exc}")
+            rejection = Rejection(DlqReason.KAFKA_REJECTED, f"{type(exc).__name__}: {exc}")
             dlq = self._to_dlq(item, out.value[:OVERSIZED_KEEP_BYTES], out.headers, rejection)
             self._inbox.put_nowait(replace(item, outbound=dlq, alone=False))
             return

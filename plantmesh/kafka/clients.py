@@ -1,22 +1,22 @@
-"""Kafka clients as ingest uses them: one producer setting for every role (idempotent,
-`acks=all`), and clients that close what they half-opened when they fail to start."""
+"""Kafka clients as every service uses them: one producer setting for every role (idempotent,
+`acks=all`, renewed when its sequence numbers fall out of step), one consumer setting (offsets
+committed by the service, never automatically), and clients that close what they half-opened
+when they fail to start."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from ingest.renewing_producer import RenewingProducer
 from plantmesh.connections import KafkaConnection
+from plantmesh.kafka.renewing_producer import RenewingProducer
 
 
 class Producer(Protocol):
-    """What ingest needs of a Kafka producer (AIOKafkaProducer; a stub in tests)."""
+    """What services need of a Kafka producer (RenewingProducer; a stub in tests)."""
 
     async def start(self) -> None: ...
 
@@ -43,7 +43,9 @@ class Producer(Protocol):
 ProducerFactory = Callable[[], Producer]
 
 
-def make_producer(kafka: KafkaConnection, role: str) -> Producer:
+def make_producer(kafka: KafkaConnection, role: str) -> RenewingProducer:
+    """The producer of every service role: `<client_id>-<role>` in the broker's logs."""
+
     def create() -> AIOKafkaProducer:
         # Idempotence keeps retried sends from duplicating or reordering within a partition.
         return AIOKafkaProducer(
@@ -61,6 +63,27 @@ def make_producer(kafka: KafkaConnection, role: str) -> Producer:
     return RenewingProducer(create)
 
 
+def make_consumer(
+    kafka: KafkaConnection,
+    role: str,
+    *topics: str,
+    group_id: str | None,
+    auto_offset_reset: str = "earliest",
+    **settings: Any,
+) -> AIOKafkaConsumer:
+    """A consumer whose offsets move only when the service commits them (after its sinks took
+    what it read). `settings`: further AIOKafkaConsumer arguments (fetch sizes, poll limits)."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=kafka.bootstrap,
+        client_id=f"{kafka.client_id}-{role}",
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset=auto_offset_reset,
+        **settings,
+    )
+
+
 async def start_client(client: Any) -> None:
     """Start an aiokafka client; on failure close what it half-opened before re-raising."""
     try:
@@ -68,29 +91,6 @@ async def start_client(client: Any) -> None:
     except BaseException:
         await client.stop()
         raise
-
-
-async def ensure_compacted_topic(
-    kafka: KafkaConnection, name: str, partitions: int, replication_factor: int
-) -> None:
-    """Create `name` with `cleanup.policy=compact` unless it exists (a state topic: Kafka keeps
-    the latest value per key forever)."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=kafka.bootstrap, client_id=f"{kafka.client_id}-admin"
-    )
-    try:
-        await admin.start()
-        if name in set(await admin.list_topics()):
-            return
-        topic = NewTopic(
-            name, partitions, replication_factor, topic_configs={"cleanup.policy": "compact"}
-        )
-        response = await admin.create_topics([topic])
-        for _, code, *_rest in response.topic_errors:
-            if code and for_code(code) is not TopicAlreadyExistsError:
-                raise for_code(code)(f"cannot create compacted topic {name}")
-    finally:
-        await admin.close()
 
 
 class KeyPartitions:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, OutOfOrderSequenceNumber
 
-from ingest.renewing_producer import RenewingProducer
+from plantmesh.kafka.renewing_producer import RenewingProducer
 from tests.waiting import async_wait_for
 
 

@@ -1,0 +1,1 @@
+"""The completeness ledger: gateway sequence numbers, gaps and figures per plant."""
