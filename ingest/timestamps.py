@@ -29,15 +29,15 @@ for _hours in range(24):
 
 # Readings of one batch share their second, and a gateway's clock resolution repeats the same
 # fractions: each part is worked out once. Only valid parts are ever cached, so callers may look
-# both up directly (HEAD_SECONDS[text[:19]], TAIL_NS[text[19:]]) and call rfc3339_ns on a miss.
-HEAD_SECONDS: dict[str, int] = {}
-"""`YYYY-MM-DDTHH:MM:SS` -> epoch seconds (read as UTC)."""
+# both up directly (HEAD_NS[text[:19]] + TAIL_NS[text[19:]]) and call rfc3339_ns on a miss.
+HEAD_NS: dict[str, int] = {}
+"""`YYYY-MM-DDTHH:MM:SS` -> epoch nanoseconds (read as UTC)."""
 TAIL_NS: dict[str, int] = {}
 """`[.f{1,6}](Z|±HH:MM)` -> nanoseconds to add to the head's (fraction minus offset)."""
 
 
-def _whole_seconds(text: str) -> int | None:
-    """Epoch seconds of `YYYY-MM-DDTHH:MM:SS` read as UTC, or None when it is no such time."""
+def _head_ns(text: str) -> int | None:
+    """Epoch nanoseconds of `YYYY-MM-DDTHH:MM:SS` read as UTC, or None when it is no such time."""
     if not _SECONDS_FORM.fullmatch(text):
         return None
     try:
@@ -52,7 +52,8 @@ def _whole_seconds(text: str) -> int | None:
     except ValueError:  # month 13, 24:00:00, a leap second, year 0...
         return None
     days = moment.toordinal() - _EPOCH_ORDINAL
-    return days * 86_400 + moment.hour * 3600 + moment.minute * 60 + moment.second
+    seconds = days * 86_400 + moment.hour * 3600 + moment.minute * 60 + moment.second
+    return seconds * 1_000_000_000
 
 
 def _tail_ns(tail: str) -> int | None:
@@ -84,8 +85,8 @@ def rfc3339_ns(text: object) -> int | None:
     if text.__class__ is not str:
         return None
     assert isinstance(text, str)
-    seconds = _cached(HEAD_SECONDS, text[:19], _whole_seconds)
-    adjust = _cached(TAIL_NS, text[19:], _tail_ns) if seconds is not None else None
-    if seconds is None or adjust is None:
+    head = _cached(HEAD_NS, text[:19], _head_ns)
+    tail = _cached(TAIL_NS, text[19:], _tail_ns) if head is not None else None
+    if head is None or tail is None:
         return None
-    return seconds * 1_000_000_000 + adjust
+    return head + tail

@@ -8,7 +8,7 @@ The public API (see simulators.runtime for an example):
         .serving()  .step()  .run(duration_s)  .endpoints()  .records  .truth  .timestamp(tick)
     ProductionRecord, read_records(path)           the log of served values
     TruthRecord, read_truth(path)                  the ground truth of injected events
-    score(alerts, truth, grace), read_alerts(path) precision, recall, latency per event kind
+    score(alerts, truth, grace), read_alerts(path) precision, recall, F1, latency per event kind
     signal_catalog(network)                        where each signal is served
 """
 

@@ -75,12 +75,17 @@ def register(subparsers: Subparsers) -> None:
     listing.set_defaults(func=list_command)
 
     scoring = actions.add_parser(
-        "score", help="precision, recall and detection latency of an alert log per event kind"
+        "score",
+        help="precision, recall, F1 and detection latency of an alert log per event kind, "
+        "one alert per event, with ISA-18.2 alert-load figures",
     )
     scoring.add_argument("--alerts", required=True, type=Path, help="alert log (AlertEvent JSONL)")
     scoring.add_argument("--truth", required=True, type=Path, help="ground truth of a sim run")
     scoring.add_argument(
-        "--grace", type=float, default=60.0, help="seconds after an event's end an alert counts"
+        "--grace",
+        type=float,
+        default=60.0,
+        help="seconds after an event's end an alert still detects it (default 60)",
     )
     scoring.add_argument("--json", action="store_true", help="machine-readable output")
     scoring.set_defaults(func=score_command)

@@ -6,13 +6,15 @@ Times are seconds of simulated time from the first tick. Three scopes:
 - machine events drive a machine's operating state: state_flapping;
 - server events act on a plant's PLC server (OPC UA, Modbus or both): plc_restart, comms_loss,
   clock_skew.
-Every event carries the severity an alerting system is expected to give it (ground truth).
+Every event carries the severity an alerting system is expected to give it and whether it
+should alert at all (ground truth): each kind has a default, `should_alert:` overrides it per event
+(a harmless step, say). Harmless events are what an alerting system must stay quiet on.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -29,8 +31,10 @@ class EventBase(ConfigModel):
     start_s: Seconds
     duration_s: Positive | None = None  # omitted: until the run ends
     severity: Severity | None = None  # expected severity; omitted: the kind's default
+    should_alert: bool | None = None  # does it warrant an alert? omitted: the kind's default
 
     default_severity: ClassVar[Severity] = Severity.MEDIUM
+    default_should_alert: ClassVar[bool] = True
 
     @property
     def end_s(self) -> float | None:
@@ -43,6 +47,10 @@ class EventBase(ConfigModel):
     @property
     def expected_severity(self) -> Severity:
         return self.severity or self.default_severity
+
+    @property
+    def expected_alert(self) -> bool:
+        return self.default_should_alert if self.should_alert is None else self.should_alert
 
 
 class SignalEvent(EventBase):
@@ -58,6 +66,8 @@ class Excursion(SignalEvent):
     value: float
     noise: Annotated[float, Field(ge=0)] = 0.2  # standard deviation, in the signal's unit
     default_severity: ClassVar[Severity] = Severity.HIGH
+    # A value held outside its normal band: the textbook process alarm.
+    default_should_alert: ClassVar[bool] = True
 
 
 class Step(SignalEvent):
@@ -66,6 +76,9 @@ class Step(SignalEvent):
     kind: Literal["step"]
     delta: float
     default_severity: ClassVar[Severity] = Severity.HIGH
+    # A sustained shift of the process: something changed and someone must look (a scenario
+    # marks a small harmless step with `should_alert: false`).
+    default_should_alert: ClassVar[bool] = True
 
 
 class Drift(SignalEvent):
@@ -74,6 +87,8 @@ class Drift(SignalEvent):
 
     kind: Literal["drift"]
     rate_per_s: float
+    # A slow drift (fouled sensor, bearing running hot) ends in a failure unless caught early.
+    default_should_alert: ClassVar[bool] = True
 
 
 class Oscillation(SignalEvent):
@@ -85,6 +100,8 @@ class Oscillation(SignalEvent):
     amplitude: Positive
     grow_s: Positive | None = None
     default_severity: ClassVar[Severity] = Severity.HIGH
+    # A growing instability damages the machine if nobody acts.
+    default_should_alert: ClassVar[bool] = True
 
     @property
     def ramp_s(self) -> float:
@@ -100,12 +117,16 @@ class Spikes(SignalEvent):
     every_s: Positive
     width_s: Positive = 1.0
     default_severity: ClassVar[Severity] = Severity.LOW
+    # Brief transients that go away alone: nothing to act on, paging on them is nuisance alarming.
+    default_should_alert: ClassVar[bool] = False
 
 
 class Flatline(SignalEvent):
     """A frozen sensor: the value at start_s is served unchanged until the window ends."""
 
     kind: Literal["flatline"]
+    # A frozen sensor blinds the operator to the signal: maintenance must fix it.
+    default_should_alert: ClassVar[bool] = True
 
 
 class ModbusFailure(StrEnum):
@@ -122,6 +143,8 @@ class BadQuality(SignalEvent):
     kind: Literal["bad_quality"]
     quality: Literal["bad", "uncertain"] = "bad"
     modbus: ModbusFailure = ModbusFailure.EXCEPTION
+    # A failed sensor: the value cannot be trusted until maintenance replaces it.
+    default_should_alert: ClassVar[bool] = True
 
 
 StateName = Literal["stopped", "running", "idle", "fault"]  # MachineState, by name
@@ -136,6 +159,8 @@ class StateFlapping(EventBase):
     period_s: Positive = 5.0
     states: Annotated[list[StateName], Field(min_length=2)] = ["running", "fault"]
     duration_s: Positive
+    # A drive tripping and restarting over and over: production stops, someone must look.
+    default_should_alert: ClassVar[bool] = True
 
     @property
     def signal(self) -> str:
@@ -153,6 +178,8 @@ class PlcRestart(ServerEvent):
     kind: Literal["plc_restart"]
     duration_s: Positive
     default_severity: ClassVar[Severity] = Severity.HIGH
+    # The PLC went down: every machine it serves is unobserved (one restart, one alert).
+    default_should_alert: ClassVar[bool] = True
 
 
 class CommsLoss(ServerEvent):
@@ -164,6 +191,8 @@ class CommsLoss(ServerEvent):
     duration_s: Positive
     mode: Literal["refuse", "silent"] = "refuse"
     default_severity: ClassVar[Severity] = Severity.HIGH
+    # The plant floor is cut off: no data, no alarms from it until someone restores the link.
+    default_should_alert: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _silent_is_modbus(self) -> CommsLoss:
@@ -179,6 +208,9 @@ class ClockSkew(ServerEvent):
     kind: Literal["clock_skew"]
     offset_s: float
     default_severity: ClassVar[Severity] = Severity.LOW
+    # A PLC clock off by some seconds needs no operator action (the pipeline corrects or flags
+    # timestamps, engineering fixes NTP): a diagnostic, not a page.
+    default_should_alert: ClassVar[bool] = False
 
 
 SignalEventConfig = Excursion | Step | Drift | Oscillation | Spikes | Flatline | BadQuality
@@ -211,3 +243,20 @@ EVENT_KINDS = (
     "comms_loss",
     "clock_skew",
 )
+
+
+def _kind_of(model: type[EventBase]) -> str:
+    kind: str = get_args(model.model_fields["kind"].annotation)[0]
+    return kind
+
+
+_BY_KIND: dict[str, type[EventBase]] = {
+    _kind_of(model): model for model in (*SIGNAL_EVENTS, StateFlapping, *SERVER_EVENTS)
+}
+
+
+def should_alert_by_default(kind: str) -> bool:
+    """Whether an event of `kind` warrants an alert when its config does not say (an unknown
+    kind, from a newer simulator: yes)."""
+    model = _BY_KIND.get(kind)
+    return True if model is None else model.default_should_alert

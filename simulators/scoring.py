@@ -1,41 +1,49 @@
-"""Scoring an alert log against ground truth: precision, recall and detection latency per kind
-of injected event (`plantmesh sim score`).
+"""Scoring an alert log against ground truth (`plantmesh sim score`): precision, recall, F1 and
+detection latency, overall and per kind of injected event, beside the alarm-load figures of
+ISA-18.2 (simulators.isa_figures).
 
-Matching rule. Only `raised` alert events count (a `cleared` one ends an alert, it detects
-nothing). A raised alert matches a truth event when
-- its asset's plant and machine are the event's plant and machine,
-- its signal is the event's signal (an event without a signal, a server event, matches any
-  signal of the machine), and
-- its `at` (event time, when the condition was met) lies in [start, end + grace]; an event
-  without an end runs to the last alert of the log. `grace` (default 60 s) leaves room for
-  on-delays and for detectors that need a little history after the event ended.
-An event is detected if at least one alert matches it; its latency is the earliest matching
-alert's `at` minus the event's start. An alert that matches events of several kinds counts
-for each of them.
+What is counted (simulators.matching has the exact rules):
+- an alert is an episode, one alert_id from raised to cleared; an event is one injected event
+  (a PLC restart written as one truth line per machine is one event);
+- pairing is one to one: an event that should alert is detected by at most one episode (the
+  earliest in its window [start, end + grace], `grace` default 60 s for on-delays), an episode
+  detects at most one event;
+- a true alert is an episode that detected an event. Every other episode is a false alert: a
+  second or tenth episode in an event's window, an alert where nothing happened, and an alert on
+  an event that should not alert (a harmless event, `should_alert` false in the truth), which is
+  also reported as "paged on harmless";
+- recall counts only the events that should alert; a harmless event nobody paged on is neither a
+  miss nor a false alert.
 
-Per kind: recall = detected events / events; precision = alerts matching an event of the kind
-/ (those + false alerts on the kind's signals), a false alert being one that matches no event
-at all, counted against every kind that has an event on the same plant, machine and signal
-(machine-wide events: any signal). Overall: precision = alerts matching any event / all raised
-alerts; recall = detected events / all events.
+Overall: precision = true alerts / all episodes; recall = detected events / events that should
+alert; F1 = 2 TP / (2 TP + FP + FN). Per kind: events, harmless events, detected, recall, true
+alerts, false alerts (episodes paired with nothing that should alert, on a series where the kind
+had an event: plant, machine and signal, any signal for a machine-wide event; one false alert can
+count against several kinds), precision, latency.
+
+Latency is the detecting episode's `at` (event time, when the rule's condition was met) minus the
+event's start: detection latency in source time. Publication latency (until the alert is on
+Kafka) needs the alert's publication time, which the alert log does not carry yet.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from plantmesh.contracts import AlertEvent
-from plantmesh.contracts.alerts import AlertEventKind
 from plantmesh.contracts.decoding import DecodeError, decode
+from simulators.isa_figures import IsaFigures, format_isa, isa_figures
+from simulators.matching import Episode, Event, Pairing, episodes, group_events, pair
+from simulators.records import iso_utc
 from simulators.truth import TruthRecord
 
 DEFAULT_GRACE = timedelta(seconds=60)
+LISTED = 20  # false alerts listed under the table (--json lists them all)
 
 
 class AlertLogError(ValueError):
@@ -55,33 +63,36 @@ def read_alerts(path: Path | str) -> list[AlertEvent]:
     return alerts
 
 
-def matches(alert: AlertEvent, event: TruthRecord, last: datetime, grace: timedelta) -> bool:
-    end = event.end if event.end is not None else last
-    return (
-        alert.asset.plant == event.plant
-        and alert.asset.machine == event.machine
-        and (event.signal is None or alert.signal == event.signal)
-        and event.start <= alert.at <= end + grace
-    )
-
-
 @dataclass
 class KindScore:
     kind: str
     events: int = 0
-    detected: int = 0
+    harmless: int = 0  # events that should not alert
+    detected: int = 0  # events that should alert and did
+    paged: int = 0  # harmless events that got alerts
     true_alerts: int = 0
     false_alerts: int = 0
     latencies_s: list[float] = field(default_factory=list)
 
     @property
+    def should_alert(self) -> int:
+        return self.events - self.harmless
+
+    @property
     def recall(self) -> float | None:
-        return self.detected / self.events if self.events else None
+        return self.detected / self.should_alert if self.should_alert else None
 
     @property
     def precision(self) -> float | None:
         raised = self.true_alerts + self.false_alerts
         return self.true_alerts / raised if raised else None
+
+    @property
+    def f1(self) -> float | None:
+        """2 TP / (2 TP + FP + FN); None when there is nothing to count."""
+        missed = self.should_alert - self.detected
+        counted = 2 * self.true_alerts + self.false_alerts + missed
+        return 2 * self.true_alerts / counted if counted else None
 
     def latency(self, which: str) -> float | None:
         if not self.latencies_s:
@@ -96,11 +107,14 @@ class KindScore:
         return {
             "kind": self.kind,
             "events": self.events,
+            "harmless_events": self.harmless,
             "detected": self.detected,
+            "paged_on_harmless": self.paged,
             "recall": self.recall,
             "true_alerts": self.true_alerts,
             "false_alerts": self.false_alerts,
             "precision": self.precision,
+            "f1": self.f1,
             "latency_mean_s": self.latency("mean"),
             "latency_median_s": self.latency("median"),
             "latency_max_s": self.latency("max"),
@@ -108,95 +122,161 @@ class KindScore:
 
 
 @dataclass
-class Score:
-    kinds: dict[str, KindScore]
-    overall: KindScore
-    missed: list[TruthRecord]
-    false_alerts: list[AlertEvent]
+class Paged:
+    """A harmless event and the alerts raised on it (all false)."""
+
+    event: Event
+    alerts: list[AlertEvent]
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kinds": [k.to_json() for k in self.kinds.values()],
+            **self.event.to_json(),
+            "alerts": [a.model_dump(mode="json") for a in self.alerts],
+        }
+
+
+@dataclass
+class Score:
+    kinds: dict[str, KindScore]
+    overall: KindScore
+    missed: list[Event]  # events that should alert and were not detected
+    false_alerts: list[AlertEvent]  # the raised event of every false episode
+    paged: list[Paged] = field(default_factory=list)
+    isa: IsaFigures = field(default_factory=IsaFigures)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
             "overall": self.overall.to_json(),
-            "missed": [t.to_json() for t in self.missed],
+            "kinds": [k.to_json() for k in self.kinds.values()],
+            "isa_18_2": self.isa.to_json(),
+            "missed": [e.to_json() for e in self.missed],
+            "paged_on_harmless": [p.to_json() for p in self.paged],
             "false_alerts": [a.model_dump(mode="json") for a in self.false_alerts],
         }
+
+
+def _count_events(events: list[Event], pairing: Pairing, found: list[Episode]) -> Score:
+    kinds: dict[str, KindScore] = {}
+    overall = KindScore("all")
+    missed: list[Event] = []
+    paged: list[Paged] = []
+    for i, event in enumerate(events):
+        rows = (kinds.setdefault(event.kind, KindScore(event.kind)), overall)
+        detector = pairing.detected_by.get(i)
+        for row in rows:
+            row.events += 1
+            row.harmless += not event.should_alert
+            row.paged += i in pairing.paged
+        if i in pairing.paged:
+            paged.append(Paged(event, [found[j].alert for j in pairing.paged[i]]))
+        if detector is None:
+            if event.should_alert:
+                missed.append(event)
+            continue
+        latency = (found[detector].raised - event.start).total_seconds()
+        for row in rows:
+            row.detected += 1
+            row.true_alerts += 1
+            row.latencies_s.append(latency)
+    return Score(dict(sorted(kinds.items())), overall, missed, [], paged)
+
+
+def _count_false(
+    result: Score, events: list[Event], pairing: Pairing, found: list[Episode]
+) -> None:
+    true = pairing.true_episodes()
+    for j, episode in enumerate(found):
+        if j in true:
+            continue
+        result.false_alerts.append(episode.alert)
+        result.overall.false_alerts += 1
+        for kind in {e.kind for e in events if e.on_series(episode)}:
+            result.kinds[kind].false_alerts += 1
+
+
+def _run_span(truth: list[TruthRecord]) -> tuple[datetime | None, datetime | None]:
+    """The run's tick 0 and the last event end the truth knows of."""
+    origin = min((t.start - timedelta(seconds=t.start_s) for t in truth), default=None)
+    until = max((t.end or t.start for t in truth), default=None)
+    return origin, until
 
 
 def score(
     alerts: list[AlertEvent], truth: list[TruthRecord], grace: timedelta = DEFAULT_GRACE
 ) -> Score:
-    raised = [a for a in alerts if a.kind == AlertEventKind.RAISED]
-    last = max((a.at for a in raised), default=datetime.max.replace(tzinfo=UTC))
-    kinds: dict[str, KindScore] = {}
-    overall = KindScore("all")
-    matched: dict[int, set[str]] = defaultdict(set)  # alert index -> kinds it detects
-    missed = []
-    for event in truth:
-        kind = kinds.setdefault(event.kind, KindScore(event.kind))
-        kind.events += 1
-        overall.events += 1
-        hits = [i for i, a in enumerate(raised) if matches(a, event, last, grace)]
-        for i in hits:
-            matched[i].add(event.kind)
-        if not hits:
-            missed.append(event)
-            continue
-        first = min(raised[i].at for i in hits)
-        latency = (first - event.start).total_seconds()
-        for target in (kind, overall):
-            target.detected += 1
-            target.latencies_s.append(latency)
-    false_alerts = []
-    for i, alert in enumerate(raised):
-        if i in matched:
-            overall.true_alerts += 1
-            for name in matched[i]:
-                kinds[name].true_alerts += 1
-            continue
-        false_alerts.append(alert)
-        overall.false_alerts += 1
-        concerned = {
-            event.kind
-            for event in truth
-            if (event.plant, event.machine) == (alert.asset.plant, alert.asset.machine)
-            and event.signal in (None, alert.signal)
-        }
-        for name in concerned:
-            kinds[name].false_alerts += 1
-    return Score(dict(sorted(kinds.items())), overall, missed, false_alerts)
+    found = episodes(alerts)
+    events = group_events(truth)
+    pairing = pair(events, found, grace)
+    result = _count_events(events, pairing, found)
+    _count_false(result, events, pairing, found)
+    result.isa = isa_figures(found, *_run_span(truth))
+    return result
 
 
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _ratio(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def format_score(result: Score) -> str:
+def _table(result: Score) -> list[str]:
     header = (
-        f"{'kind':<15} {'events':>6} {'detected':>8} {'recall':>6} {'alerts':>6} "
-        f"{'false':>5} {'precision':>9} {'latency s (mean/median/max)':>28}"
+        f"{'kind':<15} {'events':>6} {'harmless':>8} {'detected':>8} {'recall':>6} "
+        f"{'alerts':>6} {'false':>5} {'precision':>9} {'latency s (mean/median/max)':>28}"
     )
     lines = [header, "-" * len(header)]
     for row in [*result.kinds.values(), result.overall]:
         latency = "/".join(_seconds(row.latency(w)) for w in ("mean", "median", "max"))
         lines.append(
-            f"{row.kind:<15} {row.events:>6} {row.detected:>8} {_ratio(row.recall):>6} "
-            f"{row.true_alerts:>6} {row.false_alerts:>5} {_ratio(row.precision):>9} "
-            f"{latency:>28}"
+            f"{row.kind:<15} {row.events:>6} {row.harmless:>8} {row.detected:>8} "
+            f"{_ratio(row.recall):>6} {row.true_alerts:>6} {row.false_alerts:>5} "
+            f"{_ratio(row.precision):>9} {latency:>28}"
         )
+    return lines
+
+
+def _headline(overall: KindScore) -> str:
+    episodes_count = overall.true_alerts + overall.false_alerts
+    return (
+        f"overall: precision {_ratio(overall.precision, 3)}, recall {_ratio(overall.recall, 3)}, "
+        f"F1 {_ratio(overall.f1, 3)} ({overall.detected} of {overall.should_alert} events that "
+        f"should alert detected, {overall.true_alerts} of {episodes_count} alerts true, "
+        f"{overall.paged} of {overall.harmless} harmless events paged on)"
+    )
+
+
+def _listing(result: Score) -> list[str]:
+    lines = []
     for event in result.missed:
-        where = f"{event.plant}/{event.machine}/{event.signal or '*'}"
-        lines.append(f"missed: {event.kind} on {where} from {event.start.isoformat()}")
-    for alert in result.false_alerts:
+        lines.append(f"missed: {event.kind} on {event.where} from {iso_utc(event.start)}")
+    for paged in result.paged:
+        event = paged.event
+        lines.append(
+            f"paged on harmless: {event.kind} on {event.where} from {iso_utc(event.start)} "
+            f"({len(paged.alerts)} alerts)"
+        )
+    for alert in result.false_alerts[:LISTED]:
         lines.append(
             f"false alert: {alert.rule} on {alert.asset.plant}/{alert.asset.machine}/"
-            f"{alert.signal} at {alert.at.isoformat()}"
+            f"{alert.signal} at {iso_utc(alert.at)}"
         )
-    return "\n".join(lines)
+    if len(result.false_alerts) > LISTED:
+        lines.append(f"... and {len(result.false_alerts) - LISTED} more false alerts (--json)")
+    return lines
+
+
+def format_score(result: Score) -> str:
+    return "\n".join(
+        [
+            _headline(result.overall),
+            *format_isa(result.isa),
+            "",
+            *_table(result),
+            *_listing(result),
+        ]
+    )
 
 
 def dump_score(result: Score) -> str:

@@ -4,11 +4,14 @@ alerts a pipeline raised can be scored against what really happened (simulators.
     {"event": 3, "kind": "oscillation", "plant": "plant-a", "area": "machining", "line": "line3",
      "machine": "mill-01", "signal": "vibration_rms", "protocol": "opcua",
      "start": "2026-03-01T06:02:00Z", "end": "2026-03-01T06:12:00Z",
-     "start_s": 120.0, "end_s": 720.0, "severity": "high"}
+     "start_s": 120.0, "end_s": 720.0, "severity": "high", "should_alert": true}
 
 `end` is null for an event that lasts until the run ends. A server event (plc_restart, comms_loss,
-clock_skew) concerns every machine the server serves: one line per machine, with `signal` null
-(any signal of the machine). `start`/`end` are true simulated time, never skewed.
+clock_skew) concerns every machine the server serves: one line per machine, all with the same
+`event` index, with `signal` null (any signal of the machine); scoring groups them back into one
+event. `start`/`end` are true simulated time, never skewed. `should_alert` says whether the event
+warrants an alert (the kind's default or the event's `should_alert:`); a file written before the
+field existed gets the kind's default when read.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from simulators.event_config import SIGNAL_EVENTS, EventConfig, ServerEvent, StateFlapping
+from simulators.event_config import (
+    SIGNAL_EVENTS,
+    EventConfig,
+    ServerEvent,
+    StateFlapping,
+    should_alert_by_default,
+)
 from simulators.network import MachineConfig, NetworkConfig
 from simulators.records import JsonLinesWriter, iso_utc
 
@@ -40,6 +49,7 @@ class TruthRecord:
     start_s: float
     end_s: float | None
     severity: str
+    should_alert: bool  # False: harmless, an alert on it is a false alert
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -51,6 +61,7 @@ class TruthRecord:
     def from_json(cls, data: dict[str, Any]) -> TruthRecord:
         return cls(
             **{
+                "should_alert": should_alert_by_default(data["kind"]),  # a file from before
                 **data,
                 "start": datetime.fromisoformat(data["start"]),
                 "end": datetime.fromisoformat(data["end"]) if data.get("end") else None,
@@ -91,6 +102,7 @@ def truth_records(
             start_s=event.start_s,
             end_s=end_s,
             severity=event.expected_severity.value,
+            should_alert=event.expected_alert,
         )
         for machine, signal in machines
     ]

@@ -1,5 +1,6 @@
-"""Shared fixtures. Real servers come from tests/servers.py; see that module for where they come
-from (environment variables, testcontainers, or the project's local stack)."""
+"""Shared fixtures. Real servers come from tests/support/servers.py; see that module for where
+they come from (environment variables, testcontainers, or the project's local stack). Helpers
+shared by test modules live in tests/support/."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.namespaces import NAMESPACES
+from tests.support.namespaces import NAMESPACES
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.support.servers"]
 
 
 @pytest.fixture
 def namespace() -> str:
     """A topic namespace of this test's own, so tests sharing one broker never see each other.
-    Its Kafka topics are deleted at the end of the session (tests/servers.py)."""
+    Its Kafka topics are deleted at the end of the session (tests/support/servers.py)."""
     name = f"t{uuid.uuid4().hex[:10]}"
     NAMESPACES.add(name)
     return name

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plantmesh.dead_letters import OVERSIZED_KEEP_BYTES, Rejection
-from plantmesh.topics import DlqReason, TopicError, Topics
+from plantmesh.dead_letters import (
+    OVERSIZED_KEEP_BYTES,
+    Headers,
+    Rejection,
+    RejectionLog,
+    dlq_headers,
+)
+from plantmesh.kafka.refusals import Outgoing
+from plantmesh.topics import HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT, DlqReason, TopicError, Topics
+
+ROUTE_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True)
@@ -37,3 +46,48 @@ def check_payload_size(payload: bytes, limit: int) -> Rejection | None:
         f"payload of {len(payload)} bytes exceeds bridge.max_payload_bytes={limit}; "
         f"the DLQ keeps the first {min(limit, OVERSIZED_KEEP_BYTES)} bytes",
     )
+
+
+def mqtt_source(mqtt_topic: str) -> str:
+    """The `dlq_source` of a message the bridge took from MQTT."""
+    return f"mqtt:{mqtt_topic}"
+
+
+class Router:
+    """Makes each MQTT message's Outgoing. Routes are remembered per MQTT topic, with the topic's
+    header value: a bridge sees the same few thousand machine topics over and over."""
+
+    def __init__(self, topics: Topics, max_payload_bytes: int, rejections: RejectionLog) -> None:
+        self.topics = topics
+        self.max_payload_bytes = max_payload_bytes
+        self.rejections = rejections
+        self._routes: dict[str, tuple[KafkaDestination | Rejection, bytes]] = {}
+
+    def outgoing(self, mqtt_topic: str, payload: bytes, received_at: str) -> Outgoing:
+        found = self._routes.get(mqtt_topic)
+        if found is None:
+            if len(self._routes) >= ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            route = route_mqtt(self.topics, mqtt_topic)
+            found = self._routes[mqtt_topic] = (route, mqtt_topic.encode())
+        route, topic_header = found
+        headers: Headers = [
+            (HEADER_MQTT_TOPIC, topic_header),
+            (HEADER_RECEIVED_AT, received_at.encode()),
+        ]
+        limit = self.max_payload_bytes
+        rejection = check_payload_size(payload, limit)
+        if rejection is not None:
+            kept = payload[: min(limit, OVERSIZED_KEEP_BYTES)]
+            return self._to_dlq(mqtt_topic, kept, headers, rejection)
+        if isinstance(route, Rejection):
+            return self._to_dlq(mqtt_topic, payload, headers, route)
+        return Outgoing(route.kafka_topic, route.key, payload, headers)
+
+    def _to_dlq(
+        self, mqtt_topic: str, value: bytes, headers: Headers, rejection: Rejection
+    ) -> Outgoing:
+        source = mqtt_source(mqtt_topic)
+        self.rejections.rejected(rejection, source)
+        headers = dlq_headers(headers, rejection, source)
+        return Outgoing(self.topics.telemetry_dlq, None, value, headers, rejection, source)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
@@ -33,9 +33,8 @@ from ingest.config import IngestConfig
 from ingest.influx import InfluxSink, InfluxUnavailableError
 from ingest.ledger.state import GatewayLedger, SeqRecord
 from ingest.line_protocol import format_line
-from ingest.metrics import IngestMetrics
 from plantmesh.contracts import encode
-from plantmesh.kafka.clients import Producer, start_client
+from plantmesh.kafka.clients import Producer, make_consumer, start_client
 from plantmesh.resilience import (
     Backoff,
     ErrorLog,
@@ -80,12 +79,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class LedgerService:
+    """Owns the gateways of the telemetry.sequences partitions Kafka assigns this writer."""
+
     def __init__(
         self,
         config: IngestConfig,
         producer: Producer,
         sink: InfluxSink,
-        metrics: IngestMetrics,
         stop: asyncio.Event,
     ) -> None:
         self.config = config
@@ -93,10 +93,10 @@ class LedgerService:
         self.topics = config.topics
         self._producer = producer
         self._sink = sink
-        self._metrics = metrics
         self._stop = stop
         self._consumer: Any = None
         self.gateways: dict[bytes, GatewayLedger] = {}
+        """The gateways this ledger owns; their figures are read at each metrics scrape."""
         self._partition_of: dict[bytes, int] = {}
         self._dirty: set[bytes] = set()
         self._offsets: dict[TopicPartition, int] = {}
@@ -108,13 +108,7 @@ class LedgerService:
 
     async def start(self) -> None:
         cfg = self.config
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=cfg.kafka.bootstrap,
-            client_id=f"{cfg.kafka.client_id}-ledger",
-            group_id=f"{cfg.writer.group_id}-ledger",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        consumer = make_consumer(cfg.kafka, "ledger", group_id=f"{cfg.writer.group_id}-ledger")
         await start_client(consumer)
         # Snapshots go to ledger partition (sequences partition mod this count), whatever the
         # two topics' partition counts are.
@@ -212,7 +206,6 @@ class LedgerService:
             await publish()
         for ledger in ledgers:
             ledger.pending.clear()
-            self._update_metrics(ledger)
         self._dirty.difference_update(dirty)
         self.flushes += 1
         await self._commit(only)
@@ -239,16 +232,6 @@ class LedgerService:
             return
         for tp in offsets:
             self._offsets.pop(tp, None)
-
-    def _update_metrics(self, ledger: GatewayLedger) -> None:
-        f = ledger.figures()
-        m = self._metrics
-        labels = (ledger.plant, ledger.gateway_id)
-        m.batches_expected.labels(*labels).set(f.expected)
-        m.batches_received.labels(*labels).set(f.received)
-        m.batches_missing.labels(*labels).set(f.missing)
-        m.duplicates.labels(*labels).set(f.duplicates)
-        m.open_gaps.labels(*labels).set(f.open_gaps)
 
     # --- ownership ------------------------------------------------------------------------
     async def hand_over(self, revoked: list[TopicPartition]) -> None:
@@ -290,12 +273,7 @@ class LedgerService:
         self, partitions: list[TopicPartition], owned: set[int]
     ) -> dict[bytes, GatewayLedger]:
         """The latest snapshot of every gateway of the `owned` telemetry.sequences partitions."""
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self.config.kafka.bootstrap,
-            client_id=f"{self.config.kafka.client_id}-ledger-load",
-            group_id=None,
-            enable_auto_commit=False,
-        )
+        reader = make_consumer(self.config.kafka, "ledger-load", group_id=None)
         await start_client(reader)
         found: dict[bytes, GatewayLedger] = {}
         try:

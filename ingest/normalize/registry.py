@@ -32,10 +32,8 @@ from pydantic import Field, model_validator
 from ingest.checks.wire_schema import WireReading
 from ingest.normalize.units import Conversion, UnitError, conversion, lookup
 from plantmesh.config import ConfigModel, load_config
-from plantmesh.contracts import Reading
+from plantmesh.contracts import Name, Reading
 from plantmesh.topics import DlqReason
-
-SignalName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 class Policy(StrEnum):
@@ -44,12 +42,12 @@ class Policy(StrEnum):
 
 
 class MachineClass(ConfigModel):
-    signals: dict[SignalName, str | None]
+    signals: dict[Name, str | None]
     """Canonical signal -> canonical unit (null: unitless, e.g. a state or a count)."""
 
 
 class TagMapping(ConfigModel):
-    signal: SignalName
+    signal: Name
     unit: str | None = None
     """The unit the plant's tag is in, when the reading itself does not say."""
 
@@ -71,39 +69,48 @@ class RegistryFile(ConfigModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> RegistryFile:
-        problems: list[str] = []
-        for cls_name, cls in self.classes.items():
-            for signal, unit in cls.signals.items():
-                if unit is not None:
-                    try:
-                        lookup(unit)
-                    except UnitError as exc:
-                        problems.append(f"classes.{cls_name}.signals.{signal}: {exc}")
+        problems = self._unit_problems()
         for plant_name, plant in self.plants.items():
+            where = f"plants.{plant_name}"
             for machine, cls_name in plant.machines.items():
                 if cls_name not in self.classes:
-                    problems.append(
-                        f"plants.{plant_name}.machines.{machine}: unknown class {cls_name!r}"
-                    )
+                    problems.append(f"{where}.machines.{machine}: unknown class {cls_name!r}")
             for cls_name, tags in plant.tags.items():
-                machine_class = self.classes.get(cls_name)
-                if machine_class is None:
-                    problems.append(f"plants.{plant_name}.tags.{cls_name}: unknown class")
-                    continue
-                for tag, mapping in tags.items():
-                    where = f"plants.{plant_name}.tags.{cls_name}.{tag}"
-                    if mapping.signal not in machine_class.signals:
-                        problems.append(f"{where}: {mapping.signal!r} is not a {cls_name} signal")
-                        continue
-                    target = machine_class.signals[mapping.signal]
-                    if mapping.unit is not None and target is not None:
-                        try:
-                            conversion(mapping.unit, target)
-                        except UnitError as exc:
-                            problems.append(f"{where}: {exc}")
+                problems += self._tag_problems(f"{where}.tags.{cls_name}", cls_name, tags)
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _unit_problems(self) -> list[str]:
+        """Canonical units the unit table does not know."""
+        problems = []
+        for cls_name, cls in self.classes.items():
+            for signal, unit in cls.signals.items():
+                try:
+                    if unit is not None:
+                        lookup(unit)
+                except UnitError as exc:
+                    problems.append(f"classes.{cls_name}.signals.{signal}: {exc}")
+        return problems
+
+    def _tag_problems(self, where: str, cls_name: str, tags: dict[str, TagMapping]) -> list[str]:
+        """Tags mapped to a signal their class does not have, or from a unit that does not
+        convert to the signal's."""
+        machine_class = self.classes.get(cls_name)
+        if machine_class is None:
+            return [f"{where}: unknown class"]
+        problems = []
+        for tag, mapping in tags.items():
+            if mapping.signal not in machine_class.signals:
+                problems.append(f"{where}.{tag}: {mapping.signal!r} is not a {cls_name} signal")
+                continue
+            target = machine_class.signals[mapping.signal]
+            try:
+                if mapping.unit is not None and target is not None:
+                    conversion(mapping.unit, target)
+            except UnitError as exc:
+                problems.append(f"{where}.{tag}: {exc}")
+        return problems
 
 
 class NormalizeError(ValueError):

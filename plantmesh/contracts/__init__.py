@@ -1,32 +1,49 @@
 """The wire contracts every plantmesh service speaks. Import from here, not the submodules."""
 
 from plantmesh.contracts.alerts import AlertEvent, AlertEventKind, Evidence, EvidencePoint, Severity
-from plantmesh.contracts.common import SCHEMA_VERSION, AssetPath, Name
+from plantmesh.contracts.common import (
+    NAME_PATTERN,
+    SCHEMA_VERSION,
+    SESSION_ID_MAX_LENGTH,
+    AssetPath,
+    Name,
+    SchemaVersion,
+    SessionId,
+)
 from plantmesh.contracts.completeness import CompletenessEvent, CompletenessEventKind
 from plantmesh.contracts.decoding import DecodeError, decode, encode
 from plantmesh.contracts.gateway import GatewayHealth, GatewayState, GatewayStatus, SourceHealth
 from plantmesh.contracts.readings import (
+    QUALITY_VALUES,
     STATUS_BAD,
     STATUS_BAD_COMMUNICATION_ERROR,
     STATUS_BAD_SENSOR_FAILURE,
+    STATUS_CODE_MAX,
     STATUS_GOOD,
     STATUS_UNCERTAIN,
+    BatchHeader,
     Quality,
     Reading,
     ReadingBatch,
+    StatusCode,
     Value,
 )
 
 __all__ = [
+    "NAME_PATTERN",
+    "QUALITY_VALUES",
     "SCHEMA_VERSION",
+    "SESSION_ID_MAX_LENGTH",
     "STATUS_BAD",
     "STATUS_BAD_COMMUNICATION_ERROR",
     "STATUS_BAD_SENSOR_FAILURE",
+    "STATUS_CODE_MAX",
     "STATUS_GOOD",
     "STATUS_UNCERTAIN",
     "AlertEvent",
     "AlertEventKind",
     "AssetPath",
+    "BatchHeader",
     "CompletenessEvent",
     "CompletenessEventKind",
     "DecodeError",
@@ -39,8 +56,11 @@ __all__ = [
     "Quality",
     "Reading",
     "ReadingBatch",
+    "SchemaVersion",
+    "SessionId",
     "Severity",
     "SourceHealth",
+    "StatusCode",
     "Value",
     "decode",
     "encode",

@@ -4,11 +4,17 @@ so "why did this fire?" has an answer without digging through dashboards."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import Field
 
-from plantmesh.contracts.common import SCHEMA_VERSION, AssetPath, AwareDatetime, Name, WireModel
+from plantmesh.contracts.common import (
+    SCHEMA_VERSION,
+    AssetPath,
+    AwareDatetime,
+    Name,
+    SchemaVersion,
+    WireModel,
+)
 
 
 class Severity(StrEnum):
@@ -38,7 +44,7 @@ class Evidence(WireModel):
 
 
 class AlertEvent(WireModel):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     alert_id: str
     kind: AlertEventKind
     rule: Name

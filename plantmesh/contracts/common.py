@@ -7,11 +7,19 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-SCHEMA_VERSION: Literal[1] = 1
+SchemaVersion = Literal[1]
+"""The versions a contract's `schema_version` accepts."""
+SCHEMA_VERSION: SchemaVersion = 1
+"""The version every contract is written in."""
 
-# One path segment of the asset hierarchy or a signal name: safe in MQTT topics, Kafka keys,
-# InfluxDB tags and file names alike.
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""One path segment of the asset hierarchy, a gateway or a signal name: safe in MQTT topics,
+Kafka keys, InfluxDB tags and file names alike."""
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+
+SESSION_ID_MAX_LENGTH = 64
+SessionId = Annotated[str, Field(min_length=1, max_length=SESSION_ID_MAX_LENGTH)]
+"""One run of a gateway agent: with `seq`, what makes a batch traceable."""
 
 
 def _require_timezone(value: datetime) -> datetime:

@@ -8,15 +8,14 @@ Alerting can escalate them like any other alert; the key on Kafka is `plant/gate
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
-
-from pydantic import Field
 
 from plantmesh.contracts.common import (
     SCHEMA_VERSION,
     AwareDatetime,
     Name,
     NonNegativeInt,
+    SchemaVersion,
+    SessionId,
     WireModel,
 )
 
@@ -27,11 +26,11 @@ class CompletenessEventKind(StrEnum):
 
 
 class CompletenessEvent(WireModel):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     kind: CompletenessEventKind
     plant: Name
     gateway_id: Name
-    session_id: Annotated[str, Field(min_length=1, max_length=64)]
+    session_id: SessionId
     first_seq: NonNegativeInt
     """The gap's first missing sequence number, as detected."""
     last_seq: NonNegativeInt

@@ -4,7 +4,6 @@ periodic health in between."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -13,6 +12,8 @@ from plantmesh.contracts.common import (
     AwareDatetime,
     Name,
     NonNegativeInt,
+    SchemaVersion,
+    SessionId,
     WireModel,
 )
 
@@ -41,10 +42,10 @@ class GatewayHealth(WireModel):
 
 
 class GatewayStatus(WireModel):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     gateway_id: Name
     plant: Name
-    session_id: Annotated[str, Field(min_length=1, max_length=64)]
+    session_id: SessionId
     state: GatewayState
     at: AwareDatetime
     agent_version: str | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
@@ -13,6 +13,8 @@ from plantmesh.contracts.common import (
     AwareDatetime,
     Name,
     NonNegativeInt,
+    SchemaVersion,
+    SessionId,
     WireModel,
 )
 
@@ -35,6 +37,13 @@ class Quality(StrEnum):
         return cls.BAD
 
 
+QUALITY_VALUES: frozenset[str] = frozenset(quality.value for quality in Quality)
+"""`quality` as text on the wire, for checks that read JSON without building a Reading."""
+
+STATUS_CODE_MAX = 0xFFFFFFFF
+"""An OPC UA StatusCode is 32 bits."""
+StatusCode = Annotated[int, Field(ge=0, le=STATUS_CODE_MAX)]
+
 STATUS_GOOD = 0x00000000
 STATUS_UNCERTAIN = 0x40000000
 STATUS_BAD = 0x80000000
@@ -53,7 +62,7 @@ class Reading(WireModel):
     signal: Name
     value: Value
     unit: str | None = None
-    status_code: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = STATUS_GOOD
+    status_code: StatusCode = STATUS_GOOD
     quality: Quality = Quality.GOOD
     source_ts: AwareDatetime
     gateway_ts: AwareDatetime
@@ -63,13 +72,19 @@ class Reading(WireModel):
         return f"{self.asset.key}/{self.signal}"
 
 
-class ReadingBatch(WireModel):
+class BatchHeader(WireModel):
+    """Everything of a ReadingBatch but its readings: what a consumer can check of a batch
+    before it looks at the readings, one by one (ingest's writer does)."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    gateway_id: Name
+    session_id: SessionId
+    seq: NonNegativeInt
+    sent_at: AwareDatetime
+
+
+class ReadingBatch(BatchHeader):
     """What one MQTT message carries. (gateway_id, session_id, seq) makes it traceable end to end:
     ingest uses the sequence numbers of a session to prove completeness."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
-    gateway_id: Name
-    session_id: Annotated[str, Field(min_length=1, max_length=64)]
-    seq: NonNegativeInt
-    sent_at: AwareDatetime
     readings: Annotated[list[Reading], Field(min_length=1)]

@@ -26,7 +26,7 @@ from plantmesh.contracts import ReadingBatch, decode
 from plantmesh.influxql import query
 from plantmesh.topics import Topics
 from simulators import ProductionRecord, Simulation, load_network
-from tests.waiting import async_wait_for, wait_for
+from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

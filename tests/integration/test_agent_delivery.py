@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -41,10 +39,11 @@ from plantmesh.modbus_profile import encode_value
 from plantmesh.stack import manager
 from plantmesh.stack.paths import Ports, StackConfig
 from plantmesh.topics import Topics
-from tests.integration.test_agent_modbus import HOLDING, LEVEL, PUMP, device, modbus_plc
-from tests.integration.test_agent_modbus import modbus_source as plc_source
-from tests.integration.test_agent_support import free_port
-from tests.waiting import async_wait_for, wait_for
+from tests.support.agent import scrape
+from tests.support.modbus import HOLDING, LEVEL, PUMP, device, modbus_plc
+from tests.support.modbus import modbus_source as plc_source
+from tests.support.ports import free_port
+from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -262,20 +261,6 @@ def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-
-
-def scrape(port: int) -> dict[str, float]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-            text = answer.read().decode()
-    except OSError:
-        return {}
-    metrics = {}
-    for line in text.splitlines():
-        match = re.fullmatch(r"(\w+(?:\{[^}]*\})?) (\S+)", line)
-        if match and not line.startswith("#"):
-            metrics[match.group(1)] = float(match.group(2))
-    return metrics
 
 
 def buffered(port: int) -> float:

@@ -25,9 +25,9 @@ from edge_agent.agent import Agent
 from edge_agent.buffer import NewBatch
 from edge_agent.config import AgentConfig
 from plantmesh.stack.mosquitto import SYSTEM_BINARY
-from tests.integration.test_agent_support import free_port
-from tests.unit.test_agent_reload import modbus
-from tests.waiting import async_wait_for, wait_for
+from tests.support.agent import offline_modbus
+from tests.support.ports import free_port
+from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -145,7 +145,7 @@ def tls_config(broker: TlsBroker, password: str) -> AgentConfig:
             },
             "buffer": {"kind": "memory"},
             "shutdown_timeout_s": 2,
-            "sources": [modbus("nowhere")],
+            "sources": [offline_modbus("nowhere")],
         }
     )
 

@@ -16,18 +16,19 @@ import pytest
 from plantmesh.connections import MqttConnection
 from plantmesh.contracts import GatewayState
 from plantmesh.topics import Topics
-from tests.integration.test_agent_modbus import device, modbus_plc, modbus_source
-from tests.integration.test_agent_support import (
+from tests.support.agent import (
     Recorder,
     agent_config,
     all_topics,
     clear_retained,
-    free_port,
     running,
+    scrape,
     subscribed,
     until_death,
 )
-from tests.waiting import async_wait_for, wait_for
+from tests.support.modbus import device, modbus_plc, modbus_source
+from tests.support.ports import free_port
+from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -254,8 +255,6 @@ sources:
 def test_cli_reloads_on_sighup_serves_metrics_and_logs_json(
     mqtt_url: str, namespace: str, tmp_path: Path
 ) -> None:
-    from tests.integration.test_agent_delivery import scrape
-
     metrics_port = free_port()
     config = tmp_path / "agent.yaml"
 

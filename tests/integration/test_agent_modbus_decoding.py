@@ -20,7 +20,7 @@ from plantmesh.contracts import Reading
 from plantmesh.modbus_profile import DataType, DeviceProfile, Order, RegisterSpec
 from simulators import NetworkConfig, Simulation, load_network
 from simulators.network import Protocol
-from tests.integration.test_agent_modbus import HOLDING, modbus_plc
+from tests.support.modbus import HOLDING, modbus_plc
 
 pytestmark = pytest.mark.integration
 

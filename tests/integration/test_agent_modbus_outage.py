@@ -13,9 +13,9 @@ import pytest
 from edge_agent.config import ModbusSourceConfig
 from edge_agent.sources.modbus import ModbusSource
 from plantmesh.contracts import Reading
-from tests.integration.test_agent_modbus import HOLDING, device, modbus_plc, modbus_source
-from tests.integration.test_agent_support import free_port
-from tests.waiting import async_wait_for
+from tests.support.modbus import HOLDING, device, modbus_plc, modbus_source
+from tests.support.ports import free_port
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 

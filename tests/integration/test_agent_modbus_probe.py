@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from plantmesh.modbus_profile import DataType, Order, RegisterSpec, encode_value
-from tests.integration.test_agent_modbus import modbus_plc
-from tests.integration.test_agent_support import free_port
+from tests.support.modbus import modbus_plc
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from asyncua import ua
 from asyncua.ua.status_codes import StatusCodes
 
 from plantmesh.contracts import Quality
-from tests.integration.test_agent_opcua_support import (
+from tests.support.opcua import (
     NAMESPACE,
     STEAM_ID,
     build_plc,
@@ -22,8 +22,8 @@ from tests.integration.test_agent_opcua_support import (
     serving,
     values_of,
 )
-from tests.integration.test_agent_support import free_port
-from tests.waiting import async_wait_for
+from tests.support.ports import free_port
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from asyncua import ua
 from asyncua.ua.status_codes import StatusCodes
 
 from plantmesh.contracts import Quality
-from tests.integration.test_agent_opcua_support import (
+from tests.support.opcua import (
     build_plc,
     of,
     opc_source,
@@ -16,8 +16,8 @@ from tests.integration.test_agent_opcua_support import (
     serving,
     values_of,
 )
-from tests.integration.test_agent_support import free_port
-from tests.waiting import async_wait_for
+from tests.support.ports import free_port
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -14,15 +14,15 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.user_managers import UserManager
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.integration.test_agent_opcua_support import (
+from tests.support.opcua import (
     build_plc,
     opc_source,
     running_source,
     serving,
     values_of,
 )
-from tests.integration.test_agent_support import free_port
-from tests.waiting import async_wait_for
+from tests.support.ports import free_port
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 

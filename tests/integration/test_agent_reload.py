@@ -12,9 +12,9 @@ import pytest
 
 from edge_agent.agent import Agent
 from edge_agent.config import load_agent_config
-from tests.integration.test_agent_modbus import device, modbus_plc, modbus_source
-from tests.integration.test_agent_support import all_topics, clear_retained, subscribed
-from tests.waiting import async_wait_for
+from tests.support.agent import all_topics, clear_retained, subscribed
+from tests.support.modbus import device, modbus_plc, modbus_source
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from alerting.config import AlertingConfig
 from alerting.service import AlertingService
 from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, decode, encode
 from plantmesh.topics import Topics
-from tests.waiting import async_wait_for, wait_for
+from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = pytest.mark.integration
 

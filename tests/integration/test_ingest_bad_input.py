@@ -27,12 +27,16 @@ from plantmesh.topics import (
     HEADER_REGISTRY_VERSION,
     Topics,
 )
-from tests.integration.kafka_support import consume
-from tests.integration.test_ingest_bridge import _forget_session, publish
-from tests.integration.test_ingest_bridge import running as bridge_running
-from tests.integration.test_ingest_writer import influxql, points
-from tests.integration.test_ingest_writer import running as writer_running
-from tests.waiting import async_wait_for
+from tests.support.ingest import (
+    bridge_running,
+    forget_session,
+    influxql,
+    points,
+    publish,
+    writer_running,
+)
+from tests.support.kafka import consume
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +81,7 @@ def payload(seq: int, *readings: dict[str, Any]) -> bytes:
 @pytest.fixture
 def client_id(namespace: str, mqtt_url: str) -> Iterator[str]:
     yield f"{namespace}-bridge"
-    _forget_session(mqtt_url, f"{namespace}-bridge")
+    forget_session(mqtt_url, f"{namespace}-bridge")
 
 
 @pytest.fixture

@@ -7,30 +7,20 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from aiokafka.errors import KafkaConnectionError
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from ingest.bridge import Bridge
 from ingest.config import IngestConfig
-from plantmesh.config import validate_config
 from plantmesh.contracts import (
-    AssetPath,
     GatewayState,
     GatewayStatus,
-    Reading,
-    ReadingBatch,
     encode,
 )
 from plantmesh.topics import (
@@ -40,61 +30,19 @@ from plantmesh.topics import (
     HEADER_RECEIVED_AT,
     Topics,
 )
-from tests.integration.kafka_support import consume, create_small_topic
-from tests.kafka_fakes import FakeBatch
-from tests.waiting import async_wait_for
+from tests.support.ingest import (
+    ASSET,
+    BRIDGE_T0,
+    batch_payload,
+    bridge_config,
+    bridge_running,
+    forget_session,
+    publish,
+)
+from tests.support.kafka import FakeBatch, consume, create_small_topic
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
-
-ASSET = AssetPath(plant="p1", area="press", line="l2", machine="m7")
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def batch_payload(seq: int) -> bytes:
-    reading = Reading(asset=ASSET, signal="temp", value=float(seq), source_ts=T0, gateway_ts=T0)
-    return encode(
-        ReadingBatch(gateway_id="gw-1", session_id="s1", seq=seq, sent_at=T0, readings=[reading])
-    )
-
-
-def make_config(
-    namespace: str, mqtt_url: str, kafka_bootstrap: str, client_id: str, **bridge: Any
-) -> IngestConfig:
-    return validate_config(
-        IngestConfig,
-        {
-            "namespace": namespace,
-            "mqtt": {"url": mqtt_url, "client_id": client_id},
-            "kafka": {"bootstrap": kafka_bootstrap, "client_id": client_id},
-            "bridge": {"shared_group": client_id, "session_expiry_s": 600, **bridge},
-            "backoff": {"initial_s": 0.05, "max_s": 0.2},
-        },
-    )
-
-
-def _mqtt_client(mqtt_url: str, client_id: str = "") -> mqtt.Client:
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
-    )
-    parts = urlsplit(mqtt_url)
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
-    return client
-
-
-def _forget_session(mqtt_url: str, client_id: str) -> None:
-    """Connect with a clean start and no expiry: the broker drops the persistent session."""
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
-    )
-    parts = urlsplit(mqtt_url)
-    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    properties.SessionExpiryInterval = 0
-    client.connect(
-        parts.hostname or "127.0.0.1", parts.port or 1883, clean_start=True, properties=properties
-    )
-    client.loop_start()
-    client.disconnect()
-    client.loop_stop()
 
 
 @pytest.fixture
@@ -103,56 +51,32 @@ def client_ids(namespace: str, mqtt_url: str) -> Iterator[list[str]]:
     ids = [f"{namespace}-bridge"]
     yield ids
     for client_id in ids:
-        _forget_session(mqtt_url, client_id)
+        forget_session(mqtt_url, client_id)
 
 
 @pytest.fixture
 def config(
     namespace: str, mqtt_url: str, kafka_bootstrap: str, client_ids: list[str]
 ) -> IngestConfig:
-    return make_config(namespace, mqtt_url, kafka_bootstrap, client_ids[0])
-
-
-def _publish_blocking(mqtt_url: str, messages: Sequence[tuple[str, bytes]]) -> None:
-    client = _mqtt_client(mqtt_url)
-    client.loop_start()
-    try:
-        for topic, payload in messages:
-            client.publish(topic, payload, qos=1).wait_for_publish(timeout=10)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-async def publish(mqtt_url: str, messages: Sequence[tuple[str, bytes]]) -> None:
-    await asyncio.to_thread(_publish_blocking, mqtt_url, messages)
-
-
-@asynccontextmanager
-async def running(bridge: Bridge) -> AsyncIterator[Bridge]:
-    task = asyncio.create_task(bridge.run(), name="test-bridge")
-    try:
-        await asyncio.wait_for(bridge.ready.wait(), 30)
-        yield bridge
-    finally:
-        bridge.stop()
-        await asyncio.wait_for(task, 30)
+    return bridge_config(namespace, mqtt_url, kafka_bootstrap, client_ids[0])
 
 
 async def test_readings_and_status_reach_kafka_with_key_and_headers(
-    config: IngestConfig, mqtt_url: str, kafka_bootstrap: str
+    namespace: str, mqtt_url: str, kafka_bootstrap: str, client_ids: list[str]
 ) -> None:
+    metrics = {"listen": "127.0.0.1:0"}
+    config = bridge_config(namespace, mqtt_url, kafka_bootstrap, client_ids[0], metrics=metrics)
     topics = config.topics
     readings_topic = topics.mqtt_readings(ASSET)
     status_topic = topics.mqtt_gateway_status("p1", "gw-1")
     status = encode(
         GatewayStatus(
-            gateway_id="gw-1", plant="p1", session_id="s1", state=GatewayState.BIRTH, at=T0
+            gateway_id="gw-1", plant="p1", session_id="s1", state=GatewayState.BIRTH, at=BRIDGE_T0
         )
     )
     not_json = b"\x00 not json at all"  # the bridge does not parse: the writer judges payloads
     before = datetime.now(UTC) - timedelta(seconds=1)
-    async with running(Bridge(config)) as bridge:
+    async with bridge_running(Bridge(config)) as bridge:
         await publish(
             mqtt_url,
             [
@@ -168,10 +92,16 @@ async def test_readings_and_status_reach_kafka_with_key_and_headers(
             return bridge.stats.forwarded == 3 and bridge.stats.in_flight == 0
 
         await async_wait_for(all_acked, 10, "three messages forwarded and acked")
-        registry = bridge.metrics.registry
-        labels = {"role": "bridge"}
-        assert registry.get_sample_value("plantmesh_ingest_messages_total", labels) == 3
-        assert registry.get_sample_value("plantmesh_ingest_forwarded_total", labels) == 3
+        assert bridge.metrics_server is not None
+        url = f"http://127.0.0.1:{bridge.metrics_server.port}/metrics"
+
+        def scrape() -> str:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return str(response.read().decode())
+
+        scraped = await asyncio.to_thread(scrape)  # the scrape reads the stats on this loop
+        assert 'plantmesh_ingest_messages_total{role="bridge"} 3.0' in scraped
+        assert 'plantmesh_ingest_forwarded_total{role="bridge"} 3.0' in scraped
 
     assert [r.value for r in sorted(raw, key=lambda r: r.offset)] == [batch_payload(1), not_json]
     for record in raw:
@@ -189,10 +119,10 @@ async def test_messages_published_while_the_bridge_is_down_arrive_after_restart(
     config: IngestConfig, mqtt_url: str, kafka_bootstrap: str
 ) -> None:
     topic = config.topics.mqtt_readings(ASSET)
-    async with running(Bridge(config)):
+    async with bridge_running(Bridge(config)):
         pass  # the broker now holds a persistent session with the subscriptions
     await publish(mqtt_url, [(topic, batch_payload(7)), (topic, batch_payload(8))])
-    async with running(Bridge(config)) as bridge:
+    async with bridge_running(Bridge(config)) as bridge:
         raw = await consume(kafka_bootstrap, config.topics.telemetry_raw, 2)
 
         async def acked() -> bool:
@@ -207,12 +137,12 @@ async def test_a_topic_that_is_not_ours_goes_to_the_dlq_and_is_acked(
 ) -> None:
     # The same bridge (client id) moved to another namespace: its persistent session still
     # holds the old subscriptions, so messages for the old namespace keep arriving.
-    old = make_config(f"{namespace}-old", mqtt_url, kafka_bootstrap, client_ids[0])
-    new = make_config(namespace, mqtt_url, kafka_bootstrap, client_ids[0])
-    async with running(Bridge(old)):
+    old = bridge_config(f"{namespace}-old", mqtt_url, kafka_bootstrap, client_ids[0])
+    new = bridge_config(namespace, mqtt_url, kafka_bootstrap, client_ids[0])
+    async with bridge_running(Bridge(old)):
         pass
     old_topic = Topics(f"{namespace}-old").mqtt_readings(ASSET)
-    async with running(Bridge(new)) as bridge:
+    async with bridge_running(Bridge(new)) as bridge:
         await publish(mqtt_url, [(old_topic, batch_payload(1))])
         [dead] = await consume(kafka_bootstrap, new.topics.telemetry_dlq, 1)
 
@@ -280,13 +210,13 @@ class StubProducer:
 async def test_nothing_is_acked_while_kafka_fails_and_in_flight_stays_bounded(
     namespace: str, mqtt_url: str, kafka_bootstrap: str, client_ids: list[str]
 ) -> None:
-    config = make_config(
+    config = bridge_config(
         namespace, mqtt_url, kafka_bootstrap, client_ids[0], max_in_flight=3, drain_timeout_s=0.5
     )
     topic = config.topics.mqtt_readings(ASSET)
     payloads = [batch_payload(seq) for seq in range(10)]
     stub = StubProducer()
-    async with running(Bridge(config, producer_factory=lambda: stub)) as bridge:
+    async with bridge_running(Bridge(config, producer_factory=lambda: stub)) as bridge:
         await publish(mqtt_url, [(topic, p) for p in payloads])
 
         async def three_waiting() -> bool:
@@ -306,7 +236,7 @@ async def test_nothing_is_acked_while_kafka_fails_and_in_flight_stays_bounded(
     assert stub.values() <= set(payloads[:3])
 
     # Nothing was acked: a bridge with a working Kafka gets all ten from the broker.
-    async with running(Bridge(config)) as healthy:
+    async with bridge_running(Bridge(config)) as healthy:
         raw = await consume(kafka_bootstrap, config.topics.telemetry_raw, 10)
 
         async def all_forwarded() -> bool:
@@ -374,7 +304,7 @@ async def test_a_message_kafka_finds_too_large_goes_to_the_dlq_and_the_rest_flow
     big = b'{"padding": "' + b"x" * 6000 + b'"}'
     messages = [(readings_topic, p) for p in small[:10]]
     messages += [(readings_topic, big)] + [(readings_topic, p) for p in small[10:]]
-    async with running(Bridge(config)) as bridge:
+    async with bridge_running(Bridge(config)) as bridge:
         await publish(mqtt_url, messages)
 
         async def all_acked() -> bool:

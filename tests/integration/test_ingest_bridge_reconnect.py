@@ -12,16 +12,10 @@ import pytest
 from ingest.bridge import Bridge
 from plantmesh.stack import manager
 from plantmesh.stack.paths import StackConfig
-from tests.integration.kafka_support import consume
-from tests.integration.test_ingest_bridge import (
-    ASSET,
-    batch_payload,
-    make_config,
-    publish,
-    running,
-)
-from tests.integration.test_ingest_outage import private_server
-from tests.waiting import async_wait_for
+from tests.support.ingest import ASSET, batch_payload, bridge_config, bridge_running, publish
+from tests.support.kafka import consume
+from tests.support.stack import private_server
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +30,9 @@ async def test_a_broker_restart_finds_the_bridge_connected_again(
     namespace: str, kafka_bootstrap: str, private_mqtt: tuple[StackConfig, str]
 ) -> None:
     stack, mqtt_url = private_mqtt
-    config = make_config(namespace, mqtt_url, kafka_bootstrap, f"{namespace}-bridge")
+    config = bridge_config(namespace, mqtt_url, kafka_bootstrap, f"{namespace}-bridge")
     topic = config.topics.mqtt_readings(ASSET)
-    async with running(Bridge(config)) as bridge:
+    async with bridge_running(Bridge(config)) as bridge:
         await publish(mqtt_url, [(topic, batch_payload(0))])
 
         async def forwarded(count: int) -> bool:

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
-from tests.integration.test_ingest_writer import influxql, produce, start_writer_process
-from tests.waiting import async_wait_for
+from tests.support.ingest import influxql, produce, start_writer_process
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ from plantmesh.contracts import (
     decode,
     encode,
 )
-from tests.integration.kafka_support import consume
-from tests.integration.test_ingest_writer import influxql, produce, running
-from tests.waiting import async_wait_for
+from tests.support.ingest import influxql, produce, writer_running
+from tests.support.kafka import consume
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,7 @@ async def test_a_gap_is_counted_raised_survives_a_restart_and_closes_with_late_d
 ) -> None:
     db = config.influxdb.database
     try:
-        async with running(Writer(config)):
+        async with writer_running(Writer(config)):
             await send(config, [0, 1, 4, 5])
 
             async def gap_counted() -> bool:
@@ -111,7 +111,7 @@ async def test_a_gap_is_counted_raised_survives_a_restart_and_closes_with_late_d
 
         # A new writer process takes over: the ledger comes back from ingest.ledger, so the late
         # batches close the gap it raised instead of looking like a new session.
-        async with running(Writer(config)):
+        async with writer_running(Writer(config)):
             await send(config, [3, 2])
 
             async def closed() -> bool:
@@ -161,7 +161,10 @@ async def test_two_writers_share_the_raw_partitions_yet_one_ledger_sees_every_ba
     )
     db = config.influxdb.database
     try:
-        async with running(Writer(config)) as first, running(Writer(config)) as second:
+        async with (
+            writer_running(Writer(config)) as first,
+            writer_running(Writer(config)) as second,
+        ):
 
             async def split() -> bool:
                 mine = first._consumer.assignment()

@@ -8,7 +8,6 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +18,14 @@ from ingest.writer import Writer
 from plantmesh.config import validate_config
 from plantmesh.contracts import encode
 from plantmesh.stack import manager
-from plantmesh.stack.paths import Ports, StackConfig
-from tests.integration.test_ingest_writer import KEY, batch, points, produce, reading, running
-from tests.integration.test_stack import _free_ports
-from tests.waiting import async_wait_for
+from plantmesh.stack.paths import StackConfig
+from tests.support.ingest import KEY, batch, points, produce, reading, writer_running
+from tests.support.stack import private_server
+from tests.support.waiting import async_wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OUTAGE_S = float(os.environ.get("PLANTMESH_TEST_OUTAGE_S", "120"))
-
-
-@contextmanager
-def private_server(tmp_path: Path, name: str, env_var: str) -> Iterator[tuple[StackConfig, str]]:
-    """One server of the stack on free ports with its own state, stopped afterwards."""
-    cfg = StackConfig(
-        cache=StackConfig.from_env().cache,
-        state=tmp_path / "state",
-        ports=Ports(mqtt=_free_ports(0), kafka=_free_ports(1), influx=_free_ports(2)),
-    )
-    try:
-        yield cfg, manager.up(cfg, only=[name], report=lambda _: None)[env_var]
-    finally:
-        manager.down(cfg, only=[name], report=lambda _: None)
 
 
 @pytest.fixture
@@ -65,7 +50,7 @@ async def test_influxdb_down_for_two_minutes_loses_nothing(
         },
     )
     raw = config.topics.telemetry_raw
-    async with running(Writer(config)) as writer:
+    async with writer_running(Writer(config)) as writer:
         await produce(kafka_bootstrap, raw, [(KEY, encode(batch(reading("temp", 0.0))), [])])
 
         async def first_stored() -> bool:

@@ -3,52 +3,43 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import yaml
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ingest.config import IngestConfig
 from ingest.line_protocol import timestamp_ns
 from ingest.writer import Writer
 from plantmesh.config import validate_config
-from plantmesh.contracts import AssetPath, Reading, ReadingBatch, decode, encode
+from plantmesh.contracts import ReadingBatch, decode, encode
 from plantmesh.topics import (
     HEADER_DLQ_DETAIL,
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
     HEADER_MQTT_TOPIC,
 )
-from tests.integration.kafka_support import consume, create_small_topic
-from tests.waiting import async_wait_for
+from tests.support.ingest import (
+    KEY,
+    T0,
+    batch,
+    influxql,
+    points,
+    produce,
+    reading,
+    start_writer_process,
+    writer_running,
+)
+from tests.support.kafka import consume, create_small_topic
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
-
-ASSET = AssetPath(plant="p1", area="press", line="l2", machine="m7")
-# Recent but fixed: inside the default retention policy, and one shard for every test point.
-T0 = datetime.now(UTC).replace(microsecond=123456) - timedelta(minutes=5)
-KEY = b"p1/m7"
-
-
-def reading(signal: str, value: float | bool | str, offset_s: float = 0, **extra: Any) -> Reading:
-    ts = T0 + timedelta(seconds=offset_s)
-    return Reading(asset=ASSET, signal=signal, value=value, source_ts=ts, gateway_ts=ts, **extra)
-
-
-def batch(*readings: Reading, seq: int = 1) -> ReadingBatch:
-    return ReadingBatch(
-        gateway_id="gw-1", session_id="s1", seq=seq, sent_at=T0, readings=list(readings)
-    )
 
 
 @pytest.fixture
@@ -67,48 +58,12 @@ def config(config_data: dict[str, Any]) -> IngestConfig:
     return validate_config(IngestConfig, config_data)
 
 
-async def influxql(influx_url: str, query: str, db: str | None = None) -> dict[str, Any]:
-    params = {"q": query, "epoch": "ns", **({"db": db} if db else {})}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{influx_url}/query", data=params) as response,
-    ):
-        assert response.status == 200, await response.text()
-        result: dict[str, Any] = (await response.json())["results"][0]
-        assert "error" not in result, result
-        return result
-
-
 @pytest.fixture
 async def database(config: IngestConfig, influx_url: str) -> AsyncIterator[str]:
     """This test's own database, dropped afterwards (the writer creates it, or the test does)."""
     name = config.influxdb.database
     yield name
     await influxql(influx_url, f'DROP DATABASE "{name}"')
-
-
-async def points(influx_url: str, db: str, where: str = "") -> list[dict[str, Any]]:
-    result = await influxql(influx_url, f"SELECT * FROM readings {where}", db)
-    rows: list[dict[str, Any]] = []
-    for series in result.get("series", []):
-        rows += [dict(zip(series["columns"], values, strict=True)) for values in series["values"]]
-    return rows
-
-
-async def produce(
-    bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes, list[Any]]]
-) -> list[tuple[int, int]]:
-    """Send in order; return (partition, offset) of each message."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    placed = []
-    try:
-        for key, value, headers in messages:
-            meta = await producer.send_and_wait(topic, value, key=key, headers=headers)
-            placed.append((meta.partition, meta.offset))
-    finally:
-        await producer.stop()
-    return placed
 
 
 async def committed(bootstrap: str, group: str) -> dict[int, int]:
@@ -119,17 +74,6 @@ async def committed(bootstrap: str, group: str) -> dict[int, int]:
     finally:
         await admin.close()
     return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-
-
-@asynccontextmanager
-async def running(writer: Writer) -> AsyncIterator[Writer]:
-    task = asyncio.create_task(writer.run(), name="test-writer")
-    try:
-        await asyncio.wait_for(writer.ready.wait(), 30)
-        yield writer
-    finally:
-        writer.stop()
-        await asyncio.wait_for(task, 30)
 
 
 def headers_of(record: Any) -> dict[str, bytes]:
@@ -145,7 +89,7 @@ async def test_raw_batch_is_written_forwarded_and_committed(
         reading("mode", 'auto "2"', offset_s=1),
     )
     origin = [(HEADER_MQTT_TOPIC, b"some/topic")]
-    async with running(Writer(config)) as writer:
+    async with writer_running(Writer(config)) as writer:
         await produce(kafka_bootstrap, config.topics.telemetry_raw, [(KEY, encode(good), origin)])
 
         async def stored() -> bool:
@@ -191,7 +135,7 @@ async def test_offsets_are_committed_only_after_influxdb_took_the_points(
     raw = config.topics.telemetry_raw
     first = batch(reading("temp", 1.0), seq=1)
     second = batch(reading("temp", 2.0, offset_s=1), seq=2)
-    async with running(Writer(config)) as writer:
+    async with writer_running(Writer(config)) as writer:
         await produce(kafka_bootstrap, raw, [(KEY, encode(first), [])])
 
         async def failing_since(count: int) -> bool:
@@ -226,11 +170,11 @@ async def test_a_failing_influxdb_pauses_the_partitions_and_resumes_without_loss
     )
     config = config.model_copy(update={"writer": writer_settings})
     raw = config.topics.telemetry_raw
-    async with running(Writer(config)) as writer:
+    async with writer_running(Writer(config)) as writer:
         await produce(kafka_bootstrap, raw, [(KEY, encode(batch(reading("temp", 0.0))), [])])
 
         async def paused() -> bool:
-            return writer.stats.pauses >= 1 and writer.metrics.paused._value.get() == 1
+            return writer.stats.pauses >= 1 and writer.stats.paused
 
         await async_wait_for(paused, 20, "the writer to pause its partitions")
         consumer = writer._consumer
@@ -255,7 +199,7 @@ async def test_a_failing_influxdb_pauses_the_partitions_and_resumes_without_loss
 
         await async_wait_for(caught_up, 20, "all six batches to be committed")
         assert consumer.paused() == set()
-        assert writer.metrics.paused._value.get() == 0
+        assert not writer.stats.paused
     assert sorted(row["value"] for row in await points(influx_url, database)) == [
         0.0,
         1.0,
@@ -274,7 +218,7 @@ async def test_the_same_batch_twice_and_a_replay_leave_one_point_each(
     await produce(
         kafka_bootstrap, config.topics.telemetry_raw, [(KEY, payload, []), (KEY, payload, [])]
     )
-    async with running(Writer(config)) as writer:
+    async with writer_running(Writer(config)) as writer:
 
         async def both() -> bool:
             return writer.stats.batches == 2
@@ -286,7 +230,7 @@ async def test_the_same_batch_twice_and_a_replay_leave_one_point_each(
     replay_config = config.model_copy(
         update={"writer": config.writer.model_copy(update={"group_id": "replay-" + database})}
     )
-    async with running(Writer(replay_config)) as replay:
+    async with writer_running(Writer(replay_config)) as replay:
 
         async def replayed() -> bool:
             return replay.stats.batches == 2
@@ -316,7 +260,7 @@ async def test_bad_messages_go_to_the_dlq_and_the_good_one_is_written(
         raw,
         [(KEY, malformed, origin), (KEY, encode(good), origin), (KEY, nan, [])],
     )
-    async with running(Writer(config)) as writer:
+    async with writer_running(Writer(config)) as writer:
 
         async def done() -> bool:
             return writer.stats.messages == 3 and writer.stats.commits >= 1
@@ -373,7 +317,7 @@ async def test_points_influxdb_refuses_go_to_the_dlq_and_the_rest_is_written(
         config.topics.telemetry_raw,
         [(KEY, encode(refused), []), (KEY, encode(accepted), [])],
     )
-    async with running(Writer(config)) as writer:
+    async with writer_running(Writer(config)) as writer:
 
         async def done() -> bool:
             return writer.stats.messages == 2 and writer.stats.commits >= 1
@@ -388,21 +332,6 @@ async def test_points_influxdb_refuses_go_to_the_dlq_and_the_rest_is_written(
     assert dead.value == encode(refused)
     rows = await points(influx_url, database, "WHERE plant = 'p1'")
     assert [(row["signal"], row["value_str"]) for row in rows] == [("mode", "auto")]
-
-
-async def start_writer_process(config_file: Path, log_file: Path) -> asyncio.subprocess.Process:
-    """`python -m ingest writer`, its log appended to `log_file`."""
-    with log_file.open("a") as log:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ingest",
-            "writer",
-            "--config",
-            str(config_file),
-            stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
 
 
 async def test_writer_process_stops_cleanly_on_sigterm(
@@ -437,7 +366,7 @@ async def test_a_normalized_batch_kafka_refuses_goes_to_the_dlq_and_the_rest_flo
     big = batch(*(reading(f"s{i}", float(i)) for i in range(40)), seq=1)
     small = batch(reading("temp", 20.0, offset_s=1), seq=2)
     raw = config.topics.telemetry_raw
-    async with running(Writer(config)) as writer:
+    async with writer_running(Writer(config)) as writer:
         [(partition, offset), _] = await produce(
             kafka_bootstrap, raw, [(KEY, encode(big), []), (KEY, encode(small), [])]
         )

@@ -10,7 +10,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from plantmesh.connections import KafkaConnection
 from plantmesh.kafka.clients import make_producer
 from plantmesh.kafka.renewing_producer import RenewingProducer
-from tests.integration.kafka_support import consume, create_small_topic
+from tests.support.kafka import consume, create_small_topic
 
 pytestmark = pytest.mark.integration
 

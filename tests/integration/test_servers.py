@@ -13,8 +13,8 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.servers import influx_query
-from tests.waiting import async_wait_for, wait_for
+from tests.support.servers import influx_query
+from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from asyncua import Client, ua
 
 from simulators import NAMESPACE_URI, NetworkConfig, Simulation
-from tests.waiting import async_wait_for
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@ import pytest
 
 from plantmesh.modbus_profile import load_profile
 from simulators import NetworkConfig, Simulation, SimulatorError
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -22,12 +23,6 @@ def taken_port() -> Iterator[int]:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         yield holder.getsockname()[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def network(opcua_port: int, modbus_port: int) -> NetworkConfig:

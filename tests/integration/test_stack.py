@@ -20,20 +20,10 @@ from plantmesh.stack import manager
 from plantmesh.stack.errors import StackError
 from plantmesh.stack.paths import INFLUXDB_VERSION, KAFKA_VERSION, Ports, StackConfig
 from plantmesh.stack.process import port_free
-from tests.waiting import wait_for
+from tests.support.ports import free_ports
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_ports(span: int) -> int:
-    """A port p with p..p+span all free on loopback."""
-    for _ in range(100):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            base: int = sock.getsockname()[1]
-        if base + span < 65536 and all(port_free(base + i) for i in range(span + 1)):
-            return base
-    raise AssertionError("no block of free ports found")
 
 
 @pytest.fixture
@@ -41,7 +31,7 @@ def config(tmp_path: Path) -> Iterator[StackConfig]:
     cfg = StackConfig(
         cache=StackConfig.from_env().cache,  # the shared cache: nothing is rebuilt
         state=tmp_path / "state",
-        ports=Ports(mqtt=_free_ports(0), kafka=_free_ports(1), influx=_free_ports(2)),
+        ports=Ports(mqtt=free_ports(0), kafka=free_ports(1), influx=free_ports(2)),
     )
     yield cfg
     manager.down(cfg, report=lambda _: None)  # whatever a failed test left running

@@ -15,6 +15,7 @@ import pytest
 
 from edge_agent.buffer import BatchBuffer, MemoryBatchBuffer, NewBatch
 from edge_agent.disk_buffer import BufferUnavailableError, DiskBatchBuffer
+from tests.support.agent import offline_config, offline_modbus, offline_settings
 
 MakeBuffer = Callable[..., BatchBuffer]
 
@@ -297,9 +298,8 @@ def test_default_path_follows_systemd_root_or_the_users_state_dir(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from edge_agent.disk_buffer import buffer_path
-    from tests.unit.test_agent_reload import config, modbus
 
-    settings = config([modbus("a")], namespace="ns")
+    settings = offline_config([offline_modbus("a")], namespace="ns")
     monkeypatch.setenv("STATE_DIRECTORY", f"{tmp_path}/state:/other")
     assert buffer_path(settings) == tmp_path / "state" / "agent-buffer-ns.gw.sqlite"
     monkeypatch.delenv("STATE_DIRECTORY")
@@ -308,7 +308,7 @@ def test_default_path_follows_systemd_root_or_the_users_state_dir(
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert buffer_path(settings) == tmp_path / "plantmesh" / "agent-buffer-ns.gw.sqlite"
-    explicit = config([modbus("a")], buffer={"path": "/data/b.sqlite"})
+    explicit = offline_config([offline_modbus("a")], buffer={"path": "/data/b.sqlite"})
     assert buffer_path(explicit) == Path("/data/b.sqlite")
 
 
@@ -316,10 +316,11 @@ def test_buffer_path_in_the_config_file_is_relative_to_it(tmp_path: Path) -> Non
     import json
 
     from edge_agent.config import load_agent_config
-    from tests.unit.test_agent_reload import modbus, settings
 
     path = tmp_path / "agent.yaml"
-    path.write_text(json.dumps(settings([modbus("a")], buffer={"path": "data/b.sqlite"})))
+    path.write_text(
+        json.dumps(offline_settings([offline_modbus("a")], buffer={"path": "data/b.sqlite"}))
+    )
     assert load_agent_config(path).buffer.path == str(tmp_path / "data" / "b.sqlite")
 
 
@@ -346,10 +347,10 @@ def test_a_full_disk_drops_the_write_counts_it_and_keeps_the_buffer_usable(
 def test_agent_run_on_a_buffer_in_use_exits_with_a_clear_error(tmp_path: Path) -> None:
     import json
 
-    from tests.unit.test_agent_reload import modbus, settings
-
     path = tmp_path / "agent.yaml"
-    path.write_text(json.dumps(settings([modbus("a")], buffer={"path": "b.sqlite"})))
+    path.write_text(
+        json.dumps(offline_settings([offline_modbus("a")], buffer={"path": "b.sqlite"}))
+    )
     held = disk(tmp_path / "b.sqlite")  # another agent has it
     try:
         result = subprocess.run(

@@ -22,8 +22,9 @@ from edge_agent.publisher import PublisherStats
 from edge_agent.sd_notify import Notifier
 from plantmesh.connections import MetricsEndpoint
 from plantmesh.contracts import SourceHealth
-from tests.unit.test_agent_reload import closed_port, config, modbus
-from tests.waiting import async_wait_for
+from tests.support.agent import offline_config, offline_modbus
+from tests.support.ports import free_port
+from tests.support.waiting import async_wait_for
 
 
 def values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -75,8 +76,8 @@ def test_metrics_listen_is_host_and_port() -> None:
 
 
 async def test_the_endpoint_serves_the_running_agents_figures() -> None:
-    port = closed_port()
-    agent = Agent(config([modbus("a")], metrics={"listen": f"127.0.0.1:{port}"}))
+    port = free_port()
+    agent = Agent(offline_config([offline_modbus("a")], metrics={"listen": f"127.0.0.1:{port}"}))
     agent.buffer.put([NewBatch("s", 0, "t", b"12345", 1)])
     task = asyncio.create_task(agent.run(), name="metrics-agent")
     try:
@@ -105,7 +106,9 @@ async def test_a_taken_metrics_port_does_not_stop_the_agent(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        agent = Agent(config([modbus("a")], metrics={"listen": f"127.0.0.1:{port}"}))
+        agent = Agent(
+            offline_config([offline_modbus("a")], metrics={"listen": f"127.0.0.1:{port}"})
+        )
         task = asyncio.create_task(agent.run(), name="metrics-agent")
         try:
             await asyncio.wait_for(agent.started.wait(), 10)
@@ -142,7 +145,7 @@ async def test_ready_watchdog_and_stopping_reach_the_notify_socket(
     env = {"NOTIFY_SOCKET": notify_socket.getsockname(), "WATCHDOG_USEC": "100000"}
     notifier = Notifier(env)
     assert notifier.watchdog_interval_s == 0.05
-    agent = Agent(config([modbus("a")]), notifier=notifier)
+    agent = Agent(offline_config([offline_modbus("a")]), notifier=notifier)
     task = asyncio.create_task(agent.run(), name="notify-agent")
     seen: list[str] = []
     try:
@@ -166,7 +169,7 @@ async def test_ready_watchdog_and_stopping_reach_the_notify_socket(
 
 def test_abstract_socket_names_and_watchdog_ownership() -> None:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    name = f"plantmesh-test-{closed_port()}"
+    name = f"plantmesh-test-{free_port()}"
     server.bind("\0" + name)
     try:
         assert Notifier({"NOTIFY_SOCKET": "@" + name}).notify("READY=1")

@@ -1,6 +1,6 @@
 """Hot reload without servers: what a config change restarts, noticing file changes, SIGHUP, and
-a bad file that leaves the running config alone. (Sources point at closed loopback ports: they
-retry in the background, which is all these tests need.)"""
+a bad file that leaves the running config alone. (Sources and broker point at closed loopback
+ports, tests/support/agent.py: they retry in the background, which is all these tests need.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,71 +18,25 @@ import pytest
 from edge_agent.agent import Agent, _cancel
 from edge_agent.config import AgentConfig, load_agent_config
 from edge_agent.reload import FileWatch, diff
-from tests.waiting import async_wait_for
+from tests.support.agent import offline_config, offline_modbus, offline_settings
+from tests.support.waiting import async_wait_for
 
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-MQTT_PORT = closed_port()
-
-
-def modbus(name: str, poll_s: float = 1.0, machine: str = "m") -> dict[str, Any]:
-    return {
-        "type": "modbus",
-        "name": name,
-        "host": "127.0.0.1",
-        "port": closed_port(),
-        "devices": [
-            {
-                "unit_id": 1,
-                "profile": {"name": "p", "registers": [{"signal": "s", "address": 0}]},
-                "area": "a",
-                "line": "l",
-                "machine": machine,
-                "poll_interval_s": poll_s,
-            }
-        ],
-    }
-
-
-def settings(sources: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {
-        "gateway_id": "gw",
-        "plant": "p",
-        "mqtt": {"url": f"mqtt://127.0.0.1:{MQTT_PORT}", "reconnect_max_s": 0.5},
-        "buffer": {"kind": "memory"},
-        "shutdown_timeout_s": 0.5,
-        "watch_config_s": 0,
-        "sources": sources,
-        **extra,
-    }
-
-
-def config(sources: list[dict[str, Any]], **extra: Any) -> AgentConfig:
-    return AgentConfig.model_validate(settings(sources, **extra))
-
-
-A, B = modbus("a"), modbus("b")
+A, B = offline_modbus("a"), offline_modbus("b")
 
 
 def test_only_changed_sources_restart() -> None:
-    old = config([A, B])
-    new = config([A, {**B, "timeout_s": 2.0}, modbus("c")])
+    old = offline_config([A, B])
+    new = offline_config([A, {**B, "timeout_s": 2.0}, offline_modbus("c")])
     change = diff(old, new)
     assert [s.name for s in change.start] == ["b", "c"]
     assert change.stop == ["b"]
     assert not change.publisher
     assert change.describe() == "restarting b; starting c"
-    assert diff(old, config([A, B])).empty
+    assert diff(old, offline_config([A, B])).empty
 
 
 def test_removed_sources_stop_and_publisher_keys_restart_the_publisher() -> None:
-    change = diff(config([A, B]), config([A], publish_interval_s=2.0))
+    change = diff(offline_config([A, B]), offline_config([A], publish_interval_s=2.0))
     assert change.stop == ["b"]
     assert change.start == []
     assert change.publisher
@@ -91,9 +44,9 @@ def test_removed_sources_stop_and_publisher_keys_restart_the_publisher() -> None
 
 
 def test_a_new_plant_restarts_every_source_and_buffer_changes_need_a_restart() -> None:
-    new = settings([A, B], plant="q")
+    new = offline_settings([A, B], plant="q")
     new["buffer"] = {"kind": "memory", "max_batches": 5}
-    change = diff(config([A, B]), AgentConfig.model_validate(new))
+    change = diff(offline_config([A, B]), AgentConfig.model_validate(new))
     assert sorted(change.stop) == ["a", "b"]
     assert change.publisher
     assert change.needs_restart == ["buffer"]
@@ -126,7 +79,7 @@ async def running(path: Path, handle_signals: bool = False) -> AsyncIterator[Age
 
 
 def write(path: Path, sources: list[dict[str, Any]], **extra: Any) -> None:
-    path.write_text(json.dumps(settings(sources, **extra)))
+    path.write_text(json.dumps(offline_settings(sources, **extra)))
 
 
 async def reloaded(agent: Agent, count: int) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from plantmesh.kafka.batches import PartitionBatches
-from tests.kafka_fakes import FakeBatch
-from tests.waiting import async_wait_for
+from tests.support.kafka import FakeBatch
+from tests.support.waiting import async_wait_for
 
 
 class _Producer:

@@ -10,7 +10,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, OutOfOrderSequenceNumber
 
 from plantmesh.kafka.renewing_producer import RenewingProducer
-from tests.waiting import async_wait_for
+from tests.support.waiting import async_wait_for
 
 
 class _Fake:

@@ -60,6 +60,29 @@ def test_agent_imports_no_cloud_library() -> None:
     assert result.stdout.strip() == ""
 
 
+def test_plantmesh_import_path_needs_no_cloud_or_metrics_library() -> None:
+    """The agent imports plantmesh's core; plantmesh.kafka (aiokafka) and plantmesh.metrics
+    (prometheus-client) are imported only by the services whose extras bring them."""
+    core = "cli, config, contracts, topics, connections, logs, resilience, dead_letters"
+    code = (
+        f"import importlib, sys\nfor m in '{core}'.split(', '):\n"
+        "    importlib.import_module('plantmesh.' + m)\n"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in "
+        "('aiokafka', 'influxdb_client', 'prometheus_client'))\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+    alerting = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "alerting").rglob("*.py")
+        if "plantmesh.metrics" in path.read_text() or "prometheus_client" in path.read_text()
+    }
+    assert not alerting, "the alerting extra has no prometheus-client"
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -23,7 +23,7 @@ from plantmesh.stack.process import (
     stop,
     tail,
 )
-from tests.waiting import wait_for
+from tests.support.waiting import wait_for
 
 PYTHON = os.path.basename(sys.executable)
 

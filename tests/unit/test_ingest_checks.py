@@ -1,5 +1,5 @@
 """The writer's checks, reading by reading: what goes to the DLQ, with which reason, and what
-flows on."""
+flows on; and the three tiers (clean, conforming, partial) held to the same outcome."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.checks.checker import Checked, Limits, Validator
+from ingest.checks.checker import Checked, Checker, Limits, Tier
 from ingest.checks.wire_schema import WIRE_BATCH
 from ingest.line_protocol import batch_to_lines
 from ingest.normalize.registry import AssetRegistry
@@ -50,11 +50,11 @@ def payload(*readings: dict[str, Any], **envelope: Any) -> bytes:
     return json.dumps(data).encode()
 
 
-VALIDATOR = Validator(Limits())
+CHECKER = Checker(Limits())
 
 
-def check(value: bytes | None, validator: Validator = VALIDATOR) -> Checked | Rejection:
-    return validator.check(value, NOW)
+def check(value: bytes | None, checker: Checker = CHECKER) -> Checked | Rejection:
+    return checker.check(value, NOW)
 
 
 def test_good_batch_passes_with_its_lines_and_sequence() -> None:
@@ -67,6 +67,21 @@ def test_good_batch_passes_with_its_lines_and_sequence() -> None:
     assert result.bad == []
     assert result.changed is False
     assert result.plant == "p1"
+    assert result.tier is Tier.CLEAN
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        raw_reading(value=2**60),  # an integer no float holds exactly
+        raw_reading(source_ts="2026-01-01 00:00:00Z"),  # another timestamp form
+    ],
+)
+def test_a_batch_the_clean_tier_leaves_takes_the_conforming_tier(odd: dict[str, Any]) -> None:
+    result = check(payload(raw_reading(), odd))
+    assert isinstance(result, Checked)
+    assert result.tier is Tier.CONFORMING
+    assert (result.bad, len(result.lines)) == ([], 2)
 
 
 @pytest.mark.parametrize(
@@ -90,34 +105,52 @@ def test_whole_message_rejections(value: bytes | None, reason: str, mentions: st
     assert mentions in result.detail
 
 
+# A reading the contract refuses takes the partial tier; one it accepts but the time bounds or
+# line protocol refuse is rejected by the conforming tier.
+PARTIAL, CONFORMING = Tier.PARTIAL, Tier.CONFORMING
+
+
 @pytest.mark.parametrize(
-    ("bad", "reason", "mentions"),
+    ("bad", "reason", "mentions", "tier"),
     [
-        (raw_reading(value=None), DlqReason.SCHEMA_MISMATCH, "readings[1].value"),
-        (raw_reading(value=[1]), DlqReason.SCHEMA_MISMATCH, "readings[1].value"),
-        (raw_reading(signal="bad signal"), DlqReason.SCHEMA_MISMATCH, "readings[1].signal"),
-        (raw_reading(source_ts="2026-01-01T00:00:00"), DlqReason.SCHEMA_MISMATCH, "timezone"),
-        (raw_reading(value=math.nan), DlqReason.NON_FINITE_VALUE, "finite"),
-        (raw_reading(value=math.inf), DlqReason.NON_FINITE_VALUE, "finite"),
+        (raw_reading(value=None), DlqReason.SCHEMA_MISMATCH, "readings[1].value", PARTIAL),
+        (raw_reading(value=[1]), DlqReason.SCHEMA_MISMATCH, "readings[1].value", PARTIAL),
+        (
+            raw_reading(signal="bad signal"),
+            DlqReason.SCHEMA_MISMATCH,
+            "readings[1].signal",
+            PARTIAL,
+        ),
+        (
+            raw_reading(source_ts="2026-01-01T00:00:00"),
+            DlqReason.SCHEMA_MISMATCH,
+            "timezone",
+            PARTIAL,
+        ),
+        (raw_reading(value=math.nan), DlqReason.NON_FINITE_VALUE, "finite", PARTIAL),
+        (raw_reading(value=math.inf), DlqReason.NON_FINITE_VALUE, "finite", PARTIAL),
         (
             raw_reading(source_ts="2027-01-01T00:00:00Z"),
             DlqReason.TIMESTAMP_OUT_OF_RANGE,
             "readings[1]",
+            CONFORMING,
         ),
         (
             raw_reading(source_ts="2020-01-01T00:00:00Z"),
             DlqReason.TIMESTAMP_OUT_OF_RANGE,
             "outside",
+            CONFORMING,
         ),
-        (raw_reading(unit="trailing\\"), DlqReason.UNWRITABLE, "backslash"),
+        (raw_reading(unit="trailing\\"), DlqReason.UNWRITABLE, "backslash", CONFORMING),
     ],
 )
 def test_one_bad_reading_among_good_ones_is_rejected_alone(
-    bad: dict[str, Any], reason: str, mentions: str
+    bad: dict[str, Any], reason: str, mentions: str, tier: Tier
 ) -> None:
     good_first, good_last = raw_reading(value=1.0), raw_reading(value=3.0, signal="speed")
     result = check(payload(good_first, bad, good_last))
     assert isinstance(result, Checked)
+    assert result.tier is tier
     assert result.received == 3
     assert result.batch is not None
     assert [(r.signal, r.value) for r in result.batch.readings] == [("temp", 1.0), ("speed", 3.0)]
@@ -153,8 +186,8 @@ def test_a_batch_of_only_bad_readings_still_counts_as_received() -> None:
 
 def test_time_bounds_are_configurable_and_can_be_off() -> None:
     old = payload(raw_reading(source_ts="2020-01-01T00:00:00Z"))
-    strict = Validator(Limits(max_past_s=60))
-    off = Validator(Limits(max_past_s=None, max_future_s=None))
+    strict = Checker(Limits(max_past_s=60))
+    off = Checker(Limits(max_past_s=None, max_future_s=None))
     assert isinstance(result := check(old, strict), Checked)
     assert result.bad
     assert isinstance(result := check(old, off), Checked)
@@ -162,7 +195,7 @@ def test_time_bounds_are_configurable_and_can_be_off() -> None:
 
 
 def test_registry_normalizes_and_rejects_unknown_machines() -> None:
-    validator = Validator(Limits(), AssetRegistry.load(REGISTRY))
+    checker = Checker(Limits(), AssetRegistry.load(REGISTRY))
     us = {"plant": "plant-us", "area": "a", "line": "l", "machine": "PRS_1"}
     result = check(
         payload(
@@ -170,7 +203,7 @@ def test_registry_normalizes_and_rejects_unknown_machines() -> None:
             raw_reading(asset={**us, "machine": "GHOST"}, signal="BRG_TEMP_F", value=1.0),
             raw_reading(asset={**us, "plant": "atlantis"}),
         ),
-        validator,
+        checker,
     )
     assert isinstance(result, Checked)
     assert result.batch is not None
@@ -292,7 +325,7 @@ odd_values = st.one_of(
 
 @settings(max_examples=150)
 @given(batches(), st.data())
-def test_the_fast_schema_accepts_exactly_what_the_contract_accepts(
+def test_the_conforming_tier_accepts_exactly_what_the_contract_accepts(
     batch: ReadingBatch, data: Any
 ) -> None:
     obj = json.loads(encode(batch))
@@ -305,12 +338,16 @@ def test_the_fast_schema_accepts_exactly_what_the_contract_accepts(
     else:
         target[key] = data.draw(odd_values)
     value = json.dumps(obj).encode()
-    fast = _accepts(WIRE_BATCH.validate_json, value)
-    assert fast == _accepts(ReadingBatch.model_validate_json, value)
-    if fast:
-        result = check(value, Validator(Limits(max_past_s=None, max_future_s=None)))
+    conforms = _accepts(WIRE_BATCH.validate_json, value)
+    assert conforms == _accepts(ReadingBatch.model_validate_json, value)
+    result = check(value, Checker(Limits(max_past_s=None, max_future_s=None)))
+    if conforms:
         assert isinstance(result, Checked)
         assert result.batch == ReadingBatch.model_validate_json(value)
+        assert result.tier in (Tier.CLEAN, Tier.CONFORMING)
+    elif isinstance(result, Checked):  # the envelope holds: the readings at fault are found
+        assert result.tier is Tier.PARTIAL
+        assert result.bad
 
 
 odd_times = st.sampled_from(
@@ -343,9 +380,9 @@ def _outcome(result: Checked | Rejection) -> Any:
 
 @settings(max_examples=300)
 @given(batches(), st.data())
-def test_the_quick_path_decides_as_the_contract_does(batch: ReadingBatch, data: Any) -> None:
-    """Whatever ingest.checks.clean takes, it takes with the contract's data and lines; whatever
-    it leaves, the contract's own validation decides: the same outcome either way."""
+def test_the_clean_tier_decides_as_the_contract_does(batch: ReadingBatch, data: Any) -> None:
+    """Whatever the clean tier takes, it takes with the contract's data and lines; whatever it
+    leaves, the contract's own validation decides: the same outcome either way."""
     obj = json.loads(encode(batch))
     reading = data.draw(st.sampled_from(obj["readings"]))
     where = data.draw(st.sampled_from(["batch", "reading", "asset"]))
@@ -361,14 +398,16 @@ def test_the_quick_path_decides_as_the_contract_does(batch: ReadingBatch, data: 
     value = json.dumps(obj).encode()
     registry_or_none = data.draw(st.sampled_from([None, registry]))
     limits = data.draw(st.sampled_from([Limits(), Limits(max_past_s=None, max_future_s=None)]))
-    quick = Validator(limits, registry_or_none).check(value, NOW)
-    slow = Validator(limits, registry_or_none, quick=False).check(value, NOW)
-    assert _outcome(quick) == _outcome(slow)
+    clean = Checker(limits, registry_or_none).check(value, NOW)
+    contract = Checker(limits, registry_or_none, clean=False).check(value, NOW)
+    assert _outcome(clean) == _outcome(contract)
+    assert not isinstance(contract, Checked) or contract.tier is not Tier.CLEAN
 
 
-def test_the_quick_path_takes_the_usual_batch_and_keeps_no_readings() -> None:
+def test_the_clean_tier_takes_the_usual_batch_and_keeps_no_readings() -> None:
     result = check(payload(raw_reading(), raw_reading(value=2, quality="uncertain")))
     assert isinstance(result, Checked)
+    assert result.tier is Tier.CLEAN  # an integer a float holds exactly is clean
     assert result.raw
     assert result.source is not None
     assert "readings" not in result.data  # let go of: parsed again only on demand
@@ -387,7 +426,7 @@ def test_the_quick_path_takes_the_usual_batch_and_keeps_no_readings() -> None:
     st.sampled_from(["BRG_TEMP_F", "SYS_PRESS_PSI", "bearing_temp"]),
     times,
 )
-def test_the_quick_path_normalizes_as_the_contract_path_does(
+def test_the_clean_tier_normalizes_as_the_contract_does(
     value: float, tag: str, ts: datetime
 ) -> None:
     us = {"plant": "plant-us", "area": "a", "line": "l", "machine": "PRS_1"}
@@ -397,10 +436,11 @@ def test_the_quick_path_normalizes_as_the_contract_path_does(
         raw_reading(asset=us, signal="vibration", value=2.5, quality="bad", status_code=2**31),
     )
     limits = Limits(max_past_s=None, max_future_s=None)
-    quick = Validator(limits, registry).check(value_, NOW)
-    slow = Validator(limits, registry, quick=False).check(value_, NOW)
-    assert _outcome(quick) == _outcome(slow)
-    assert isinstance(quick, Checked)
-    assert quick.raw  # the quick path took it
-    assert isinstance(slow, Checked)
-    assert json.loads(quick.to_json()) == json.loads(slow.to_json())  # key order may differ
+    clean = Checker(limits, registry).check(value_, NOW)
+    contract = Checker(limits, registry, clean=False).check(value_, NOW)
+    assert _outcome(clean) == _outcome(contract)
+    assert isinstance(clean, Checked)
+    assert clean.tier is Tier.CLEAN
+    assert isinstance(contract, Checked)
+    assert contract.tier is Tier.CONFORMING
+    assert json.loads(clean.to_json()) == json.loads(contract.to_json())  # key order may differ

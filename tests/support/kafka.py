@@ -1,4 +1,5 @@
-"""Kafka helpers shared by the integration tests."""
+"""Kafka helpers: reading a topic from the start, a topic that refuses large batches (real
+Kafka), and a stand-in for aiokafka's BatchBuilder (no Kafka)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.waiting import async_wait_for
+from tests.support.waiting import async_wait_for
 
 
 async def consume(
@@ -47,3 +48,29 @@ async def create_small_topic(bootstrap: str, name: str, max_message_bytes: int) 
         await admin.create_topics([NewTopic(name, 1, 1, topic_configs=limit)])
     finally:
         await admin.close()
+
+
+class FakeBatch:
+    """A stand-in for aiokafka's BatchBuilder, for tests whose producer acknowledges on command.
+    Takes up to `capacity` messages (the first one always), keeping their values."""
+
+    def __init__(self, capacity: int = 1_000_000) -> None:
+        self.capacity = capacity
+        self.values: list[bytes] = []
+        self.closed = False
+
+    def append(
+        self,
+        *,
+        timestamp: int | None,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+    ) -> bool | None:
+        if self.closed or (self.values and len(self.values) >= self.capacity):
+            return None
+        self.values.append(value)
+        return True
+
+    def close(self) -> None:
+        self.closed = True

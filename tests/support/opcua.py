@@ -1,6 +1,6 @@
-"""Helpers for the OPC UA source's integration tests (no tests here): a small asyncua PLC, a
-source running in this event loop with its readings in a list, and a TCP proxy that can freeze
-a connection without closing it (a cable pulled somewhere between agent and PLC)."""
+"""OPC UA in tests: a small asyncua PLC, OPC UA source configs for it, a source running in this
+event loop with its readings in a list, and a TCP proxy that can freeze a connection without
+closing it (a cable pulled somewhere between agent and PLC)."""
 
 from __future__ import annotations
 

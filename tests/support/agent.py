@@ -1,11 +1,13 @@
-"""Helpers for the edge agent's integration tests (no tests here): an MQTT subscriber that records
-what the agent publishes, free ports, and running an Agent in-process."""
+"""The edge agent in tests: an MQTT subscriber that records what the agent publishes, running an
+Agent in-process, agent configs for a real broker, configs whose broker and PLCs are not there
+(`offline_*`, for tests without servers), and scraping its metrics endpoint."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import re
 import threading
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,14 +22,8 @@ from edge_agent.config import AgentConfig
 from plantmesh.connections import MqttConnection
 from plantmesh.contracts import GatewayState, GatewayStatus, ReadingBatch, decode
 from plantmesh.topics import Topics
-from tests.waiting import async_wait_for, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support.ports import free_port
+from tests.support.waiting import async_wait_for, wait_for
 
 
 @dataclass(frozen=True)
@@ -160,3 +156,62 @@ def agent_config(mqtt_url: str, namespace: str, sources: list[dict[str, Any]]) -
             "sources": sources,
         }
     )
+
+
+# Configs for tests without servers: sources and the broker point at loopback ports nobody
+# listens on, so everything retries in the background, which is all such tests need.
+OFFLINE_MQTT_PORT = free_port()
+
+
+def offline_modbus(name: str, poll_s: float = 1.0, machine: str = "m") -> dict[str, Any]:
+    """A Modbus source config (one device, one register) whose PLC is not there."""
+    return {
+        "type": "modbus",
+        "name": name,
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "devices": [
+            {
+                "unit_id": 1,
+                "profile": {"name": "p", "registers": [{"signal": "s", "address": 0}]},
+                "area": "a",
+                "line": "l",
+                "machine": machine,
+                "poll_interval_s": poll_s,
+            }
+        ],
+    }
+
+
+def offline_settings(sources: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Agent settings (as in the YAML file) whose broker is not there; `extra` overrides keys."""
+    return {
+        "gateway_id": "gw",
+        "plant": "p",
+        "mqtt": {"url": f"mqtt://127.0.0.1:{OFFLINE_MQTT_PORT}", "reconnect_max_s": 0.5},
+        "buffer": {"kind": "memory"},
+        "shutdown_timeout_s": 0.5,
+        "watch_config_s": 0,
+        "sources": sources,
+        **extra,
+    }
+
+
+def offline_config(sources: list[dict[str, Any]], **extra: Any) -> AgentConfig:
+    return AgentConfig.model_validate(offline_settings(sources, **extra))
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The samples of a Prometheus endpoint on loopback by name (with labels); {} if it is not
+    answering."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return {}
+    metrics = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"(\w+(?:\{[^}]*\})?) (\S+)", line)
+        if match and not line.startswith("#"):
+            metrics[match.group(1)] = float(match.group(2))
+    return metrics

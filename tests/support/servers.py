@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import threading
 import urllib.parse
 import urllib.request
@@ -25,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from tests.namespaces import NAMESPACES
+from tests.support.namespaces import NAMESPACES
+from tests.support.ports import free_port
 
 ENV_VARS = {
     "mosquitto": "PLANTMESH_MQTT_URL",
@@ -67,13 +67,6 @@ class LocalStack:
             manager.down(only=self._started, report=lambda _: None)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Containers:
     """Official images through testcontainers, published on loopback ports only."""
 
@@ -84,7 +77,7 @@ class Containers:
         from testcontainers.core.container import DockerContainer
         from testcontainers.core.wait_strategies import HttpWaitStrategy, LogMessageWaitStrategy
 
-        port = _free_port()
+        port = free_port()
         if server == "mosquitto":
             container = DockerContainer("eclipse-mosquitto:2").with_command(
                 "mosquitto -c /mosquitto-no-auth.conf"  # the image's config: anonymous on 1883

@@ -1,0 +1,140 @@
+"""One poll of telemetry.raw, checked reading by reading and turned into what goes out.
+
+Bad messages and bad readings become DLQ entries, each on its own with its reason; good batches
+wait for InfluxDB, then travel on to telemetry.normalized (unchanged ones as they came:
+re-encoding costs more than checking); each checked batch's sequence number goes to
+telemetry.sequences for the completeness ledger. Checking a whole poll is 100+ ms of CPU, so it
+yields to the loop now and then: the stores in flight keep InfluxDB busy meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+from ingest.checks.checker import Checked, Checker, Limits
+from ingest.config import IngestConfig
+from ingest.ledger.state import SeqRecord
+from ingest.line_protocol import timestamp_ns
+from ingest.normalize.registry import AssetRegistry
+from plantmesh.dead_letters import Rejection, RejectionLog, dlq_headers, kafka_source
+from plantmesh.kafka.refusals import Outgoing
+from plantmesh.topics import HEADER_DLQ_READING_INDEX, HEADER_REGISTRY_VERSION
+
+UNKNOWN_PLANT = "unknown"
+PREPARE_SLICE = 25
+"""Messages checked between yields to the loop: a whole poll takes 100+ ms of CPU, and InfluxDB
+would sit idle that long once its write returned, its next request not yet sent."""
+
+
+@dataclass(frozen=True)
+class Good:
+    """A raw message with at least one good reading."""
+
+    record: Any  # aiokafka ConsumerRecord
+    checked: Checked
+
+    @property
+    def lines(self) -> list[str]:
+        return self.checked.lines
+
+
+@dataclass
+class Poll:
+    """What one `getmany` turned into; committed as a whole once everything of it went out."""
+
+    offsets: dict[TopicPartition, int]
+    """The next offset of each partition the poll read."""
+    good: list[Good] = field(default_factory=list)
+    outgoing: list[Outgoing] = field(default_factory=list)
+    """DLQ entries so far; the normalized copies join them once InfluxDB took the points."""
+    sequences: list[Outgoing] = field(default_factory=list)
+
+
+class Preparer:
+    """Checks polls against the contract, the time bounds and the asset registry."""
+
+    def __init__(self, config: IngestConfig, rejections: RejectionLog) -> None:
+        self.topics = config.topics
+        path = config.writer.registry
+        self.registry = AssetRegistry.load(path) if path is not None else None
+        limits = config.writer.validation
+        self._checker = Checker(
+            Limits(limits.max_message_bytes, limits.max_future_s, limits.max_past_s),
+            self.registry,
+        )
+        self._sequences = config.writer.completeness.enabled
+        self._rejections = rejections
+
+    async def prepare(self, records: dict[TopicPartition, list[Any]]) -> Poll:
+        """Check and normalize everything one `getmany` returned, yielding to the loop every
+        PREPARE_SLICE messages."""
+        poll = Poll({tp: batch[-1].offset + 1 for tp, batch in records.items() if batch})
+        good, outgoing, sequences = poll.good, poll.outgoing, poll.sequences
+        now = datetime.now(UTC)
+        now_ns = timestamp_ns(now)
+        check = self._checker.check
+        slice_left = PREPARE_SLICE
+        for batch in records.values():
+            for record in batch:
+                slice_left -= 1
+                if not slice_left:
+                    slice_left = PREPARE_SLICE
+                    await asyncio.sleep(0)
+                result = check(record.value, now, now_ns)
+                if isinstance(result, Rejection):
+                    outgoing.append(self.dead_letter(record, result))
+                    continue
+                for bad in result.bad:
+                    outgoing.append(self.dead_letter(record, bad.rejection, bad.value, bad.index))
+                if self._sequences:
+                    sequences.append(self._sequence(record, result))
+                if result.lines:  # one line per good reading
+                    good.append(Good(record, result))
+        return poll
+
+    def dead_letter(
+        self,
+        record: Any,
+        rejection: Rejection,
+        value: bytes | None = None,
+        reading_index: int | None = None,
+    ) -> Outgoing:
+        """The DLQ entry for a raw message, or for one reading of it (`value`, `reading_index`)."""
+        source = kafka_source(record.topic, record.partition, record.offset)
+        self._rejections.rejected(rejection, source)
+        headers = dlq_headers(list(record.headers or ()), rejection, source)
+        if reading_index is not None:
+            headers.append((HEADER_DLQ_READING_INDEX, str(reading_index).encode()))
+        if value is None:
+            value = record.value if record.value is not None else b""
+        return Outgoing(self.topics.telemetry_dlq, record.key, value, headers, rejection, source)
+
+    def normalized(self, item: Good) -> Outgoing:
+        checked = item.checked
+        key = item.record.key
+        if not key:
+            asset = checked.readings[0]["asset"]
+            key = f"{asset['plant']}/{asset['machine']}".encode()
+        headers = list(item.record.headers or ())
+        if self.registry is not None:
+            headers.append((HEADER_REGISTRY_VERSION, self.registry.version.encode()))
+        # Unchanged batches travel as they came: re-encoding costs more than validating.
+        value = checked.to_json() if checked.changed else item.record.value
+        record = item.record
+        source = kafka_source(record.topic, record.partition, record.offset)
+        return Outgoing(self.topics.telemetry_normalized, key, value, headers, source=source)
+
+    def _sequence(self, record: Any, checked: Checked) -> Outgoing:
+        plant = checked.plant
+        if plant is None:
+            key = (record.key or b"").decode(errors="replace")
+            plant = key.split("/", 1)[0] if key and "/" in key else UNKNOWN_PLANT
+        seq = SeqRecord(
+            plant, checked.gateway_id, checked.session_id, checked.seq, checked.received
+        )
+        return Outgoing(self.topics.telemetry_sequences, seq.key, seq.to_bytes(), [])
