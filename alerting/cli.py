@@ -55,7 +55,9 @@ def describe(config: AlertingConfig) -> list[str]:
             limit = f"above {rule.above}" if rule.above is not None else f"below {rule.below}"
             what = f"{limit}, deadband {rule.deadband}, on-delay {rule.on_delay_s} s"
         lines.append(
-            f"  {rule.name} [{rule.type}, {rule.severity.value}]: {rule.signal} {what}"
+            f"  {rule.name} [{rule.type}, {rule.issue_type}"
+            + (f", {rule.severity.value}" if rule.severity is not None else "")
+            + f"]: {rule.signal} {what}"
             + (f" ({where})" if where else "")
         )
     return lines

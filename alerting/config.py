@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from alerting.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from alerting.rules import RuleConfig
-from plantmesh.config import ConfigModel, load_config, resolve_relative
+from plantmesh.config import ConfigError, ConfigModel, load_config, resolve_relative
 from plantmesh.connections import BackoffSettings, KafkaConnection, KafkaTopicSettings
 from plantmesh.topics import Namespace
 
@@ -24,6 +25,11 @@ class AlertingConfig(ConfigModel):
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
     alert_log: Path = Path("alerts.jsonl")
     """JSON lines of AlertEvent; relative paths are relative to the configuration file."""
+    catalogue: Path = DEFAULT_CATALOGUE
+    """The issue-type catalogue every rule names its issue type from (relative to this file)."""
+    lateness_s: Annotated[float, Field(ge=0)] = 2.0
+    """How far behind the newest source time event time is taken to be complete: time-based
+    conditions (on-delays, silence) are decided once the watermark passes them."""
     rules: list[RuleConfig]
 
     @field_validator("rules")
@@ -38,6 +44,28 @@ class AlertingConfig(ConfigModel):
 
 
 def load_alerting_config(path: Path | str) -> AlertingConfig:
-    """Load and validate `path`, with alert_log made absolute relative to that file."""
+    """Load and validate `path`, with alert_log and catalogue made absolute relative to that
+    file, and every rule's issue type checked against the catalogue."""
     config = load_config(AlertingConfig, path)
-    return config.model_copy(update={"alert_log": resolve_relative(path, config.alert_log)})
+    config = config.model_copy(
+        update={
+            "alert_log": resolve_relative(path, config.alert_log),
+            "catalogue": resolve_relative(path, config.catalogue),
+        }
+    )
+    check_issue_types(config, load_catalogue(config.catalogue), path)
+    return config
+
+
+def check_issue_types(config: AlertingConfig, catalogue: Catalogue, path: Path | str) -> None:
+    """Every rule names an issue type of the catalogue; raise ConfigError naming those that
+    do not."""
+    known = ", ".join(sorted(catalogue.issue_types))
+    problems = [
+        f"rules[{index}].issue_type: {rule.issue_type!r} is not in the catalogue "
+        f"{config.catalogue} (known: {known})"
+        for index, rule in enumerate(config.rules)
+        if rule.issue_type not in catalogue.issue_types
+    ]
+    if problems:
+        raise ConfigError(path, problems)

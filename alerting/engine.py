@@ -1,20 +1,31 @@
-"""The evaluate stage: every reading through every rule that looks at its signal. No Kafka, no
-clock, no I/O: the same readings in give the same alert events out."""
+"""The evaluate stage: every reading through every rule that looks at its signal, and event time
+moving on through every rule. No Kafka, no clock, no I/O: the same readings in give the same
+alert events out.
+
+Event time: the watermark is the newest source time seen minus `lateness_s`; `advance()` hands
+it to every rule, so conditions that time alone decides (an on-delay on a signal that reports
+only on change, a series gone quiet) are decided without waiting for another reading."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from functools import partial
 
+from alerting.catalogue import Catalogue
 from alerting.rules import Rule, RuleConfig, build_rule
+from alerting.rules.base import Context, MachineStates
 from plantmesh.contracts import AlertEvent, Reading, ReadingBatch
 
 log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(
+        self, rules: Iterable[Rule], *, gates: Iterable[str] = (), lateness_s: float = 0.0
+    ) -> None:
         self.rules = list(rules)
         names = [rule.name for rule in self.rules]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -24,29 +35,64 @@ class Engine:
         for rule in self.rules:
             for signal in rule.signals:
                 self._by_signal[signal].append(rule)
+        self.gate_signals = frozenset(gates)
+        self.states = MachineStates()
+        self.lateness = timedelta(seconds=lateness_s)
+        self.newest: datetime | None = None
+        """The newest source time seen: the watermark is this minus the lateness."""
         self.rule_errors = 0
         self._failed: set[tuple[str, str]] = set()
 
     @classmethod
-    def from_config(cls, configs: Iterable[RuleConfig]) -> Engine:
-        return cls(build_rule(config) for config in configs)
+    def from_config(
+        cls, configs: Iterable[RuleConfig], catalogue: Catalogue, *, lateness_s: float = 0.0
+    ) -> Engine:
+        configs = list(configs)
+        gates = {c.gate.signal for c in configs if c.gate is not None}
+        rules = [build_rule(config, catalogue) for config in configs]
+        return cls(rules, gates=gates, lateness_s=lateness_s)
 
-    def process(self, reading: Reading) -> list[AlertEvent]:
+    @property
+    def watermark(self) -> datetime | None:
+        return None if self.newest is None else self.newest - self.lateness
+
+    def process(self, reading: Reading, machine_class: str | None = None) -> list[AlertEvent]:
+        if reading.signal in self.gate_signals:
+            self.states.update(reading)
+        if self.newest is None or reading.source_ts > self.newest:
+            self.newest = reading.source_ts
+        context = Context(machine_class, self.states)
         events: list[AlertEvent] = []
         for rule in self._by_signal.get(reading.signal, ()):
-            try:
-                events.extend(rule.evaluate(reading))
-            except Exception as exc:
-                # A rule bug must not stop the other rules nor the service; say so once per kind.
-                self.rule_errors += 1
-                key = (rule.name, type(exc).__name__)
-                if key not in self._failed:
-                    self._failed.add(key)
-                    log.exception("rule %s failed on %s", rule.name, reading.series_key)
+            events.extend(self._guarded(rule, partial(rule.evaluate, reading, context)))
         return events
 
-    def process_batch(self, batch: ReadingBatch) -> list[AlertEvent]:
+    def process_batch(
+        self, batch: ReadingBatch, machine_class: str | None = None
+    ) -> list[AlertEvent]:
         events: list[AlertEvent] = []
         for reading in batch.readings:
-            events.extend(self.process(reading))
+            events.extend(self.process(reading, machine_class))
         return events
+
+    def advance(self, watermark: datetime | None = None) -> list[AlertEvent]:
+        """Let event time reach `watermark` (default: the engine's own) in every rule."""
+        watermark = watermark or self.watermark
+        if watermark is None:
+            return []
+        events: list[AlertEvent] = []
+        for rule in self.rules:
+            events.extend(self._guarded(rule, partial(rule.tick, watermark)))
+        return events
+
+    def _guarded(self, rule: Rule, call: Callable[[], list[AlertEvent]]) -> list[AlertEvent]:
+        try:
+            return call()
+        except Exception as exc:
+            # A rule bug must not stop the other rules nor the service; say so once per kind.
+            self.rule_errors += 1
+            key = (rule.name, type(exc).__name__)
+            if key not in self._failed:
+                self._failed.add(key)
+                log.exception("rule %s failed", rule.name)
+            return []

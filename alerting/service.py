@@ -18,15 +18,17 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from alerting.catalogue import load_catalogue
 from alerting.config import AlertingConfig
 from alerting.engine import Engine
 from alerting.pipeline import FanOut, Pipeline
 from alerting.sinks import AlertLogSink, EventSink, KafkaEventSink, LogSink, SinkError
 from plantmesh.contracts import AlertEvent, DecodeError, ReadingBatch, decode
+from plantmesh.dead_letters import header
 from plantmesh.kafka.admin import TopicSetupError, ensure_topics
 from plantmesh.kafka.clients import make_consumer, start_client
 from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
-from plantmesh.topics import DlqReason, Topics
+from plantmesh.topics import HEADER_MACHINE_CLASS, DlqReason, Topics
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,10 @@ class AlertingService:
     def __init__(self, config: AlertingConfig, engine: Engine | None = None) -> None:
         self.config = config
         self.topics = Topics(config.namespace)
-        self.engine = engine if engine is not None else Engine.from_config(config.rules)
+        if engine is None:
+            catalogue = load_catalogue(config.catalogue)
+            engine = Engine.from_config(config.rules, catalogue, lateness_s=config.lateness_s)
+        self.engine = engine
         self.stats = ServiceStats()
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -151,6 +156,7 @@ class AlertingService:
         for records in batches.values():
             for record in records:
                 events.extend(self._evaluate(record))
+        events.extend(self.engine.advance())  # what event time alone decides
         await self.pipeline.process(events)
         self.stats.events.update(event.kind.value for event in events)
         await self._commit(consumer)
@@ -164,7 +170,9 @@ class AlertingService:
         except DecodeError as exc:
             return self._skip(exc.reason, "; ".join(exc.details[:3]), record)
         self.stats.readings += len(batch.readings)
-        return self.engine.process_batch(batch)
+        machine_class = header(record.headers or (), HEADER_MACHINE_CLASS)
+        cls = machine_class.decode(errors="replace") if machine_class else None
+        return self.engine.process_batch(batch, cls)
 
     def _skip(
         self, reason: str, detail: str, record: ConsumerRecord[bytes, bytes]

@@ -2,7 +2,7 @@
 
 In-process use (tests, embedding): `ingest.bridge.Bridge(config)` and
 `ingest.writer.Writer(config)`, each with `async run()`, `stop()`, `ready`, `stats` and
-`metrics`; `config` is an `ingest.config.IngestConfig` (`ingest.config.load_ingest_config(path)`
+`metrics_server` (set when `metrics.listen` is); `config` is an `ingest.config.IngestConfig` (`ingest.config.load_ingest_config(path)`
 resolves the asset registry path relative to the file).
 
 The parts, by role:

@@ -138,6 +138,8 @@ HEADER_DLQ_READING_INDEX = "dlq_reading_index"
 """A DLQ entry for one reading of a batch: its index in the batch as sent."""
 HEADER_REGISTRY_VERSION = "registry_version"
 """On telemetry.normalized: the asset registry version that normalized the batch."""
+HEADER_MACHINE_CLASS = "machine_class"
+"""On telemetry.normalized: the machine's class in the asset registry (rules target classes)."""
 
 
 class DlqReason(StrEnum):

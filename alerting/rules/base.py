@@ -1,13 +1,57 @@
-"""What every rule is and the configuration every rule shares."""
+"""What every rule is, the configuration every rule shares, and what the engine hands a rule
+with each reading (its machine class and the machine's state, for gating)."""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import Field
 
 from plantmesh.config import ConfigModel
-from plantmesh.contracts import AlertEvent, Name, Quality, Reading, Severity
+from plantmesh.contracts import (
+    AlertEvent,
+    AlertEventKind,
+    AssetPath,
+    Evidence,
+    Name,
+    Quality,
+    Reading,
+    Severity,
+)
+
+StateValue = float | bool | str
+
+
+class MachineStates:
+    """The latest value of each gate signal (e.g. `running`) per machine, in event time: a rule
+    gated on a state asks here whether the gate was open at the time of its reading."""
+
+    def __init__(self) -> None:
+        self._latest: dict[tuple[str, str], tuple[datetime, StateValue]] = {}
+
+    def update(self, reading: Reading) -> None:
+        key = (reading.asset.key, reading.signal)
+        known = self._latest.get(key)
+        if known is None or reading.source_ts >= known[0]:
+            self._latest[key] = (reading.source_ts, reading.value)
+
+    def value(self, asset: AssetPath, signal: str) -> StateValue | None:
+        known = self._latest.get((asset.key, signal))
+        return None if known is None else known[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the engine knows about a reading beyond the reading itself."""
+
+    machine_class: str | None = None
+    states: MachineStates | None = None
+
+
+NO_CONTEXT = Context()
 
 
 class Rule(Protocol):
@@ -22,21 +66,47 @@ class Rule(Protocol):
         """The signal names this rule looks at; the engine routes only those readings to it."""
         ...
 
-    def evaluate(self, reading: Reading) -> list[AlertEvent]:
+    def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
         """Feed one reading; return the alert events it causes (usually none)."""
         ...
 
+    def tick(self, watermark: datetime) -> list[AlertEvent]:
+        """Event time has reached `watermark` on every series: decide what time alone decides
+        (an on-delay that elapsed, a series gone quiet), without waiting for a next reading."""
+        ...
+
+
+class StateGate(ConfigModel):
+    """Evaluate a rule only while the machine is in a state, e.g. running: a stopped machine
+    does not page. A machine whose state signal was never seen counts as closed."""
+
+    signal: Name = "running"
+    equals: bool | float | str = True
+
 
 class RuleConfigBase(ConfigModel):
-    """Keys common to every rule type: its name, what it matches and how important it is."""
+    """Keys common to every rule type: its name and issue type, what it matches, its gate and
+    how important it is."""
 
     name: Name
+    issue_type: Name
+    """An id of the issue-type catalogue; the alert carries it, with its owner and response."""
     signal: Name
     plants: list[Name] = Field(default_factory=list)
     """Only these plants; empty means every plant."""
     machines: list[Name] = Field(default_factory=list)
     """Only these machine ids (the last segment of the asset path); empty means every machine."""
-    severity: Severity
+    machine_classes: list[Name] = Field(default_factory=list)
+    """Only machines of these classes (from the asset registry); empty means every class."""
+    gate: StateGate | None = None
+    severity: Severity | None = None
+    """Default: the issue type's priority in the catalogue."""
+
+    @property
+    def version(self) -> str:
+        """A hash of the whole configuration: a changed rule is a new version."""
+        text = self.model_dump_json(exclude_none=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 class SeriesFilter:
@@ -46,12 +116,63 @@ class SeriesFilter:
         self.signal = config.signal
         self._plants = frozenset(config.plants)
         self._machines = frozenset(config.machines)
+        self._classes = frozenset(config.machine_classes)
+        self._gate = config.gate
 
-    def matches(self, reading: Reading) -> bool:
+    def matches(self, reading: Reading, context: Context = NO_CONTEXT) -> bool:
         return (
             reading.signal == self.signal
             and (not self._plants or reading.asset.plant in self._plants)
             and (not self._machines or reading.asset.machine in self._machines)
+            and (not self._classes or context.machine_class in self._classes)
+        )
+
+    def gate_open(self, asset: AssetPath, context: Context) -> bool:
+        gate = self._gate
+        if gate is None:
+            return True
+        if context.states is None:
+            return False
+        return context.states.value(asset, gate.signal) == gate.equals
+
+
+@dataclass(frozen=True)
+class RuleIdentity:
+    """Who decided, stamped on every event a rule makes."""
+
+    name: str
+    issue_type: str
+    version: str
+    severity: Severity
+
+    @classmethod
+    def of(cls, config: RuleConfigBase, default_severity: Severity) -> RuleIdentity:
+        severity = config.severity if config.severity is not None else default_severity
+        return cls(config.name, config.issue_type, config.version, severity)
+
+    def event(
+        self,
+        kind: AlertEventKind,
+        alert_id: str,
+        asset: AssetPath,
+        signal: str,
+        at: datetime,
+        evidence: Evidence,
+        machine_class: str | None,
+        severity: Severity | None = None,
+    ) -> AlertEvent:
+        return AlertEvent(
+            alert_id=alert_id,
+            kind=kind,
+            issue_type=self.issue_type,
+            rule=self.name,
+            rule_version=self.version,
+            machine_class=machine_class,
+            asset=asset,
+            signal=signal,
+            severity=severity or self.severity,
+            at=at,
+            evidence=evidence,
         )
 
 

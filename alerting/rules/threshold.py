@@ -5,21 +5,32 @@
 
 Time is the readings' source_ts: processing delay, consumer lag or a replay never change the
 outcome. Bad-quality readings are ignored (and counted in the evidence); a reading not newer than
-the last one accepted for its series is ignored as out of order (or a duplicate).
+the last one accepted for its series is ignored as out of order (or a duplicate). A signal that
+reports only on change (OPC UA data changes, a Modbus `on_change` register) sends no reading
+while the condition holds: the on-delay completes on the engine's watermark tick instead, at
+first crossing + on_delay_s, exactly as if a reading had come then.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from alerting.evidence import PointWindow, alert_id, iso, num
-from alerting.rules.base import RuleConfigBase, SeriesFilter, is_bad, numeric
-from plantmesh.contracts import AlertEvent, AlertEventKind, Evidence, Reading
+from alerting.rules.base import (
+    NO_CONTEXT,
+    Context,
+    RuleConfigBase,
+    RuleIdentity,
+    SeriesFilter,
+    is_bad,
+    numeric,
+)
+from plantmesh.contracts import AlertEvent, AlertEventKind, AssetPath, Evidence, Reading, Severity
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,9 @@ class _Episode:
     """One excursion of a series: from the first crossing on."""
 
     first_ts: datetime
+    asset: AssetPath
+    signal: str
+    machine_class: str | None
     unit: str | None
     extreme: float
     window: PointWindow = field(default_factory=PointWindow)
@@ -75,9 +89,10 @@ class _Series:
 
 
 class ThresholdRule:
-    def __init__(self, config: ThresholdRuleConfig) -> None:
+    def __init__(self, config: ThresholdRuleConfig, identity: RuleIdentity | None = None) -> None:
         self.config = config
         self.name = config.name
+        self.identity = identity or RuleIdentity.of(config, Severity.MEDIUM)
         self._filter = SeriesFilter(config)
         self.signals = frozenset({config.signal})
         self._above = config.above is not None
@@ -100,8 +115,8 @@ class ThresholdRule:
         return max(a, b) if self._above else min(a, b)
 
     # --- Rule -----------------------------------------------------------------------------------
-    def evaluate(self, reading: Reading) -> list[AlertEvent]:
-        if not self._filter.matches(reading):
+    def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
+        if not self._filter.matches(reading, context):
             return []
         value = numeric(reading)
         if value is None:
@@ -119,13 +134,21 @@ class ThresholdRule:
         series.last_ts = ts
 
         episode = series.episode
+        holds = self._holds(value) and self._filter.gate_open(reading.asset, context)
         if episode is None:
-            if not self._holds(value):
+            if not holds:
                 return []
-            episode = series.episode = _Pending(first_ts=ts, unit=reading.unit, extreme=value)
+            episode = series.episode = _Pending(
+                first_ts=ts,
+                asset=reading.asset,
+                signal=reading.signal,
+                machine_class=context.machine_class,
+                unit=reading.unit,
+                extreme=value,
+            )
             return self._advance_pending(series, episode, reading, value)
         if isinstance(episode, _Pending):
-            if not self._holds(value):
+            if not holds:
                 # Back to normal before the on-delay elapsed: no alert. No deadband needed here,
                 # the deadband only guards a raised alert against chattering.
                 series.episode = None
@@ -145,15 +168,32 @@ class ThresholdRule:
         pending.extreme = self._extreme(pending.extreme, value)
         if (reading.source_ts - pending.first_ts).total_seconds() < self.config.on_delay_s:
             return []
-        event = self._raised_event(pending, reading)
+        return [self._raise(series, pending, reading.source_ts)]
+
+    def tick(self, watermark: datetime) -> list[AlertEvent]:
+        """Raise the pending episodes whose on-delay elapsed by `watermark`: the last reading
+        held the condition, and no reading since said otherwise."""
+        delay = timedelta(seconds=self.config.on_delay_s)
+        events = []
+        for series in self._series.values():
+            pending = series.episode
+            if isinstance(pending, _Pending) and pending.first_ts + delay <= watermark:
+                events.append(self._raise(series, pending, pending.first_ts + delay))
+        return events
+
+    def _raise(self, series: _Series, pending: _Pending, at: datetime) -> AlertEvent:
+        event = self._raised_event(pending, at)
         series.episode = _Raised(
             alert_id=event.alert_id,
             first_ts=pending.first_ts,
-            raised_at=reading.source_ts,
+            asset=pending.asset,
+            signal=pending.signal,
+            machine_class=pending.machine_class,
+            raised_at=at,
             unit=pending.unit,
             extreme=pending.extreme,
         )
-        return [event]
+        return event
 
     # --- evidence ---------------------------------------------------------------------------------
     @property
@@ -189,31 +229,30 @@ class ThresholdRule:
             note = f"; {bad_ignored} bad-quality reading(s) ignored"
         return params, note
 
-    def _raised_event(self, pending: _Pending, reading: Reading) -> AlertEvent:
-        held_s = (reading.source_ts - pending.first_ts).total_seconds()
+    def _raised_event(self, pending: _Pending, at: datetime) -> AlertEvent:
+        held_s = (at - pending.first_ts).total_seconds()
         params = self._common_parameters(pending.first_ts, pending.extreme)
         window_params, note = self._window_parameters(pending.window, pending.bad_ignored)
         params |= window_params
         op = ">" if self._above else "<"
         summary = (
-            f"{reading.signal} of {reading.asset.key} {self._direction} {num(self.limit)}"
+            f"{pending.signal} of {pending.asset.key} {self._direction} {num(self.limit)}"
             f"{self._unit(pending.unit)} for {held_s:.1f} s "
             f"({self._extreme_name} {num(pending.extreme)}){note}"
         )
-        return AlertEvent(
-            alert_id=alert_id(self.name, reading.series_key, pending.first_ts),
-            kind=AlertEventKind.RAISED,
-            rule=self.name,
-            asset=reading.asset,
-            signal=reading.signal,
-            severity=self.config.severity,
-            at=reading.source_ts,
-            evidence=Evidence(
+        return self.identity.event(
+            AlertEventKind.RAISED,
+            alert_id(self.name, f"{pending.asset.key}/{pending.signal}", pending.first_ts),
+            pending.asset,
+            pending.signal,
+            at,
+            Evidence(
                 summary=summary,
                 condition=f"value {op} {num(self.limit)} for >= {num(self.config.on_delay_s)} s",
                 points=pending.window.points(),
                 parameters=params,
             ),
+            pending.machine_class,
         )
 
     def _cleared_event(self, raised: _Raised, reading: Reading, value: float) -> AlertEvent:
@@ -235,15 +274,13 @@ class ThresholdRule:
             f"{self._unit(raised.unit)} ({num(value)}) after {active_s:.1f} s raised "
             f"({self._extreme_name} {num(raised.extreme)}){note}"
         )
-        return AlertEvent(
-            alert_id=raised.alert_id,
-            kind=AlertEventKind.CLEARED,
-            rule=self.name,
-            asset=reading.asset,
-            signal=reading.signal,
-            severity=self.config.severity,
-            at=reading.source_ts,
-            evidence=Evidence(
+        return self.identity.event(
+            AlertEventKind.CLEARED,
+            raised.alert_id,
+            raised.asset,
+            raised.signal,
+            reading.source_ts,
+            Evidence(
                 summary=summary,
                 condition=(
                     f"value {op} {num(self.clear_level)} (threshold {num(self.limit)} "
@@ -252,4 +289,5 @@ class ThresholdRule:
                 points=raised.window.points(),
                 parameters=params,
             ),
+            raised.machine_class,
         )

@@ -186,6 +186,11 @@ class AssetRegistry:
         value = plan.convert_value(reading.signal, reading.value)
         return reading.model_copy(update={"signal": plan.signal, "unit": plan.unit, "value": value})
 
+    def machine_class(self, plant: str, machine: str) -> str | None:
+        """The class the registry gives this machine, None when it is not registered."""
+        machines = self._machines.get(plant)
+        return None if machines is None else machines.get(machine)
+
     def plan_for(self, plant: str, machine: str, signal: str, unit: str | None) -> Plan | None:
         """What to do with readings of this plant, machine, signal and unit (None: nothing);
         decided once per combination. Raises NormalizeError for readings to reject."""

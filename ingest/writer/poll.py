@@ -23,10 +23,11 @@ from ingest.line_protocol import timestamp_ns
 from ingest.normalize.registry import AssetRegistry
 from plantmesh.dead_letters import Rejection, RejectionLog, dlq_headers, kafka_source
 from plantmesh.kafka.refusals import Outgoing
-from plantmesh.topics import HEADER_DLQ_READING_INDEX, HEADER_REGISTRY_VERSION
+from plantmesh.topics import HEADER_DLQ_READING_INDEX, HEADER_MACHINE_CLASS, HEADER_REGISTRY_VERSION
 
 UNKNOWN_PLANT = "unknown"
 PREPARE_SLICE = 25
+MACHINE_CACHE_SIZE = 100_000
 """Messages checked between yields to the loop: a whole poll takes 100+ ms of CPU, and InfluxDB
 would sit idle that long once its write returned, its next request not yet sent."""
 
@@ -62,6 +63,7 @@ class Preparer:
         self.topics = config.topics
         path = config.writer.registry
         self.registry = AssetRegistry.load(path) if path is not None else None
+        self._classes: dict[bytes, bytes | None] = {}
         limits = config.writer.validation
         self._checker = Checker(
             Limits(limits.max_message_bytes, limits.max_future_s, limits.max_past_s),
@@ -123,11 +125,29 @@ class Preparer:
         headers = list(item.record.headers or ())
         if self.registry is not None:
             headers.append((HEADER_REGISTRY_VERSION, self.registry.version.encode()))
+            machine_class = self._machine_class(key)
+            if machine_class is not None:
+                headers.append((HEADER_MACHINE_CLASS, machine_class))
         # Unchanged batches travel as they came: re-encoding costs more than validating.
         value = checked.to_json() if checked.changed else item.record.value
         record = item.record
         source = kafka_source(record.topic, record.partition, record.offset)
         return Outgoing(self.topics.telemetry_normalized, key, value, headers, source=source)
+
+    def _machine_class(self, key: bytes) -> bytes | None:
+        """The registry's class of the machine a `plant/machine` key names, remembered per key
+        (a writer sees the same few thousand machines over and over)."""
+        try:
+            return self._classes[key]
+        except KeyError:
+            pass
+        assert self.registry is not None
+        plant, _, machine = key.decode(errors="replace").partition("/")
+        found = self.registry.machine_class(plant, machine)
+        if len(self._classes) >= MACHINE_CACHE_SIZE:
+            self._classes.clear()
+        self._classes[key] = encoded = None if found is None else found.encode()
+        return encoded
 
     def _sequence(self, record: Any, checked: Checked) -> Outgoing:
         plant = checked.plant

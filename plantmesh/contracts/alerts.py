@@ -4,6 +4,7 @@ so "why did this fire?" has an answer without digging through dashboards."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field
 
@@ -47,7 +48,14 @@ class AlertEvent(WireModel):
     schema_version: SchemaVersion = SCHEMA_VERSION
     alert_id: str
     kind: AlertEventKind
+    issue_type: Name
+    """The catalogue's issue type (deploy/alerting/issue-types.yaml): the shared name of the
+    problem, its owner role and first response."""
     rule: Name
+    rule_version: Annotated[str, Field(min_length=1, max_length=64)]
+    """A hash of the rule's configuration: which exact rule decided (replays use the same)."""
+    machine_class: Name | None = None
+    """The machine's class in the asset registry, when the reading carried it."""
     asset: AssetPath
     signal: Name
     severity: Severity

@@ -134,6 +134,7 @@ def _write_configs(
         "alert_log": str(tmp_path / "alerts.jsonl"),
         "rules": [
             {"name": "bearing-overtemp", "type": "threshold", "signal": "bearing_temp",
+             "issue_type": "bearing-overtemperature",
              "above": 90.0, "deadband": 5.0, "on_delay_s": 3.0, "severity": "high"},
         ],
     }  # fmt: skip

@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from alerting.config import AlertingConfig
 from alerting.service import AlertingService
 from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, decode, encode
-from plantmesh.topics import Topics
+from plantmesh.topics import HEADER_MACHINE_CLASS, Topics
 from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -41,6 +41,7 @@ def config(namespace: str, bootstrap: str, alert_log: Path) -> AlertingConfig:
                 {
                     "name": "bearing-overtemp",
                     "type": "threshold",
+                    "issue_type": "bearing-overtemperature",
                     "signal": "bearing_temp",
                     "above": 90.0,
                     "deadband": 5.0,
@@ -140,7 +141,10 @@ async def test_excursion_gives_one_raised_and_one_cleared_event(
         await producer.send_and_wait(topics.telemetry_normalized, b"{not json", key=b"plant-a/x")
         for batch in batches(readings, size=7):
             await producer.send_and_wait(
-                topics.telemetry_normalized, encode(batch), key=b"plant-a/press-01"
+                topics.telemetry_normalized,
+                encode(batch),
+                key=b"plant-a/press-01",
+                headers=[(HEADER_MACHINE_CLASS, b"press")],  # as the writer adds it
             )
 
         async def all_consumed() -> bool:
@@ -163,6 +167,8 @@ async def test_excursion_gives_one_raised_and_one_cleared_event(
     raised, cleared = logged
     assert raised.alert_id == cleared.alert_id
     assert raised.asset == PRESS
+    assert (raised.issue_type, raised.machine_class) == ("bearing-overtemperature", "press")
+    assert raised.rule_version == cleared.rule_version
     assert raised.evidence.summary == (
         "bearing_temp of plant-a/stamping/line1/press-01 above 90.0 degC for 5.0 s (max 95.0)"
     )
@@ -199,7 +205,8 @@ def test_cli_run_stops_cleanly_on_sigterm(
         f"kafka: {{bootstrap: '{kafka_bootstrap}'}}\n"
         f"group_id: {namespace}-alerting\n"
         "rules:\n"
-        "  - {name: r, type: threshold, signal: s, above: 1, severity: low}\n"
+        "  - {name: r, type: threshold, issue_type: process-drift, signal: s, above: 1,\n"
+        "     severity: low}\n"
     )
     stderr = tmp_path / "stderr.log"
     with stderr.open("wb") as err:

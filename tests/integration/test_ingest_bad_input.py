@@ -23,6 +23,7 @@ from plantmesh.topics import (
     HEADER_DLQ_READING_INDEX,
     HEADER_DLQ_REASON,
     HEADER_DLQ_SOURCE,
+    HEADER_MACHINE_CLASS,
     HEADER_MQTT_TOPIC,
     HEADER_REGISTRY_VERSION,
     Topics,
@@ -205,5 +206,7 @@ async def test_each_bad_item_lands_in_the_dlq_with_its_reason_and_good_data_flow
     ]
     normalized = await consume(config.kafka.bootstrap, topics.telemetry_normalized, 3)
     assert all(dict(r.headers)[HEADER_REGISTRY_VERSION] == b"test-7" for r in normalized)
+    # The registry's machine class travels with each batch, for rules that target classes.
+    assert all(dict(r.headers)[HEADER_MACHINE_CLASS] == b"press" for r in normalized)
     mixed = next(decode(ReadingBatch, r.value) for r in normalized if b'"seq":9' in r.value)
     assert [(r.signal, r.unit) for r in mixed.readings] == [("temp", "degC"), ("pressure", "bar")]

@@ -25,7 +25,10 @@ def event(n: int, kind: str = "raised") -> AlertEvent:
     return AlertEvent(
         alert_id=f"id{n}",
         kind=AlertEventKind(kind),
+        issue_type="bearing-overtemperature",
         rule="bearing-overtemp",
+        rule_version="0123456789ab",
+        machine_class="press",
         asset=AssetPath.parse("plant-a/stamping/line1/press-01"),
         signal="bearing_temp",
         severity=Severity.HIGH,

@@ -29,8 +29,14 @@ def test_check_config_on_the_sample(run_cli: RunCli, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert f"{SAMPLE}: ok" in out
     assert "telemetry.normalized -> alerts.events" in out
-    assert "bearing-overtemp [threshold, high]: bearing_temp above 90.0, deadband 5.0" in out
-    assert "hydraulic-pressure-low [threshold, medium]: hydraulic_pressure below 120.0" in out
+    assert (
+        "bearing-overtemp [threshold, bearing-overtemperature, high]: bearing_temp above 90.0, deadband 5.0"
+        in out
+    )
+    assert (
+        "hydraulic-pressure-low [threshold, pressure-loss, medium]: hydraulic_pressure below 120.0"
+        in out
+    )
     assert "(plants plant-a,plant-b)" in out
 
 

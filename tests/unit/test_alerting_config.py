@@ -5,16 +5,19 @@ from pathlib import Path
 
 import pytest
 
+from alerting.catalogue import DEFAULT_CATALOGUE, load_catalogue
 from alerting.config import AlertingConfig, load_alerting_config
 from alerting.engine import Engine
 from alerting.rules import RULE_TYPES, RuleConfig, ThresholdRule
 from plantmesh.config import ConfigError
+from plantmesh.contracts import Severity
 
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "alerting" / "sample.yaml"
 
 RULE = """\
   - name: bearing-overtemp
     type: threshold
+    issue_type: bearing-overtemperature
     signal: bearing_temp
     above: 90.0
     deadband: 5.0
@@ -42,7 +45,8 @@ def test_sample_loads_and_builds_an_engine() -> None:
     assert [r.name for r in config.rules] == ["bearing-overtemp", "hydraulic-pressure-low"]
     assert config.group_id == "plantmesh-alerting"
     assert config.alert_log == SAMPLE.parent / "alerts.jsonl"
-    engine = Engine.from_config(config.rules)
+    assert config.catalogue == DEFAULT_CATALOGUE
+    engine = Engine.from_config(config.rules, load_catalogue(config.catalogue))
     assert [type(r) for r in engine.rules] == [ThresholdRule, ThresholdRule]
 
 
@@ -85,17 +89,37 @@ def test_negative_on_delay(tmp_path: Path) -> None:
 
 
 def test_unknown_rule_type(tmp_path: Path) -> None:
-    message = problems_of(write(tmp_path, RULE.replace("type: threshold", "type: rate_of_change")))
+    message = problems_of(write(tmp_path, RULE.replace("type: threshold", "type: crystal_ball")))
     assert "rules[0]" in message
-    assert "'rate_of_change'" in message
+    assert "'crystal_ball'" in message
     assert "'threshold'" in message  # says what would have been accepted
 
 
-def test_missing_signal_and_severity(tmp_path: Path) -> None:
-    text = RULE.replace("    signal: bearing_temp\n", "").replace("    severity: high\n", "")
+def test_missing_signal_and_issue_type(tmp_path: Path) -> None:
+    text = RULE.replace("    signal: bearing_temp\n", "").replace(
+        "    issue_type: bearing-overtemperature\n", ""
+    )
     message = problems_of(write(tmp_path, text))
     assert "rules[0].signal: required key is missing" in message
-    assert "rules[0].severity: required key is missing" in message
+    assert "rules[0].issue_type: required key is missing" in message
+
+
+def test_an_issue_type_outside_the_catalogue_is_named(tmp_path: Path) -> None:
+    text = RULE.replace("issue_type: bearing-overtemperature", "issue_type: hot-bearing")
+    message = problems_of(write(tmp_path, text))
+    assert "rules[0].issue_type: 'hot-bearing' is not in the catalogue" in message
+    assert "bearing-overtemperature" in message  # lists what it could have been
+
+
+def test_severity_defaults_to_the_issue_types_priority(tmp_path: Path) -> None:
+    config = load_alerting_config(write(tmp_path, RULE.replace("    severity: high\n", "")))
+    assert config.rules[0].severity is None
+    engine = Engine.from_config(config.rules, load_catalogue(config.catalogue))
+    (rule,) = engine.rules
+    assert isinstance(rule, ThresholdRule)
+    assert rule.identity.severity is Severity.HIGH  # bearing-overtemperature's priority
+    assert rule.identity.issue_type == "bearing-overtemperature"
+    assert len(rule.identity.version) == 12
 
 
 def test_unknown_key_is_reported(tmp_path: Path) -> None:
@@ -145,7 +169,14 @@ def test_config_can_be_built_in_code(tmp_path: Path) -> None:
             "namespace": "x",
             "alert_log": str(tmp_path / "a.jsonl"),
             "rules": [
-                {"name": "r", "type": "threshold", "signal": "s", "below": 1, "severity": "low"}
+                {
+                    "name": "r",
+                    "type": "threshold",
+                    "issue_type": "pressure-loss",
+                    "signal": "s",
+                    "below": 1,
+                    "severity": "low",
+                }
             ],
         }
     )

@@ -19,7 +19,14 @@ def reading(signal: str, value: float) -> Reading:
 
 def threshold(name: str, signal: str) -> ThresholdRule:
     return ThresholdRule(
-        ThresholdRuleConfig(name=name, type="threshold", signal=signal, above=1.0, severity="low")
+        ThresholdRuleConfig(
+            name=name,
+            type="threshold",
+            issue_type="process-drift",
+            signal=signal,
+            above=1.0,
+            severity="low",
+        )
     )
 
 
@@ -30,9 +37,12 @@ class Exploding:
     def __init__(self) -> None:
         self.calls = 0
 
-    def evaluate(self, reading: Reading) -> list[AlertEvent]:
+    def evaluate(self, reading: Reading, context: object = None) -> list[AlertEvent]:
         self.calls += 1
         raise RuntimeError("bug in a rule")
+
+    def tick(self, watermark: datetime) -> list[AlertEvent]:
+        raise RuntimeError("bug in a rule's tick")
 
 
 def test_routes_readings_only_to_rules_of_their_signal() -> None:

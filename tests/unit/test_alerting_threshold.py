@@ -59,6 +59,7 @@ def rule(**overrides: Any) -> ThresholdRule:
     params: dict[str, Any] = {
         "name": "bearing-overtemp",
         "type": "threshold",
+        "issue_type": "bearing-overtemperature",
         "signal": "bearing_temp",
         "above": 90.0,
         "deadband": 5.0,
@@ -362,3 +363,56 @@ def test_evidence_points_are_capped_keeping_start_and_end() -> None:
     assert event.evidence.parameters["points_total"] == 1001
     assert event.evidence.parameters["points_omitted"] == 1001 - MAX_EVIDENCE_POINTS
     assert event.evidence.parameters["max"] == 101.0
+
+
+def test_a_report_by_exception_signal_raises_on_the_watermark_not_on_its_next_reading() -> None:
+    # An OPC UA data change: 95 at t=10, then nothing until it falls back at t=100. Other series
+    # keep event time moving; the on-delay completes at 15 on the watermark, not at t=100.
+    engine = Engine([rule()], lateness_s=2.0)
+    events = feed(engine, [reading(0, 80.0), reading(10, 95.0)])
+    other = [reading(t, 20.0, signal="oil_temp") for t in range(11, 18)]
+    events += feed(engine, other)
+    assert engine.watermark == at(15)
+    events += engine.advance()
+    assert timeline(events) == [(15.0, RAISED)]
+    assert events[0].evidence.parameters["first_crossing_ts"] == "2026-01-01T00:00:10Z"
+    assert engine.advance() == []  # raised once
+    events += feed(engine, [reading(100, 80.0)])
+    assert timeline(events) == [(15.0, RAISED), (100.0, CLEARED)]
+
+
+def test_the_watermark_waits_for_late_data() -> None:
+    engine = Engine([rule()], lateness_s=10.0)
+    feed(engine, [reading(10, 95.0), reading(20, 95.0, signal="oil_temp")])
+    assert engine.advance() == []  # watermark 10: the on-delay (until 15) is not over yet
+    # A late reading inside the lateness ends the episode before the watermark decides.
+    feed(engine, [reading(12, 80.0)])
+    feed(engine, [reading(40, 20.0, signal="oil_temp")])
+    assert engine.advance() == []
+
+
+def test_events_carry_issue_type_rule_version_and_machine_class() -> None:
+    engine = Engine([rule(on_delay_s=0.0)])
+    (event,) = engine.process(reading(1, 95.0), machine_class="hydraulic_press")
+    assert event.issue_type == "bearing-overtemperature"
+    assert event.machine_class == "hydraulic_press"
+    assert event.rule_version == rule(on_delay_s=0.0).config.version
+    assert event.rule_version != rule(above=91.0).config.version  # a changed rule, a new version
+
+
+def test_machine_class_filter() -> None:
+    engine = Engine([rule(on_delay_s=0.0, machine_classes=["hydraulic_press"])])
+    assert engine.process(reading(1, 95.0), machine_class="cnc_mill") == []
+    assert engine.process(reading(2, 95.0)) == []  # class unknown: not targeted
+    assert timeline(engine.process(reading(3, 95.0), machine_class="hydraulic_press")) == [
+        (3.0, RAISED)
+    ]
+
+
+def test_a_gated_rule_does_not_page_while_the_machine_is_stopped() -> None:
+    gated = rule(on_delay_s=0.0, gate={"signal": "running", "equals": True})
+    engine = Engine([gated], gates={"running"})
+    running = [reading(t, v, signal="running") for t, v in ((0, False), (20, True))]
+    events = feed(engine, [running[0], reading(5, 95.0), reading(10, 96.0), running[1]])
+    assert events == []  # hot while stopped (e.g. cooling down after a run): no page
+    assert timeline(feed(engine, [reading(21, 95.0)])) == [(21.0, RAISED)]

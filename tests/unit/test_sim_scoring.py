@@ -65,7 +65,9 @@ def alert(
         {
             "alert_id": alert_id or f"{plant}/{machine}/{signal}/{rule}@{at_s}",
             "kind": kind,
+            "issue_type": "process-drift",
             "rule": rule,
+            "rule_version": "v1",
             "asset": {"plant": plant, "area": "area", "line": "line1", "machine": machine},
             "signal": signal,
             "severity": "high",
