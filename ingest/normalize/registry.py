@@ -178,7 +178,9 @@ class AssetRegistry:
         return cls(load_config(RegistryFile, path))
 
     def normalize(self, reading: Reading) -> Reading:
-        """The reading with canonical signal, unit and value; raises NormalizeError."""
+        """One Reading model with canonical signal, unit and value; raises NormalizeError. For
+        tools and tests: the writer's hot path takes `plan_for` once per series through
+        ingest.checks.series and applies the plan to plain dicts."""
         asset = reading.asset
         plan = self.plan_for(asset.plant, asset.machine, reading.signal, reading.unit)
         if plan is None:
