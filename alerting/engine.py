@@ -16,8 +16,16 @@ from functools import partial
 
 from alerting.catalogue import Catalogue
 from alerting.rules import Rule, RuleConfig, build_rule
-from alerting.rules.base import Context, MachineStates
-from plantmesh.contracts import AlertEvent, Reading, ReadingBatch
+from alerting.rules.base import Context, GatewayRule, MachineStates
+from plantmesh.contracts import (
+    AlertEvent,
+    CompletenessEvent,
+    CompletenessEventKind,
+    GatewayState,
+    GatewayStatus,
+    Reading,
+    ReadingBatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,7 @@ class Engine:
         for rule in self.rules:
             for signal in rule.signals:
                 self._by_signal[signal].append(rule)
+        self.gateway_rules = [rule for rule in self.rules if isinstance(rule, GatewayRule)]
         self.gate_signals = frozenset(gates)
         self.states = MachineStates()
         self.lateness = timedelta(seconds=lateness_s)
@@ -73,6 +82,33 @@ class Engine:
         events: list[AlertEvent] = []
         for reading in batch.readings:
             events.extend(self.process(reading, machine_class))
+        return events
+
+    def gateway_status(self, status: GatewayStatus, at: datetime) -> list[AlertEvent]:
+        """A gateway's birth or death, at `at` (for a death: when it became known; an MQTT last
+        will carries the time it was set, at connect). Health messages change nothing here."""
+        events: list[AlertEvent] = []
+        for rule in self.gateway_rules:
+            if status.state is GatewayState.DEATH:
+                reason = f"death message of session {status.session_id}"
+                call = partial(rule.gateway_down, status.plant, status.gateway_id, at, reason)
+            elif status.state is GatewayState.BIRTH:
+                call = partial(rule.gateway_up, status.plant, status.gateway_id, at)
+            else:
+                continue
+            events.extend(self._guarded(rule, call))
+        return events
+
+    def completeness(self, event: CompletenessEvent) -> list[AlertEvent]:
+        """A gap ingest's ledger found in a gateway's sequence numbers."""
+        if event.kind is not CompletenessEventKind.GAP_OPEN:
+            return []
+        events: list[AlertEvent] = []
+        for rule in self.gateway_rules:
+            call = partial(
+                rule.gap, event.plant, event.gateway_id, event.detected_at, event.missing_batches
+            )
+            events.extend(self._guarded(rule, call))
         return events
 
     def advance(self, watermark: datetime | None = None) -> list[AlertEvent]:

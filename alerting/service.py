@@ -21,14 +21,14 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from alerting.catalogue import load_catalogue
 from alerting.config import AlertingConfig
 from alerting.engine import Engine
+from alerting.inputs import evaluate, input_topics
 from alerting.pipeline import FanOut, Pipeline
 from alerting.sinks import AlertLogSink, EventSink, KafkaEventSink, LogSink, SinkError
-from plantmesh.contracts import AlertEvent, DecodeError, ReadingBatch, decode
-from plantmesh.dead_letters import header
+from plantmesh.contracts import AlertEvent, DecodeError
 from plantmesh.kafka.admin import TopicSetupError, ensure_topics
 from plantmesh.kafka.clients import make_consumer, start_client
 from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
-from plantmesh.topics import HEADER_MACHINE_CLASS, DlqReason, Topics
+from plantmesh.topics import DlqReason, Topics
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class AlertingService:
         consumer = make_consumer(
             self.config.kafka,
             "alerting",
-            self.topics.telemetry_normalized,
+            *input_topics(self.topics),
             group_id=self.config.group_id,
             auto_offset_reset=self.config.start_from,
         )
@@ -113,7 +113,7 @@ class AlertingService:
         started: list[EventSink] = []
         consumer: AIOKafkaConsumer | None = None
         try:
-            topics = (self.topics.telemetry_normalized, self.topics.alert_events)
+            topics = (*input_topics(self.topics), self.topics.alert_events)
             new = self.config.kafka_topics
             if new.create:
                 await self._retry(
@@ -166,13 +166,11 @@ class AlertingService:
         if not record.value:
             return self._skip(DlqReason.EMPTY_PAYLOAD, "message without a value", record)
         try:
-            batch = decode(ReadingBatch, record.value)
+            events, readings = evaluate(self.engine, self.topics, record)
         except DecodeError as exc:
             return self._skip(exc.reason, "; ".join(exc.details[:3]), record)
-        self.stats.readings += len(batch.readings)
-        machine_class = header(record.headers or (), HEADER_MACHINE_CLASS)
-        cls = machine_class.decode(errors="replace") if machine_class else None
-        return self.engine.process_batch(batch, cls)
+        self.stats.readings += readings
+        return events
 
     def _skip(
         self, reason: str, detail: str, record: ConsumerRecord[bytes, bytes]

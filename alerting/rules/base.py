@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import Field
 
@@ -74,6 +74,22 @@ class Rule(Protocol):
         """Event time has reached `watermark` on every series: decide what time alone decides
         (an on-delay that elapsed, a series gone quiet), without waiting for a next reading."""
         ...
+
+
+@runtime_checkable
+class GatewayRule(Protocol):
+    """A rule that also hears about gateways: their death and birth messages (gateway.status)
+    and the gaps ingest's ledger finds in their sequence numbers (telemetry.completeness)."""
+
+    def gateway_down(
+        self, plant: str, gateway_id: str, at: datetime, reason: str = ""
+    ) -> list[AlertEvent]: ...
+
+    def gateway_up(self, plant: str, gateway_id: str, at: datetime) -> list[AlertEvent]: ...
+
+    def gap(
+        self, plant: str, gateway_id: str, at: datetime, batches_missing: int
+    ) -> list[AlertEvent]: ...
 
 
 class StateGate(ConfigModel):

@@ -1,0 +1,179 @@
+"""The control charts of the SPC rule, on standardized readings z = (x - centre) / sigma.
+
+- EWMA: E_i = lambda * z_i + (1 - lambda) * E_{i-1}, E_0 = 0; signals when |E_i| > L * sigma_i
+  with the exact time-varying sigma_i^2 = lambda / (2 - lambda) * (1 - (1 - lambda)^(2i)), so the
+  first points after learning are judged fairly (the asymptotic limit would be too wide early).
+- CUSUM (tabular, two-sided): S+ = max(0, S+ + z - k), S- = max(0, S- - z - k); signals when
+  either exceeds h. The sums are never reset on a signal or a clear (a reset during a sustained
+  shift would make the alert flap); instead each sum is capped at `ceiling` * h. A cap above h
+  changes nothing about when the chart first signals, only how long it takes to stop after the
+  process is back: at most about (ceiling - 1) * h / k points.
+- Western Electric rules: 1) one point beyond 3; 2) 2 of the last 3 beyond 2 on the same side;
+  3) 4 of the last 5 beyond 1 on the same side; 4) the last 8 on the same side of the centre
+  (z == 0 is on neither side). Rules 2 and 3 judge the points available right after learning.
+
+The state is plain data (`to_dict` / `from_dict` round-trip exactly).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+WE_HISTORY = 8
+WE_NAMES = {
+    1: "1 point beyond 3 sigma",
+    2: "2 of 3 beyond 2 sigma, same side",
+    3: "4 of 5 beyond 1 sigma, same side",
+    4: "8 in a row on one side",
+}
+
+
+def we_text(rules: Iterable[int]) -> str:
+    """`1,2,3,4`: a rule list for evidence."""
+    return ",".join(str(rule) for rule in sorted(rules))
+
+
+def _beyond_same_side(window: list[float], limit: float, needed: int) -> bool:
+    above = sum(1 for z in window if z > limit)
+    below = sum(1 for z in window if z < -limit)
+    return above >= needed or below >= needed
+
+
+def western_electric(history: deque[float], rules: tuple[int, ...]) -> tuple[int, ...]:
+    """The Western Electric rules (of `rules`) that the latest points break."""
+    points = list(history)
+    fired: list[int] = []
+    for rule in rules:
+        if rule == 1:
+            hit = bool(points) and abs(points[-1]) > 3.0
+        elif rule == 2:
+            hit = _beyond_same_side(points[-3:], 2.0, 2)
+        elif rule == 3:
+            hit = _beyond_same_side(points[-5:], 1.0, 4)
+        else:
+            run = points[-WE_HISTORY:]
+            hit = len(run) == WE_HISTORY and (all(z > 0 for z in run) or all(z < 0 for z in run))
+        if hit:
+            fired.append(rule)
+    return tuple(fired)
+
+
+@dataclass(slots=True)
+class ChartState:
+    """The charts' memory for one series since its baseline."""
+
+    n: int = 0
+    """Points charted since the baseline (the EWMA's i)."""
+    ewma: float = 0.0
+    cusum_pos: float = 0.0
+    cusum_neg: float = 0.0
+    history: deque[float] = field(default_factory=lambda: deque(maxlen=WE_HISTORY))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "ewma": self.ewma,
+            "cusum_pos": self.cusum_pos,
+            "cusum_neg": self.cusum_neg,
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChartState:
+        history: deque[float] = deque((float(z) for z in data["history"]), maxlen=WE_HISTORY)
+        return cls(
+            int(data["n"]),
+            float(data["ewma"]),
+            float(data["cusum_pos"]),
+            float(data["cusum_neg"]),
+            history,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChartStatus:
+    """What the charts said at one reading: the statistics, their limits, and which signalled."""
+
+    z: float
+    n: int
+    ewma: float
+    ewma_limit: float
+    cusum_pos: float
+    cusum_neg: float
+    we_fired: tuple[int, ...]
+    fired: tuple[str, ...]
+    """Names of the charts that signal: "ewma", "cusum", "we1".."we4"."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "z": self.z,
+            "n": self.n,
+            "ewma": self.ewma,
+            "ewma_limit": self.ewma_limit,
+            "cusum_pos": self.cusum_pos,
+            "cusum_neg": self.cusum_neg,
+            "we_fired": list(self.we_fired),
+            "fired": list(self.fired),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChartStatus:
+        return cls(
+            float(data["z"]),
+            int(data["n"]),
+            float(data["ewma"]),
+            float(data["ewma_limit"]),
+            float(data["cusum_pos"]),
+            float(data["cusum_neg"]),
+            tuple(int(r) for r in data["we_fired"]),
+            tuple(str(c) for c in data["fired"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Charts:
+    """The chart parameters of one rule; `update` advances one series' state by one point."""
+
+    ewma_on: bool = True
+    ewma_lambda: float = 0.2
+    ewma_l: float = 3.0
+    cusum_on: bool = True
+    cusum_k: float = 0.5
+    cusum_h: float = 5.0
+    cusum_ceiling: float = 2.0
+    we_rules: tuple[int, ...] = (1, 2, 3, 4)
+
+    def ewma_sigma(self, i: int) -> float:
+        lam = self.ewma_lambda
+        return math.sqrt(lam / (2.0 - lam) * (1.0 - (1.0 - lam) ** (2 * i)))
+
+    def update(self, state: ChartState, z: float) -> ChartStatus:
+        state.n += 1
+        lam = self.ewma_lambda
+        state.ewma = lam * z + (1.0 - lam) * state.ewma
+        ewma_limit = self.ewma_l * self.ewma_sigma(state.n)
+        cap = self.cusum_ceiling * self.cusum_h
+        state.cusum_pos = min(cap, max(0.0, state.cusum_pos + z - self.cusum_k))
+        state.cusum_neg = min(cap, max(0.0, state.cusum_neg - z - self.cusum_k))
+        state.history.append(z)
+        fired: list[str] = []
+        if self.ewma_on and abs(state.ewma) > ewma_limit:
+            fired.append("ewma")
+        if self.cusum_on and max(state.cusum_pos, state.cusum_neg) > self.cusum_h:
+            fired.append("cusum")
+        we_fired = western_electric(state.history, self.we_rules)
+        fired.extend(f"we{rule}" for rule in we_fired)
+        return ChartStatus(
+            z=z,
+            n=state.n,
+            ewma=state.ewma,
+            ewma_limit=ewma_limit,
+            cusum_pos=state.cusum_pos,
+            cusum_neg=state.cusum_neg,
+            we_fired=we_fired,
+            fired=tuple(fired),
+        )
