@@ -31,6 +31,21 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of data (default 60)")
     parser.add_argument("--configs", type=Path, default=DEFAULT_CONFIGS, help="demo config folder")
     parser.add_argument("--run-dir", type=Path, default=None, help="where logs and alerts go")
+    parser.add_argument(
+        "--scenario",
+        type=Path,
+        default=Path("scenarios/demo.yaml"),
+        help="scenario file, relative to the config folder (default scenarios/demo.yaml)",
+    )
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per second (default 1)"
+    )
+    parser.add_argument(
+        "--alerting",
+        type=Path,
+        default=Path("alerting.yaml"),
+        help="alerting config, relative to the config folder (default alerting.yaml)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -128,14 +143,14 @@ def run(args: argparse.Namespace) -> int:
             "ingest-writer", "ingest", "writer", "--config", str(configs / "ingest.yaml")
         )
         children.start_module(
-            "alerting", "alerting", "run", "--config", str(configs / "alerting.yaml")
+            "alerting", "alerting", "run", "--config", str(configs / args.alerting)
         )
         children.start_module(
             "ingest-bridge", "ingest", "bridge", "--config", str(configs / "ingest.yaml")
         )
         children.start_module(
             "simulators", "simulators", "run", "--network", str(configs / "network.yaml"),
-            "--scenario", str(configs / "scenarios" / "demo.yaml"),
+            "--scenario", str(configs / args.scenario), "--speed", str(args.speed),
             "--truth", str(run_dir / "truth.jsonl"),
         )  # fmt: skip
         for plant in machines:

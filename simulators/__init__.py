@@ -4,7 +4,7 @@ The public API (see simulators.runtime for an example):
     load_network(path) -> NetworkConfig            the network file, profiles loaded
     load_scenario(path, network) -> ScenarioConfig  scripted events (deploy/demo/SCENARIOS.md)
     Simulation(network, speed=, seed=, start=, on_record=, on_records=, keep_records=,
-               scenario=, on_truth=)
+               scenario=, on_truth=, clock=)   timestamps: wall clock, scenario x speed
         .serving()  .step()  .run(duration_s)  .endpoints()  .records  .truth  .timestamp(tick)
     ProductionRecord, read_records(path)           the log of served values
     TruthRecord, read_truth(path)                  the ground truth of injected events

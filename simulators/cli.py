@@ -54,7 +54,14 @@ def register(subparsers: Subparsers) -> None:
     run.add_argument("--network", required=True, type=Path, help="network YAML file")
     run.add_argument("--scenario", type=Path, help="scenario YAML file (scripted events)")
     run.add_argument(
-        "--speed", type=_positive, default=1.0, help="simulated seconds per wall-clock second"
+        "--speed",
+        type=_positive,
+        default=1.0,
+        metavar="N",
+        help="scenario seconds per wall-clock second (default 1): the scenario and the physics "
+        "run N times faster, but timestamps and the ground truth stay wall-clock, so event "
+        "times and durations in the truth are divided by N and a rule's on-delay of 5 s covers "
+        "5*N s of scenario physics (25 s at speed 5)",
     )
     run.add_argument("--seed", type=int, help="override the network file's seed")
     run.add_argument("--record", type=Path, help="append every served value as JSON lines")
@@ -65,7 +72,12 @@ def register(subparsers: Subparsers) -> None:
         help="stop after S wall-clock seconds (default: the scenario's duration_s / speed, "
         "else until SIGTERM/SIGINT)",
     )
-    run.add_argument("--start", type=_aware, help="simulated time of tick 0 (default: now)")
+    run.add_argument(
+        "--start",
+        type=_aware,
+        help="timestamp of tick 0 (default: now); time then runs with the wall clock. A start "
+        "other than now makes OPC UA and truth times disagree with Modbus poll times",
+    )
     run.set_defaults(func=run_command)
 
     listing = actions.add_parser("list", help="print plants, machines, endpoints and signals")

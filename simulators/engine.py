@@ -1,11 +1,18 @@
 """The simulation without any I/O: machines advance tick by tick, scripted events bend their
 signals, drive their states and take their servers away, and each tick yields the served values
-that changed (with their quality and source timestamp). Deterministic for a seed and a start time;
-the servers and the clock live in simulators.runtime."""
+that changed (with their quality and source timestamp). Values are deterministic for a seed;
+timestamps for a start time as long as nobody calls `resync()`. The servers and the pacing live
+in simulators.runtime.
+
+Time: the scenario timeline (events' `start_s`, machine physics, `tick_s`) runs `speed` times
+faster than the wall clock, and every timestamp (source timestamps, ground truth) is wall-clock:
+scenario second t happens at start + t / speed. `SimulationEngine.instant` is the one place
+that mapping lives."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -165,7 +172,11 @@ class TickFrame:
         ]
 
 
-def wall_clock_start() -> datetime:
+Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    """Now (UTC), to the millisecond."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
@@ -178,13 +189,21 @@ class SimulationEngine:
         seed: int | None = None,
         start: datetime | None = None,
         scenario: ScenarioConfig | None = None,
+        speed: float = 1.0,
+        clock: Clock = wall_clock,
     ) -> None:
         if start is not None and start.tzinfo is None:
             raise ValueError("start must carry a timezone (UTC)")
+        if speed <= 0:
+            raise ValueError("speed must be above 0")
         self.network = network
         self.seed = network.seed if seed is None else seed
         self.tick_s = network.tick_s
-        self.start = start
+        self.speed = speed  # scenario seconds per wall-clock second
+        self.clock = clock
+        self.start = start  # the wall-clock instant of tick 0 (None: the clock's at tick 0)
+        self.lag = timedelta(0)  # wall time the host lost (see resync)
+        self._clock_offset = timedelta(0)  # start - the clock at tick 0 (a --start given)
         self.tick = -1  # the last tick computed; tick 0 holds the initial values
         # The network file's events first, then the scenario's: indexes (and so each event's
         # random stream) of the network's events do not depend on the scenario.
@@ -210,19 +229,38 @@ class SimulationEngine:
             self.machines.append(SimMachine(plant, machine, model, disturbances, drivers))
 
     def timestamp(self, tick: int) -> datetime:
-        """The simulated instant of `tick`: start + tick * tick_s."""
+        """The wall-clock instant of `tick`: instant(tick * tick_s)."""
         return self.instant(tick * self.tick_s)
 
     def instant(self, t_s: float) -> datetime:
-        """The simulated instant `t_s` seconds after tick 0."""
+        """The wall-clock instant at which scenario second `t_s` happens: start + t_s / speed
+        (plus the lag the host lost). Every timestamp the simulator serves or writes comes
+        from here: OPC UA source timestamps, production records and ground truth."""
         if self.start is None:
             raise RuntimeError("the simulation has not started: its start time is not fixed yet")
-        return self.start + timedelta(microseconds=round(t_s * 1_000_000))
+        wall_s = t_s / self.speed
+        return self.start + self.lag + timedelta(microseconds=round(wall_s * 1_000_000))
+
+    def resync(self) -> timedelta:
+        """Catch up with the clock: if the current tick's instant is behind it (servers took
+        time to start, the host fell behind and ticks were skipped), later instants move
+        forward by the difference so they stay wall-clock. Never moves time back. Returns
+        the shift."""
+        if self.tick < 0:
+            return timedelta(0)
+        behind = self.clock() + self._clock_offset - self.timestamp(self.tick)
+        if behind <= timedelta(0):
+            return timedelta(0)
+        self.lag += behind
+        return behind
 
     def next_tick(self) -> TickFrame:
         """Advance every machine by one tick (the first call yields tick 0, the initial values)."""
-        if self.start is None:
-            self.start = wall_clock_start()
+        if self.tick < 0:
+            now = self.clock()
+            if self.start is None:
+                self.start = now
+            self._clock_offset = self.start - now
         self.tick += 1
         t_s = self.tick * self.tick_s
         timestamp = self.timestamp(self.tick)
@@ -260,7 +298,11 @@ class SimulationEngine:
         for i, event in enumerate(self.events):
             if i not in self._announced and t_s >= event.start_s:
                 self._announced.add(i)
-                began.extend(truth_records(event, i, self.network, self.instant))
+                began.extend(
+                    truth_records(
+                        event, i, self.network, self.instant, origin=self.start, speed=self.speed
+                    )
+                )
         return began
 
     def current(self) -> TickFrame:

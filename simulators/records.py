@@ -25,7 +25,7 @@ class ProductionRecord:
     machine: str
     signal: str
     protocol: str  # "opcua" or "modbus"
-    source_ts: datetime  # the simulated instant of the tick (UTC)
+    source_ts: datetime  # the tick's wall-clock instant (UTC; at speed N, N scenario s per s)
     value: float | bool  # bool for Modbus coils and discrete inputs
     unit: str
     tick: int

@@ -7,6 +7,10 @@ plant, on a clock or one step at a time.
         await sim.step()               # tick 1, pushed to the servers, then recorded
         ...
         await sim.run(duration_s=10)   # or tick every tick_s / speed seconds
+
+At speed N the scenario runs N times faster than the wall clock while every timestamp stays
+wall-clock (see simulators.engine): OPC UA source timestamps, the production log and the ground
+truth share the time base of a Modbus client's poll time.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from simulators.engine import SignalUpdate, SimMachine, SimulationEngine, TickFrame
+from simulators.engine import (
+    Clock,
+    SignalUpdate,
+    SimMachine,
+    SimulationEngine,
+    TickFrame,
+    wall_clock,
+)
 from simulators.errors import SimulatorError
 from simulators.modbus_server import PlantModbusServer
 from simulators.naming import opcua_url
@@ -74,6 +85,7 @@ class Simulation:
         keep_records: bool = True,
         scenario: ScenarioConfig | None = None,
         on_truth: TruthListener | None = None,
+        clock: Clock = wall_clock,
     ) -> None:
         if unresolved := unresolved_profiles(network):
             raise ValueError(
@@ -84,7 +96,9 @@ class Simulation:
             raise ValueError("speed must be above 0")
         self.network = network
         self.speed = speed
-        self.engine = SimulationEngine(network, seed=seed, start=start, scenario=scenario)
+        self.engine = SimulationEngine(
+            network, seed=seed, start=start, scenario=scenario, speed=speed, clock=clock
+        )
         self.keep_records = keep_records
         self.records: list[ProductionRecord] = []
         self.truth: list[TruthRecord] = []  # every event begun so far
@@ -112,7 +126,7 @@ class Simulation:
         return self.engine.machines
 
     def timestamp(self, tick: int) -> datetime:
-        """The simulated instant of a tick (every value of that tick carries it)."""
+        """The wall-clock instant of a tick (every value of that tick carries it)."""
         return self.engine.timestamp(tick)
 
     def add_record_listener(self, listener: RecordListener) -> None:
@@ -214,11 +228,13 @@ class Simulation:
 
     async def run(self, duration_s: float | None = None) -> None:
         """Tick every tick_s / speed seconds of wall-clock time, for `duration_s` or until
-        cancelled. Ticks keep their simulated spacing even if the host falls behind."""
+        cancelled. Ticks are stamped with the wall-clock instant they are due at; if the host
+        falls far behind, the backlog is skipped and later timestamps move to the clock."""
         if not self._serving:
             raise RuntimeError("run() needs serving()")
         loop = asyncio.get_running_loop()
         interval = self.interval_s
+        self.engine.resync()  # the time servers took to start is wall time too
         began = loop.time()
         due = began + interval
         behind_logged = False
@@ -233,6 +249,7 @@ class Simulation:
             due += interval
             if loop.time() - due > 10 * interval:
                 due = loop.time() + interval  # far behind: skip the backlog rather than burst
+                self.engine.resync()  # and keep the timestamps on the wall clock
         if duration_s is not None:
             await asyncio.sleep(max(0.0, began + duration_s - loop.time()))
 

@@ -4,12 +4,16 @@ alerts a pipeline raised can be scored against what really happened (simulators.
     {"event": 3, "kind": "oscillation", "plant": "plant-a", "area": "machining", "line": "line3",
      "machine": "mill-01", "signal": "vibration_rms", "protocol": "opcua",
      "start": "2026-03-01T06:02:00Z", "end": "2026-03-01T06:12:00Z",
-     "start_s": 120.0, "end_s": 720.0, "severity": "high", "should_alert": true}
+     "start_s": 120.0, "end_s": 720.0, "severity": "high", "should_alert": true, "speed": 1.0}
 
+Times are wall-clock, like every source timestamp of a run: an event scripted at scenario second
+600 of a run at speed 5 begins 120 s of wall time after tick 0 (`start_s` 120), and lasts its
+`duration_s` / 5 (`end_s`). `speed` is the run's (a file from before it existed: 1).
 `end` is null for an event that lasts until the run ends. A server event (plc_restart, comms_loss,
 clock_skew) concerns every machine the server serves: one line per machine, all with the same
 `event` index, with `signal` null (any signal of the machine); scoring groups them back into one
-event. `start`/`end` are true simulated time, never skewed. `should_alert` says whether the event
+event. `start`/`end` are true time, never skewed; `end` is where the event ends as planned when
+it begins. `should_alert` says whether the event
 warrants an alert (the kind's default or the event's `should_alert:`); a file written before the
 field existed gets the kind's default when read.
 """
@@ -50,6 +54,7 @@ class TruthRecord:
     end_s: float | None
     severity: str
     should_alert: bool  # False: harmless, an alert on it is a false alert
+    speed: float = 1.0  # scenario seconds per wall-clock second of the run
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -70,9 +75,21 @@ class TruthRecord:
 
 
 def truth_records(
-    event: EventConfig, index: int, network: NetworkConfig, instant: Callable[[float], datetime]
+    event: EventConfig,
+    index: int,
+    network: NetworkConfig,
+    instant: Callable[[float], datetime],
+    *,
+    origin: datetime | None = None,
+    speed: float = 1.0,
 ) -> list[TruthRecord]:
-    """The truth lines of one event; `instant` maps simulated seconds to time."""
+    """The truth lines of one event. `instant` maps scenario seconds to (wall-clock) time;
+    `start_s`/`end_s` are seconds of that time after `origin`, tick 0 (default: instant(0))."""
+    zero = instant(0.0) if origin is None else origin
+
+    def elapsed(at: datetime) -> float:
+        return (at - zero).total_seconds()
+
     plant = network.plant(event.plant)
     machines: list[tuple[MachineConfig, str | None]]
     if isinstance(event, ServerEvent):
@@ -86,7 +103,8 @@ def truth_records(
         machine = plant.machine(event.machine)
         assert machine is not None, "events are checked against the network when loaded"
         machines = [(machine, event.signal)]
-    end_s = event.end_s
+    start = instant(event.start_s)
+    end = instant(event.end_s) if event.end_s is not None else None
     return [
         TruthRecord(
             event=index,
@@ -97,12 +115,13 @@ def truth_records(
             machine=machine.id,
             signal=signal,
             protocol=machine.protocol.value,
-            start=instant(event.start_s),
-            end=instant(end_s) if end_s is not None else None,
-            start_s=event.start_s,
-            end_s=end_s,
+            start=start,
+            end=end,
+            start_s=elapsed(start),
+            end_s=elapsed(end) if end is not None else None,
             severity=event.expected_severity.value,
             should_alert=event.expected_alert,
+            speed=speed,
         )
         for machine, signal in machines
     ]

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -85,8 +86,13 @@ async def test_run_for_a_duration_records_every_tick(tmp_path: Path) -> None:
     assert ticks == list(range(len(ticks)))
     assert 15 <= len(ticks) <= 21
     assert {r.protocol for r in records} == {"opcua", "modbus"}
-    last = max(records, key=lambda r: r.tick)
-    assert last.source_ts.isoformat() == f"2026-02-02T00:00:{last.tick:02d}+00:00"
+    # Wall-clock timestamps from --start: a tick every tick_s / speed = 0.05 s (ticks after
+    # tick 0 also carry the time the servers took to start).
+    stamps = {r.tick: r.source_ts for r in records}
+    assert stamps[0] == datetime(2026, 2, 2, tzinfo=UTC)
+    gaps = [stamps[t + 1] - stamps[t] for t in ticks[1:-1]]
+    assert all(gap >= timedelta(seconds=0.05) for gap in gaps)
+    assert stamps[ticks[-1]] - stamps[1] < timedelta(seconds=10)
 
 
 async def test_sigterm_stops_it_cleanly_while_serving(tmp_path: Path) -> None:
@@ -132,8 +138,17 @@ async def test_scenario_run_writes_ground_truth_and_stops_after_its_duration(
         ("step", "mill-01", "torque"),
         ("plc_restart", "conveyor-01", None),
     ]
-    assert lines[1]["start"] == "2026-02-02T00:00:05Z"
-    assert lines[1]["end"] == "2026-02-02T00:00:07Z"
+    # Wall-clock truth: scenario second 5 at speed 20 is 0.25 s after tick 0 (plus the time
+    # the servers took to start), and the 2 s restart lasts 0.1 s.
+    restart = lines[1]
+    tick0 = datetime(2026, 2, 2, tzinfo=UTC)
+    start_at = datetime.fromisoformat(restart["start"])
+    end_at = datetime.fromisoformat(restart["end"])
+    assert restart["speed"] == 20
+    assert 0.25 <= restart["start_s"] < 0.25 + 10
+    assert start_at == tick0 + timedelta(seconds=restart["start_s"])
+    assert end_at - start_at == timedelta(seconds=0.1)
+    assert restart["end_s"] == pytest.approx(restart["start_s"] + 0.1)
     ticks = {r.tick for r in read_records(record)}
     assert 10 <= max(ticks) <= 12
     modbus_ticks = {r.tick for r in read_records(record) if r.protocol == "modbus"}

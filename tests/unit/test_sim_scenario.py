@@ -269,7 +269,7 @@ def test_truth_is_announced_when_each_event_begins() -> None:
         "event": 0, "kind": "excursion", "plant": "plant-x", "area": "stamping",
         "line": "line1", "machine": "press-01", "signal": "bearing_temp", "protocol": "opcua",
         "start": "2026-03-01T06:00:03Z", "end": "2026-03-01T06:00:07Z", "start_s": 3.0,
-        "end_s": 7.0, "severity": "high", "should_alert": True,
+        "end_s": 7.0, "severity": "high", "should_alert": True, "speed": 1.0,
     }  # fmt: skip
     restart = announced[6]
     assert {(r["machine"], r["signal"], r["severity"]) for r in restart} == {
