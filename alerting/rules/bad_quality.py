@@ -19,23 +19,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
-
-from pydantic import Field
+from typing import Literal
 
 from alerting.evidence import PointWindow, iso, num
-from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, SeriesFilter
-from alerting.rules.episodes import Episodes, Subject, Transition
-from plantmesh.contracts import (
-    AlertEvent,
-    AlertEventKind,
-    Evidence,
-    Quality,
-    Reading,
-    Severity,
+from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity
+from alerting.rules.common import (
+    NonNegativeFloat,
+    Parameters,
+    SeriesRule,
+    gate_parameters,
+    open_since,
+    raised_at,
 )
-
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+from alerting.rules.episodes import Episodes, Subject, Transition
+from plantmesh.contracts import AlertEvent, Quality, Reading
 
 _RANK = {Quality.GOOD: 0, Quality.UNCERTAIN: 1, Quality.BAD: 2}
 
@@ -89,18 +86,13 @@ class _Series:
     raised_by: str = "reading"
 
 
-class BadQualityRule:
+class BadQualityRule(SeriesRule[BadQualityRuleConfig]):
     def __init__(self, config: BadQualityRuleConfig, identity: RuleIdentity | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self.identity = identity or RuleIdentity.of(config, Severity.MEDIUM)
-        self.signals = frozenset({config.signal})
-        self._filter = SeriesFilter(config)
+        super().__init__(config, identity)
         self._for = timedelta(seconds=config.for_s)
         self._worst_good = Quality.GOOD if config.include_uncertain else Quality.UNCERTAIN
         self._episodes = Episodes(config.name, 0.0, config.off_delay_s)
         self._series: dict[str, _Series] = {}
-        self.ignored_out_of_order = 0
 
     # --- the decision, in one place -------------------------------------------------------------
     def _is_bad(self, quality: Quality) -> bool:
@@ -118,10 +110,8 @@ class BadQualityRule:
         return max(run.since, series.gate_since) + self._for
 
     def _see_gate(self, series: _Series, at: datetime) -> None:
-        if not self._filter.gate_open(series.subject.asset, series.context):
-            series.gate_since = None
-        elif series.gate_since is None:
-            series.gate_since = at
+        asset, context = series.subject.asset, series.context
+        series.gate_since = open_since(self._filter, asset, context, series.gate_since, at)
 
     def _follow(self, series: _Series, reading: Reading, quality: Quality) -> None:
         ts, code = reading.source_ts, reading.status_code
@@ -150,8 +140,7 @@ class BadQualityRule:
         if series is None:
             subject = Subject(reading.asset, reading.signal, context.machine_class)
             series = self._series[key] = _Series(subject, context)
-        if series.last_ts is not None and ts <= series.last_ts:
-            self.ignored_out_of_order += 1
+        if self._late(series.last_ts, ts):
             return []
         series.last_ts, series.context = ts, context
         self._see_gate(series, ts)
@@ -197,7 +186,6 @@ class BadQualityRule:
         what = f"{episode.subject.signal} of {episode.subject.asset.key}"
         params = self._parameters(series, run, transition.at)
         if transition.raised:
-            kind = AlertEventKind.RAISED
             silence = (
                 f"; no reading since {iso(run.last_ts)}, the status persists"
                 if series.raised_by == "watermark"
@@ -212,9 +200,8 @@ class BadQualityRule:
                 " with the gate open" if self.config.gate is not None else ""
             )
         else:
-            kind = AlertEventKind.CLEARED
-            raised_at = episode.raised_at or transition.at
-            params |= {"raised_at": iso(raised_at)}
+            raised = raised_at(transition)
+            params |= {"raised_at": iso(raised)}
             back = ""
             if series.good is not None:
                 params |= {
@@ -224,32 +211,20 @@ class BadQualityRule:
                 back = f" at {iso(series.good[0])} ({hex_code(series.good[1])})"
             summary = (
                 f"{what} reports good quality again{back} after "
-                f"{(transition.at - raised_at).total_seconds():.1f} s raised "
+                f"{(transition.at - raised).total_seconds():.1f} s raised "
                 f"({run.count} bad reading(s) since {iso(run.since)})"
             )
             condition = (
                 f"quality not {self._condition_text()} for >= {num(self.config.off_delay_s)} s"
             )
-        return self.identity.event(
-            kind,
-            episode.alert_id,
-            episode.subject.asset,
-            episode.subject.signal,
-            transition.at,
-            Evidence(
-                summary=summary, condition=condition, points=run.window.points(), parameters=params
-            ),
-            episode.subject.machine_class,
-        )
+        return self._emit(transition, summary, condition, params, run.window.points())
 
     def _condition_text(self) -> str:
         return "bad or uncertain" if self.config.include_uncertain else "bad"
 
-    def _parameters(
-        self, series: _Series, run: _BadRun, at: datetime
-    ) -> dict[str, int | float | str]:
+    def _parameters(self, series: _Series, run: _BadRun, at: datetime) -> Parameters:
         config = self.config
-        params: dict[str, int | float | str] = {
+        params: Parameters = {
             "status_code": hex_code(run.last_status),
             "first_status_code": hex_code(run.first_status),
             "quality": run.worst.value,
@@ -264,6 +239,4 @@ class BadQualityRule:
         }
         if run.window.omitted:
             params["points_omitted"] = run.window.omitted
-        if config.gate is not None:
-            params["gate"] = f"{config.gate.signal} == {config.gate.equals}"
-        return params
+        return params | gate_parameters(config)

@@ -23,25 +23,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
-
-from pydantic import Field
+from typing import Literal
 
 from alerting.evidence import PointWindow, iso, num
-from alerting.rules.base import (
-    NO_CONTEXT,
-    Context,
-    RuleConfigBase,
-    RuleIdentity,
-    SeriesFilter,
-    is_bad,
-    numeric,
+from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
+from alerting.rules.common import (
+    NonNegativeFloat,
+    Parameters,
+    PositiveFloat,
+    SeriesRule,
+    gate_parameters,
+    open_since,
+    raised_at,
+    unit_suffix,
 )
 from alerting.rules.episodes import Episodes, Phase, Subject, Transition
-from plantmesh.contracts import AlertEvent, AlertEventKind, Evidence, Reading, Severity
-
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+from plantmesh.contracts import AlertEvent, Reading
 
 
 class FlatlineRuleConfig(RuleConfigBase):
@@ -97,18 +94,13 @@ class _Series:
     """Bad-quality readings ignored since the frozen run was first held."""
 
 
-class FlatlineRule:
+class FlatlineRule(SeriesRule[FlatlineRuleConfig]):
     def __init__(self, config: FlatlineRuleConfig, identity: RuleIdentity | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self.identity = identity or RuleIdentity.of(config, Severity.MEDIUM)
-        self.signals = frozenset({config.signal})
-        self._filter = SeriesFilter(config)
+        super().__init__(config, identity)
         self._for = timedelta(seconds=config.for_s)
         self._off = timedelta(seconds=config.off_delay_s)
         self._episodes = Episodes(config.name, 0.0, config.off_delay_s)
         self._series: dict[str, _Series] = {}
-        self.ignored_out_of_order = 0
         self.ignored_bad_quality = 0
 
     # --- the decision, in one place -------------------------------------------------------------
@@ -124,10 +116,8 @@ class FlatlineRule:
         return max(run.start, series.gate_since) + self._for
 
     def _see_gate(self, series: _Series, at: datetime) -> None:
-        if not self._filter.gate_open(series.subject.asset, series.context):
-            series.gate_since = None
-        elif series.gate_since is None:
-            series.gate_since = at
+        asset, context = series.subject.asset, series.context
+        series.gate_since = open_since(self._filter, asset, context, series.gate_since, at)
 
     def _follow(self, series: _Series, ts: datetime, value: float) -> None:
         run = series.run
@@ -141,9 +131,7 @@ class FlatlineRule:
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
-        if not self._filter.matches(reading, context):
-            return []
-        value = numeric(reading)
+        value = self._numeric_match(reading, context)
         if value is None:
             return []
         key, ts = reading.series_key, reading.source_ts
@@ -151,8 +139,7 @@ class FlatlineRule:
         if series is None:
             subject = Subject(reading.asset, reading.signal, context.machine_class)
             series = self._series[key] = _Series(subject, context)
-        if series.last_ts is not None and ts <= series.last_ts:
-            self.ignored_out_of_order += 1
+        if self._late(series.last_ts, ts):
             return []
         series.last_ts = ts  # accepted (also when bad): its duplicate is ignored
         if is_bad(reading):
@@ -228,11 +215,10 @@ class FlatlineRule:
     def _event(self, transition: Transition, series: _Series) -> AlertEvent:
         episode, run = transition.episode, series.frozen
         assert run is not None  # an episode starts only with its frozen run
-        unit = f" {series.unit}" if series.unit else ""
+        unit = unit_suffix(series.unit)
         what = f"{episode.subject.signal} of {episode.subject.asset.key}"
         params = self._parameters(series, run, transition.at)
         if transition.raised:
-            kind = AlertEventKind.RAISED
             silence = (
                 f"; no reading since {iso(run.last_ts)}, silence counted as unchanged"
                 if series.raised_by == "watermark"
@@ -248,36 +234,25 @@ class FlatlineRule:
                 + (" with the gate open" if self.config.gate is not None else "")
             )
         else:
-            kind = AlertEventKind.CLEARED
-            raised_at = episode.raised_at or transition.at
-            params |= {"raised_at": iso(raised_at)}
+            raised = raised_at(transition)
+            params |= {"raised_at": iso(raised)}
             moved = ""
             if series.moved is not None:
                 params |= {"moved_at": iso(series.moved[0]), "moved_to": series.moved[1]}
                 moved = f" to {num(series.moved[1])}{unit} at {iso(series.moved[0])}"
             summary = (
-                f"{what} moving again{moved} after {(transition.at - raised_at).total_seconds():.1f}"
+                f"{what} moving again{moved} after {(transition.at - raised).total_seconds():.1f}"
                 f" s raised (was frozen at {num(run.first_value)}{unit} since {iso(run.start)})"
             )
             condition = (
                 f"value moved by > {num(self.config.epsilon)}, for >= "
                 f"{num(self.config.off_delay_s)} s"
             )
-        return self.identity.event(
-            kind,
-            episode.alert_id,
-            episode.subject.asset,
-            episode.subject.signal,
-            transition.at,
-            Evidence(
-                summary=summary, condition=condition, points=run.window.points(), parameters=params
-            ),
-            episode.subject.machine_class,
-        )
+        return self._emit(transition, summary, condition, params, run.window.points())
 
-    def _parameters(self, series: _Series, run: _Run, at: datetime) -> dict[str, int | float | str]:
+    def _parameters(self, series: _Series, run: _Run, at: datetime) -> Parameters:
         config = self.config
-        params: dict[str, int | float | str] = {
+        params: Parameters = {
             "frozen_value": run.first_value,
             "min": run.low,
             "max": run.high,
@@ -294,8 +269,7 @@ class FlatlineRule:
         }
         if run.window.omitted:
             params["points_omitted"] = run.window.omitted
-        if config.gate is not None:
-            params["gate"] = f"{config.gate.signal} == {config.gate.equals}"
+        params |= gate_parameters(config)
         if series.bad_ignored:
             params["bad_quality_ignored"] = series.bad_ignored
         return params

@@ -31,20 +31,17 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from alerting.evidence import PointWindow, iso, num
-from alerting.rules.base import (
-    NO_CONTEXT,
-    Context,
-    RuleConfigBase,
-    RuleIdentity,
-    SeriesFilter,
-    is_bad,
-    numeric,
+from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
+from alerting.rules.common import (
+    NonNegativeFloat,
+    Parameters,
+    PositiveFloat,
+    SeriesRule,
+    omitted_parameters,
 )
 from alerting.rules.episodes import Episodes, Subject, Transition
-from plantmesh.contracts import AlertEvent, AlertEventKind, Evidence, Reading, Severity
+from plantmesh.contracts import AlertEvent, Reading
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
@@ -135,17 +132,12 @@ class _Series:
     peak_amplitude: float = 0.0
 
 
-class OscillationRule:
+class OscillationRule(SeriesRule[OscillationRuleConfig]):
     def __init__(self, config: OscillationRuleConfig, identity: RuleIdentity | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self.identity = identity or RuleIdentity.of(config, Severity.MEDIUM)
-        self.signals = frozenset({config.signal})
-        self._filter = SeriesFilter(config)
+        super().__init__(config, identity)
         self._window_us = max(1, round(config.window_s * 1_000_000))
         self._episodes = Episodes(config.name, 0.0, config.effective_off_delay_s)
         self._series: dict[str, _Series] = {}
-        self.ignored_out_of_order = 0
         self.ignored_late = 0
         self.ignored_bad_quality = 0
 
@@ -158,17 +150,14 @@ class OscillationRule:
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
-        if not self._filter.matches(reading, context):
-            return []
-        value = numeric(reading)
+        value = self._numeric_match(reading, context)
         if value is None:
             return []
         key = reading.series_key
         subject = Subject(reading.asset, reading.signal, context.machine_class)
         series = self._series.setdefault(key, _Series(subject))
         ts = reading.source_ts
-        if series.last_ts is not None and ts <= series.last_ts:
-            self.ignored_out_of_order += 1
+        if self._late(series.last_ts, ts):
             return []
         index = self.window_index(ts)
         if series.closed_through is not None and index <= series.closed_through:
@@ -243,7 +232,7 @@ class OscillationRule:
     # --- evidence -------------------------------------------------------------------------------
     def _event(self, series: _Series, change: Transition, why: str) -> AlertEvent:
         episode, config = change.episode, self.config
-        params: dict[str, int | float | str] = {
+        params: Parameters = {
             "measure": config.measure,
             "window_s": config.window_s,
             "min_points": config.min_points,
@@ -260,40 +249,22 @@ class OscillationRule:
         for n, ratio in enumerate(_ratios(series.run), start=2):
             params[f"growth_w{n}"] = round(ratio, 6)
         params["points_total"] = series.last_points.total
-        if series.last_points.omitted:
-            params["points_omitted"] = series.last_points.omitted
-        if series.last_bad:
-            params["bad_quality_ignored"] = series.last_bad
+        params |= omitted_parameters(series.last_points, series.last_bad)
         where = f"{episode.subject.signal} of {episode.subject.asset.key}"
         amplitudes = ", ".join(num(a) for _, a in series.run)
         if change.raised:
-            kind = AlertEventKind.RAISED
             summary = f"{where}: {config.measure} amplitude growing over windows ({amplitudes})"
             condition = (
                 f"{config.growth_windows} successive window growths >= x{num(config.min_growth)} "
                 f"and amplitude >= {num(config.min_amplitude)}"
             )
         else:
-            kind = AlertEventKind.CLEARED
             summary = f"{where}: oscillation ended, {why} (amplitudes {amplitudes})"
             condition = (
                 f"amplitude < {num(config.clear_level)} for >= "
                 f"{num(config.effective_off_delay_s)} s"
             )
-        return self.identity.event(
-            kind,
-            episode.alert_id,
-            episode.subject.asset,
-            episode.subject.signal,
-            change.at,
-            Evidence(
-                summary=summary,
-                condition=condition,
-                points=series.last_points.points(),
-                parameters=params,
-            ),
-            episode.subject.machine_class,
-        )
+        return self._emit(change, summary, condition, params, series.last_points.points())
 
 
 def _ratios(run: list[tuple[int, float]]) -> list[float]:

@@ -20,26 +20,23 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from alerting.evidence import PointWindow, iso, num
-from alerting.rules.base import (
-    NO_CONTEXT,
-    Context,
-    RuleConfigBase,
-    RuleIdentity,
-    SeriesFilter,
-    is_bad,
-    numeric,
+from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
+from alerting.rules.common import (
+    NonNegativeFloat,
+    NonPositiveFloat,
+    Parameters,
+    PositiveFloat,
+    SeriesRule,
+    gate_parameters,
+    raised_at,
 )
 from alerting.rules.episodes import Episodes, Subject, Transition
-from plantmesh.contracts import AlertEvent, AlertEventKind, Evidence, Reading, Severity
-
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-NonPositiveFloat = Annotated[float, Field(le=0, allow_inf_nan=False)]
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+from plantmesh.contracts import AlertEvent, Reading
 
 _SECONDS_PER = {"second": 1.0, "minute": 60.0}
 _UNIT_SUFFIX = {"second": "/s", "minute": "/min"}
@@ -104,15 +101,11 @@ class _Series:
     traces: dict[str, _Trace] = field(default_factory=dict)
 
 
-class RateOfChangeRule:
+class RateOfChangeRule(SeriesRule[RateOfChangeRuleConfig]):
     def __init__(
         self, config: RateOfChangeRuleConfig, identity: RuleIdentity | None = None
     ) -> None:
-        self.config = config
-        self.name = config.name
-        self.identity = identity or RuleIdentity.of(config, Severity.MEDIUM)
-        self.signals = frozenset({config.signal})
-        self._filter = SeriesFilter(config)
+        super().__init__(config, identity)
         self._window = timedelta(seconds=config.window_s)
         self._scale = _SECONDS_PER[config.per]
         self._limits: dict[str, float] = {}
@@ -126,7 +119,6 @@ class RateOfChangeRule:
         }
         """One episode life per direction, keyed by series: rising and falling alert apart."""
         self._series: dict[str, _Series] = {}
-        self.ignored_out_of_order = 0
         self.ignored_bad_quality = 0
 
     # --- the decision, in one place -------------------------------------------------------------
@@ -154,15 +146,12 @@ class RateOfChangeRule:
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
-        if not self._filter.matches(reading, context):
-            return []
-        value = numeric(reading)
+        value = self._numeric_match(reading, context)
         if value is None:
             return []
         series = self._series.setdefault(reading.series_key, _Series())
         ts = reading.source_ts
-        if series.last_ts is not None and ts <= series.last_ts:
-            self.ignored_out_of_order += 1
+        if self._late(series.last_ts, ts):
             return []
         series.last_ts = ts  # accepted (also when bad): its duplicate is ignored
         if is_bad(reading):
@@ -226,7 +215,6 @@ class RateOfChangeRule:
         rate_text = "no rate (window too thin)" if rate is None else f"{num(rate.value)}"
         subject = f"{episode.subject.signal} of {episode.subject.asset.key}"
         if transition.raised:
-            kind = AlertEventKind.RAISED
             op = ">" if direction == RISING else "<"
             summary = (
                 f"{subject} {direction} at {rate_text} {rate_unit} (limit {num(limit)} "
@@ -238,14 +226,13 @@ class RateOfChangeRule:
                 f"{num(self.config.window_s / 2)} s) for >= {num(self.config.on_delay_s)} s"
             )
         else:
-            kind = AlertEventKind.CLEARED
             op = "<" if direction == RISING else ">"
             level = self._clear_level(direction)
-            raised_at = episode.raised_at or transition.at
-            params |= {"raised_at": iso(raised_at), "clear_level": level}
+            raised = raised_at(transition)
+            params |= {"raised_at": iso(raised), "clear_level": level}
             summary = (
                 f"{subject} no longer {direction} beyond {num(level)} {rate_unit} ({rate_text}) "
-                f"after {(transition.at - raised_at).total_seconds():.1f} s raised "
+                f"after {(transition.at - raised).total_seconds():.1f} s raised "
                 f"(peak {num(trace.peak)} {rate_unit})"
             )
             condition = (
@@ -257,23 +244,11 @@ class RateOfChangeRule:
             window.add(ts, value)
         if window.omitted:
             params["points_omitted"] = window.omitted
-        return self.identity.event(
-            kind,
-            episode.alert_id,
-            episode.subject.asset,
-            episode.subject.signal,
-            transition.at,
-            Evidence(
-                summary=summary, condition=condition, points=window.points(), parameters=params
-            ),
-            episode.subject.machine_class,
-        )
+        return self._emit(transition, summary, condition, params, window.points())
 
-    def _parameters(
-        self, series: _Series, direction: str, trace: _Trace
-    ) -> dict[str, int | float | str]:
+    def _parameters(self, series: _Series, direction: str, trace: _Trace) -> Parameters:
         config = self.config
-        params: dict[str, int | float | str] = {
+        params: Parameters = {
             "direction": direction,
             "limit": self._limits[direction],
             "rate_unit": self._rate_unit(series.unit),
@@ -297,8 +272,7 @@ class RateOfChangeRule:
                 "window_last_value": rate.last[1],
                 "window_span_s": rate.span_s,
             }
-        if config.gate is not None:
-            params["gate"] = f"{config.gate.signal} == {config.gate.equals}"
+        params |= gate_parameters(config)
         if trace.bad_ignored:
             params["bad_quality_ignored"] = trace.bad_ignored
         return params

@@ -34,22 +34,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from alerting.evidence import PointWindow, iso, num
-from alerting.rules.base import (
-    NO_CONTEXT,
-    Context,
-    RuleConfigBase,
-    RuleIdentity,
-    SeriesFilter,
-    is_bad,
-    numeric,
-)
+from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
+from alerting.rules.common import NonNegativeFloat, PositiveFloat, SeriesRule, unit_suffix
 from alerting.rules.episodes import Episodes, Subject, Transition
 from alerting.rules.spc_baseline import Baseline, Learner, SpcSeries, parse_ts
 from alerting.rules.spc_charts import WE_NAMES, Charts, ChartStatus, we_text
-from plantmesh.contracts import AlertEvent, AlertEventKind, Evidence, Reading, Severity
+from plantmesh.contracts import AlertEvent, Evidence, Reading
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 WeRule = Literal[1, 2, 3, 4]
 STATE_VERSION = 1
 
@@ -113,37 +104,29 @@ class SpcRuleConfig(RuleConfigBase):
         )
 
 
-class SpcRule:
+class SpcRule(SeriesRule[SpcRuleConfig]):
     def __init__(self, config: SpcRuleConfig, identity: RuleIdentity | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self.identity = identity or RuleIdentity.of(config, Severity.MEDIUM)
-        self.signals = frozenset({config.signal})
-        self._filter = SeriesFilter(config)
+        super().__init__(config, identity)
         self._charts = config.charts()
         self._episodes = Episodes(config.name, config.on_delay_s, config.off_delay_s)
         self._series: dict[str, SpcSeries] = {}
-        self.ignored_out_of_order = 0
         self.ignored_bad_quality = 0
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
-        if not self._filter.matches(reading, context):
-            return []
-        value = numeric(reading)
+        value = self._numeric_match(reading, context)
         if value is None:
             return []
         key = reading.series_key
         series = self._series.setdefault(key, SpcSeries())
         ts = reading.source_ts
-        if series.last_ts is not None and ts <= series.last_ts:
-            self.ignored_out_of_order += 1
+        if self._late(series.last_ts, ts):
             return []
+        series.last_ts = ts  # accepted (also when bad): its duplicate is ignored
         if is_bad(reading):
             self.ignored_bad_quality += 1
             series.bad_ignored += 1
             return []
-        series.last_ts = ts
         series.subject = Subject(reading.asset, reading.signal, context.machine_class)
         series.unit = reading.unit
         holds = False
@@ -181,25 +164,17 @@ class SpcRule:
                 series.restart(series.learner.baseline(cfg.min_sigma, frozen=False))
         return bool(status.fired)
 
+    # --- evidence -------------------------------------------------------------------------------
     def _event(self, series: SpcSeries, transition: Transition) -> AlertEvent:
-        episode = transition.episode
-        subject = episode.subject
-        kind = AlertEventKind.RAISED if transition.raised else AlertEventKind.CLEARED
-        return self.identity.event(
-            kind,
-            episode.alert_id,
-            subject.asset,
-            subject.signal,
-            transition.at,
-            self._evidence(series, transition),
-            subject.machine_class,
+        evidence = self._evidence(series, transition)
+        return self._emit(
+            transition, evidence.summary, evidence.condition, evidence.parameters, evidence.points
         )
 
-    # --- evidence -------------------------------------------------------------------------------
     def _evidence(self, series: SpcSeries, transition: Transition) -> Evidence:
         subject = transition.episode.subject
         baseline, status = series.baseline, series.status
-        unit = f" {series.unit}" if series.unit else ""
+        unit = unit_suffix(series.unit)
         what = f"{subject.signal} of {subject.asset.key}"
         if baseline is None:
             basis = "no baseline (relearning)"

@@ -30,26 +30,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from alerting.evidence import iso, num
 from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, SeriesFilter
+from alerting.rules.common import (
+    NonNegativeFloat,
+    Parameters,
+    PositiveFloat,
+    SeriesRule,
+    gate_parameters,
+)
 from alerting.rules.episodes import Episodes, Subject, Transition
 from plantmesh.contracts import (
     STATUS_BAD_COMMUNICATION_ERROR,
     AlertEvent,
-    AlertEventKind,
     AssetPath,
-    Evidence,
     Name,
     Reading,
-    Severity,
 )
-
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 GATEWAY_AREA = "gateway"
 """Gateways are not machines: their alerts name plant/gateway/gateway/<gateway_id>."""
@@ -127,11 +128,9 @@ class _Gateway:
         return f"{self.plant}/{self.gateway_id}"
 
 
-class StaleRule:
+class StaleRule(SeriesRule[StaleRuleConfig]):
     def __init__(self, config: StaleRuleConfig, identity: RuleIdentity | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self.identity = identity or RuleIdentity.of(config, Severity.MEDIUM)
+        super().__init__(config, identity)
         self.signals = config.all_signals
         self._filters = {
             s: SeriesFilter(config.model_copy(update={"signal": s})) for s in self.signals
@@ -147,7 +146,6 @@ class StaleRule:
         """Per plant, its gateways that are down: their plant's silences are suppressed."""
         self._plant_up: dict[str, datetime] = {}
         """Per plant, when a gateway of it last came back: its silences count from then."""
-        self.ignored_out_of_order = 0
         self.ignored_comms_error = 0
 
     # --- Rule -----------------------------------------------------------------------------------
@@ -286,31 +284,16 @@ class StaleRule:
         return gateway
 
     # --- evidence ---------------------------------------------------------------------------------
-    def _emit(
-        self, found: Transition, summary: str, condition: str, params: dict[str, int | float | str]
-    ) -> AlertEvent:
-        subject = found.episode.subject
-        return self.identity.event(
-            AlertEventKind.RAISED if found.raised else AlertEventKind.CLEARED,
-            found.episode.alert_id,
-            subject.asset,
-            subject.signal,
-            found.at,
-            Evidence(summary=summary, condition=condition, parameters=params),
-            subject.machine_class,
-        )
-
     def _key_event(self, found: Transition, state: _Key) -> AlertEvent:
         last_seen = state.silent_since or state.last_ts
-        params: dict[str, int | float | str] = {
+        params: Parameters = {
             "scope": self.config.scope,
             "for_s": self.config.for_s,
             "last_seen_ts": iso(last_seen),
         }
         if self._machine:
             params["signals"] = ",".join(sorted(self.signals))
-        if self.config.gate is not None:
-            params["gate"] = f"{self.config.gate.signal} == {self.config.gate.equals}"
+        params |= gate_parameters(self.config)
         what = state.subject.asset.key if self._machine else state.subject.series_key
         condition = f"no reading for >= {num(self.config.for_s)} s"
         if found.raised:
@@ -331,7 +314,7 @@ class StaleRule:
 
     def _outage_event(self, found: Transition, gateway: _Gateway) -> AlertEvent:
         down_at = gateway.down_at or found.at
-        params: dict[str, int | float | str] = {
+        params: Parameters = {
             "plant": gateway.plant,
             "gateway_id": gateway.gateway_id,
             "down_at": iso(down_at),
@@ -356,7 +339,7 @@ class StaleRule:
         return self._emit(found, summary, "gateway birth message", params)
 
     def _burst_event(self, found: Transition, gateway: _Gateway, burst: _Burst) -> AlertEvent:
-        params: dict[str, int | float | str] = {
+        params: Parameters = {
             "plant": gateway.plant,
             "gateway_id": gateway.gateway_id,
             "gaps": burst.gaps,

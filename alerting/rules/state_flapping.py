@@ -31,14 +31,19 @@ from alerting.rules.base import (
     Context,
     RuleConfigBase,
     RuleIdentity,
-    SeriesFilter,
     StateValue,
     is_bad,
 )
+from alerting.rules.common import (
+    Parameters,
+    PositiveFloat,
+    SeriesRule,
+    gate_parameters,
+    omitted_parameters,
+    raised_at,
+)
 from alerting.rules.episodes import Episodes, Subject, Transition
-from plantmesh.contracts import AlertEvent, AlertEventKind, Evidence, Reading, Severity
-
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+from plantmesh.contracts import AlertEvent, Reading
 
 MAX_LISTED_STATES = 10
 """Text states named in the evidence parameters (state_0 ... state_9); more are only counted."""
@@ -95,20 +100,15 @@ def _same(a: StateValue, b: StateValue) -> bool:
     return type(a) is type(b) and a == b
 
 
-class StateFlappingRule:
+class StateFlappingRule(SeriesRule[StateFlappingRuleConfig]):
     def __init__(
         self, config: StateFlappingRuleConfig, identity: RuleIdentity | None = None
     ) -> None:
-        self.config = config
-        self.name = config.name
-        self.identity = identity or RuleIdentity.of(config, Severity.MEDIUM)
-        self.signals = frozenset({config.signal})
-        self._filter = SeriesFilter(config)
+        super().__init__(config, identity)
         self.window = timedelta(seconds=config.window_s)
         self.clear_below = config.clear_level
         self._episodes = Episodes(config.name)
         self._series: dict[str, _Series] = {}
-        self.ignored_out_of_order = 0
         self.ignored_bad_quality = 0
 
     # --- Rule -----------------------------------------------------------------------------------
@@ -117,8 +117,7 @@ class StateFlappingRule:
             return []
         key, ts = reading.series_key, reading.source_ts
         series = self._series.get(key)
-        if series is not None and ts <= series.last_ts:
-            self.ignored_out_of_order += 1
+        if self._late(None if series is None else series.last_ts, ts):
             return []
         if is_bad(reading):
             self.ignored_bad_quality += 1
@@ -204,7 +203,7 @@ class StateFlappingRule:
             series.peak = len(series.changes)
         window = series.window or PointWindow()
         count = len([c for c in series.changes if c.ts > found.at - self.window])
-        params: dict[str, int | float | str] = {
+        params: Parameters = {
             "window_s": self.config.window_s,
             "transitions": count,
             "min_transitions": self.config.min_transitions,
@@ -213,39 +212,23 @@ class StateFlappingRule:
             "points_total": window.total,
         }
         params |= self._state_names(series)
-        if window.omitted:
-            params["points_omitted"] = window.omitted
-        if series.bad_ignored:
-            params["bad_quality_ignored"] = series.bad_ignored
-        if self.config.gate is not None:
-            params["gate"] = f"{self.config.gate.signal} == {self.config.gate.equals}"
+        params |= omitted_parameters(window, series.bad_ignored)
+        params |= gate_parameters(self.config)
         subject = series.subject
         what = f"{subject.signal} of {subject.asset.key}"
         window_text = f"{num(self.config.window_s)} s"
         if found.raised:
-            kind = AlertEventKind.RAISED
             summary = f"{what} changed state {count} times in {window_text}"
             condition = f"transitions in {window_text} >= {self.config.min_transitions}"
         else:
-            kind = AlertEventKind.CLEARED
             series.window = None
-            params["raised_at"] = iso(found.episode.raised_at or found.at)
+            params["raised_at"] = iso(raised_at(found))
             summary = (
                 f"{what} steadier: {count} transition(s) in the last {window_text} "
                 f"(peak {params['peak_transitions']})"
             )
             condition = f"transitions in {window_text} < {self.clear_below}"
-        return self.identity.event(
-            kind,
-            found.episode.alert_id,
-            subject.asset,
-            subject.signal,
-            found.at,
-            Evidence(
-                summary=summary, condition=condition, points=window.points(), parameters=params
-            ),
-            subject.machine_class,
-        )
+        return self._emit(found, summary, condition, params, window.points())
 
-    def _state_names(self, series: _Series) -> dict[str, int | float | str]:
+    def _state_names(self, series: _Series) -> Parameters:
         return {f"state_{i}": text for i, text in series.texts.items() if i < MAX_LISTED_STATES}

@@ -16,26 +16,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from alerting.evidence import PointWindow, alert_id, iso, num
-from alerting.rules.base import (
-    NO_CONTEXT,
-    Context,
-    RuleConfigBase,
-    RuleIdentity,
-    SeriesFilter,
-    is_bad,
-    numeric,
+from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
+from alerting.rules.common import (
+    FiniteFloat,
+    NonNegativeFloat,
+    Parameters,
+    SeriesRule,
+    omitted_parameters,
+    unit_suffix,
 )
-from plantmesh.contracts import AlertEvent, AlertEventKind, AssetPath, Evidence, Reading, Severity
+from plantmesh.contracts import AlertEvent, AlertEventKind, AssetPath, Evidence, Reading
 
 log = logging.getLogger(__name__)
-
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class ThresholdRuleConfig(RuleConfigBase):
@@ -88,20 +85,15 @@ class _Series:
     episode: _Pending | _Raised | None = None
 
 
-class ThresholdRule:
+class ThresholdRule(SeriesRule[ThresholdRuleConfig]):
     def __init__(self, config: ThresholdRuleConfig, identity: RuleIdentity | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self.identity = identity or RuleIdentity.of(config, Severity.MEDIUM)
-        self._filter = SeriesFilter(config)
-        self.signals = frozenset({config.signal})
+        super().__init__(config, identity)
         self._above = config.above is not None
         limit = config.above if config.above is not None else config.below
         assert limit is not None  # guaranteed by the config validator
         self.limit = limit
         self.clear_level = limit - config.deadband if self._above else limit + config.deadband
         self._series: dict[str, _Series] = {}
-        self.ignored_out_of_order = 0
         self.ignored_bad_quality = 0
 
     # --- the decision, in one place -------------------------------------------------------------
@@ -116,15 +108,12 @@ class ThresholdRule:
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
-        if not self._filter.matches(reading, context):
-            return []
-        value = numeric(reading)
+        value = self._numeric_match(reading, context)
         if value is None:
             return []
         series = self._series.setdefault(reading.series_key, _Series())
         ts = reading.source_ts
-        if series.last_ts is not None and ts <= series.last_ts:
-            self.ignored_out_of_order += 1
+        if self._late(series.last_ts, ts):
             return []
         if is_bad(reading):
             self.ignored_bad_quality += 1
@@ -204,10 +193,7 @@ class ThresholdRule:
     def _extreme_name(self) -> str:
         return "max" if self._above else "min"
 
-    def _unit(self, unit: str | None) -> str:
-        return f" {unit}" if unit else ""
-
-    def _common_parameters(self, first_ts: datetime, extreme: float) -> dict[str, float | str]:
+    def _common_parameters(self, first_ts: datetime, extreme: float) -> Parameters:
         return {
             "threshold": self.limit,
             "direction": self._direction,
@@ -217,17 +203,10 @@ class ThresholdRule:
             self._extreme_name: extreme,
         }
 
-    def _window_parameters(
-        self, window: PointWindow, bad_ignored: int
-    ) -> tuple[dict[str, float | str], str]:
-        params: dict[str, float | str] = {"points_total": window.total}
-        note = ""
-        if window.omitted:
-            params["points_omitted"] = window.omitted
-        if bad_ignored:
-            params["bad_quality_ignored"] = bad_ignored
-            note = f"; {bad_ignored} bad-quality reading(s) ignored"
-        return params, note
+    def _window_parameters(self, window: PointWindow, bad_ignored: int) -> tuple[Parameters, str]:
+        params: Parameters = {"points_total": window.total}
+        note = f"; {bad_ignored} bad-quality reading(s) ignored" if bad_ignored else ""
+        return params | omitted_parameters(window, bad_ignored), note
 
     def _raised_event(self, pending: _Pending, at: datetime) -> AlertEvent:
         held_s = (at - pending.first_ts).total_seconds()
@@ -237,7 +216,7 @@ class ThresholdRule:
         op = ">" if self._above else "<"
         summary = (
             f"{pending.signal} of {pending.asset.key} {self._direction} {num(self.limit)}"
-            f"{self._unit(pending.unit)} for {held_s:.1f} s "
+            f"{unit_suffix(pending.unit)} for {held_s:.1f} s "
             f"({self._extreme_name} {num(pending.extreme)}){note}"
         )
         return self.identity.event(
@@ -271,7 +250,7 @@ class ThresholdRule:
         sign = "-" if self._above else "+"
         summary = (
             f"{reading.signal} of {reading.asset.key} back {back} {num(self.clear_level)}"
-            f"{self._unit(raised.unit)} ({num(value)}) after {active_s:.1f} s raised "
+            f"{unit_suffix(raised.unit)} ({num(value)}) after {active_s:.1f} s raised "
             f"({self._extreme_name} {num(raised.extreme)}){note}"
         )
         return self.identity.event(

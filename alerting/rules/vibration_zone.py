@@ -22,26 +22,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from alerting.evidence import PointWindow, iso, num
-from alerting.rules.base import (
-    NO_CONTEXT,
-    Context,
-    RuleConfigBase,
-    RuleIdentity,
-    SeriesFilter,
-    is_bad,
-    numeric,
+from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
+from alerting.rules.common import (
+    NonNegativeFloat,
+    Parameters,
+    PositiveFloat,
+    SeriesRule,
+    omitted_parameters,
+    unit_suffix,
 )
 from alerting.rules.episodes import Episodes, Subject, Transition
 from plantmesh.config import ConfigModel
-from plantmesh.contracts import AlertEvent, AlertEventKind, Evidence, Reading, Severity
+from plantmesh.contracts import AlertEvent, AlertEventKind, Reading, Severity
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 DEFAULT_CLASS = "default"
 _RANK = {severity: rank for rank, severity in enumerate(Severity)}
 
@@ -105,15 +103,11 @@ class _Series:
     unit: str | None = None
 
 
-class VibrationZoneRule:
+class VibrationZoneRule(SeriesRule[VibrationZoneRuleConfig]):
     def __init__(
         self, config: VibrationZoneRuleConfig, identity: RuleIdentity | None = None
     ) -> None:
-        self.config = config
-        self.name = config.name
-        self.identity = identity or RuleIdentity.of(config, Severity.MEDIUM)
-        self.signals = frozenset({config.signal})
-        self._filter = SeriesFilter(config)
+        super().__init__(config, identity)
         # Zone C holds (the episode) and zone D holds (its escalation) live side by side; D
         # only ever holds while C does, so its episode never outlives or precedes C's.
         self._zone_c = Episodes(config.name, config.on_delay_s, config.off_delay_s)
@@ -123,7 +117,6 @@ class VibrationZoneRule:
         self._series: dict[str, _Series] = {}
         self._bounds: dict[str, tuple[str, ZoneBoundaries]] = {}
         """Per series: the boundaries last used and which zones key they came from."""
-        self.ignored_out_of_order = 0
         self.ignored_bad_quality = 0
         self.ignored_unclassified = 0
 
@@ -138,9 +131,7 @@ class VibrationZoneRule:
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
-        if not self._filter.matches(reading, context):
-            return []
-        value = numeric(reading)
+        value = self._numeric_match(reading, context)
         if value is None:
             return []
         found = self.boundaries(context.machine_class)
@@ -150,8 +141,7 @@ class VibrationZoneRule:
         key = reading.series_key
         series = self._series.setdefault(key, _Series())
         ts = reading.source_ts
-        if series.last_ts is not None and ts <= series.last_ts:
-            self.ignored_out_of_order += 1
+        if self._late(series.last_ts, ts):
             return []
         if is_bad(reading):
             self.ignored_bad_quality += 1
@@ -226,7 +216,7 @@ class VibrationZoneRule:
     ) -> dict[str, int | float | str]:
         """The zone, the boundaries used (and whose), the delays and the episode's points."""
         boundary_class, zones = self._bounds[key]
-        params: dict[str, int | float | str] = {
+        params: Parameters = {
             "zone": "D" if series.escalated else "C",
             "boundary_a_b": zones.b,
             "boundary_b_c": zones.c,
@@ -242,11 +232,7 @@ class VibrationZoneRule:
         }
         if value is not None:
             params["value"] = value
-        if series.window.omitted:
-            params["points_omitted"] = series.window.omitted
-        if series.bad_ignored:
-            params["bad_quality_ignored"] = series.bad_ignored
-        return params
+        return params | omitted_parameters(series.window, series.bad_ignored)
 
     def _event(
         self,
@@ -260,7 +246,7 @@ class VibrationZoneRule:
         boundary_class, zones = self._bounds[key]
         zone = "D" if series.escalated else "C"
         severity = self.severity_zone_d if series.escalated else self.identity.severity
-        unit = f" {series.unit}" if series.unit else " mm/s"
+        unit = unit_suffix(series.unit, " mm/s")
         clear_level = zones.c - self.config.deadband
         params = self._parameters(key, series, episode.first_ts, value)
         where = f"{episode.subject.signal} of {episode.subject.asset.key}"
@@ -280,18 +266,4 @@ class VibrationZoneRule:
                 f"- deadband); was in zone {zone}, max {num(series.peak)}"
             )
             condition = f"value <= {num(clear_level)} for >= {num(self.config.off_delay_s)} s"
-        return self.identity.event(
-            kind,
-            episode.alert_id,
-            episode.subject.asset,
-            episode.subject.signal,
-            change.at,
-            Evidence(
-                summary=summary,
-                condition=condition,
-                points=series.window.points(),
-                parameters=params,
-            ),
-            episode.subject.machine_class,
-            severity=severity,
-        )
+        return self._emit(change, summary, condition, params, series.window.points(), severity)

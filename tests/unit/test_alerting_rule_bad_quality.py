@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,26 +11,18 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from alerting.rules.bad_quality import BadQualityRule, BadQualityRuleConfig, quality_of
-from alerting.rules.base import NO_CONTEXT, Context, MachineStates
+from alerting.rules.base import Context, MachineStates
 from plantmesh.contracts import (
     STATUS_BAD_COMMUNICATION_ERROR,
     STATUS_BAD_SENSOR_FAILURE,
     STATUS_UNCERTAIN,
     AlertEvent,
-    AlertEventKind,
-    AssetPath,
     Quality,
     Reading,
 )
+from tests.support.alerting import CLEARED, MILL, RAISED, T0, at, feed, timeline
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-MILL = AssetPath.parse("plant-a/area/line/mill-01")
-RAISED, CLEARED = AlertEventKind.RAISED, AlertEventKind.CLEARED
 BAD = STATUS_BAD_SENSOR_FAILURE
-
-
-def at(t: float) -> datetime:
-    return T0 + timedelta(seconds=t)
 
 
 def reading(
@@ -65,19 +55,6 @@ def rule(**overrides: Any) -> BadQualityRule:
     }
     params.update(overrides)
     return BadQualityRule(BadQualityRuleConfig.model_validate(params))
-
-
-def feed(
-    target: BadQualityRule, readings: Iterable[Reading], context: Context = NO_CONTEXT
-) -> list[AlertEvent]:
-    events: list[AlertEvent] = []
-    for r in readings:
-        events.extend(target.evaluate(r, context))
-    return events
-
-
-def timeline(events: Sequence[AlertEvent]) -> list[tuple[float, AlertEventKind]]:
-    return [((e.at - T0).total_seconds(), e.kind) for e in events]
 
 
 def polled() -> list[Reading]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,15 +16,8 @@ from pydantic import ValidationError
 
 from alerting.engine import Engine
 from alerting.rules.oscillation import OscillationRule, OscillationRuleConfig
-from plantmesh.contracts import AlertEvent, AlertEventKind, AssetPath, Quality, Reading
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-MILL = AssetPath.parse("plant-a/area/line/mill-01")
-RAISED, CLEARED = AlertEventKind.RAISED, AlertEventKind.CLEARED
-
-
-def at(t: float) -> datetime:
-    return T0 + timedelta(seconds=t)
+from plantmesh.contracts import AlertEvent, Quality, Reading
+from tests.support.alerting import CLEARED, MILL, RAISED, at, timeline
 
 
 def reading(
@@ -67,10 +59,6 @@ def small(**overrides: Any) -> OscillationRule:
 def feed(subject: OscillationRule | Engine, readings: Iterable[Reading]) -> list[AlertEvent]:
     engine = subject if isinstance(subject, Engine) else Engine([subject])
     return [event for r in readings for event in engine.process(r)]
-
-
-def timeline(events: Iterable[AlertEvent]) -> list[tuple[float, AlertEventKind]]:
-    return [((e.at - T0).total_seconds(), e.kind) for e in events]
 
 
 def sine(

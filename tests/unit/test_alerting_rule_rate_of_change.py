@@ -3,8 +3,6 @@ after T0) and assertions say at which source time each alert event happens."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,23 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from alerting.rules.base import NO_CONTEXT, Context, MachineStates
+from alerting.rules.base import Context, MachineStates
 from alerting.rules.rate_of_change import RateOfChangeRule, RateOfChangeRuleConfig
 from plantmesh.contracts import (
     STATUS_BAD_SENSOR_FAILURE,
     AlertEvent,
-    AlertEventKind,
-    AssetPath,
     Reading,
 )
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-MILL = AssetPath.parse("plant-a/area/line/mill-01")
-RAISED, CLEARED = AlertEventKind.RAISED, AlertEventKind.CLEARED
-
-
-def at(t: float) -> datetime:
-    return T0 + timedelta(seconds=t)
+from tests.support.alerting import CLEARED, MILL, RAISED, T0, at, feed, timeline
 
 
 def reading(
@@ -59,19 +48,6 @@ def rule(**overrides: Any) -> RateOfChangeRule:
     }
     params.update(overrides)
     return RateOfChangeRule(RateOfChangeRuleConfig.model_validate(params))
-
-
-def feed(
-    target: RateOfChangeRule, readings: Iterable[Reading], context: Context = NO_CONTEXT
-) -> list[AlertEvent]:
-    events: list[AlertEvent] = []
-    for r in readings:
-        events.extend(target.evaluate(r, context))
-    return events
-
-
-def timeline(events: Sequence[AlertEvent]) -> list[tuple[float, AlertEventKind]]:
-    return [((e.at - T0).total_seconds(), e.kind) for e in events]
 
 
 def heating() -> list[Reading]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,17 +17,20 @@ from pydantic import ValidationError
 from alerting.rules.base import Context, MachineStates
 from alerting.rules.spc import SpcRule, SpcRuleConfig
 from alerting.rules.spc_baseline import Baseline
-from plantmesh.contracts import AlertEvent, AlertEventKind, AssetPath, Quality, Reading
+from plantmesh.contracts import Quality, Reading
+from tests.support.alerting import (
+    CLEARED,
+    MILL,
+    RAISED,
+    T0,
+    assert_replay_and_duplicates_change_nothing,
+    at,
+    feed,
+    timeline,
+)
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-MILL = AssetPath.parse("plant-a/area/line/mill-01")
 KEY = f"{MILL.key}/spindle_temp"
-RAISED, CLEARED = AlertEventKind.RAISED, AlertEventKind.CLEARED
 LEARNED = 601  # learn_s 600 at 1 Hz: the readings of t = 0..600
-
-
-def at(t: float) -> datetime:
-    return T0 + timedelta(seconds=t)
 
 
 def reading(
@@ -53,19 +56,6 @@ def rule(**overrides: Any) -> SpcRule:
     }
     params.update(overrides)
     return SpcRule(SpcRuleConfig.model_validate(params))
-
-
-def feed(
-    r: SpcRule, readings: Iterable[Reading], context: Context | None = None
-) -> list[AlertEvent]:
-    events: list[AlertEvent] = []
-    for one in readings:
-        events.extend(r.evaluate(one) if context is None else r.evaluate(one, context))
-    return events
-
-
-def timeline(events: Iterable[AlertEvent]) -> list[tuple[float, AlertEventKind]]:
-    return [((e.at - T0).total_seconds(), e.kind) for e in events]
 
 
 def noise(seed: int, n: int, start: float = 0, mean: float = 10.0) -> list[Reading]:
@@ -367,11 +357,4 @@ def _fresh() -> SpcRule:
 def test_replay_is_deterministic_and_duplicates_change_nothing(
     steps: list[tuple[int, float, bool]],
 ) -> None:
-    readings = _inputs(steps)
-    a, b = _fresh(), _fresh()
-    first = feed(a, readings) + a.tick(at(100))
-    again = feed(b, readings) + b.tick(at(100))
-    assert first == again
-    doubled = _fresh()
-    twice = feed(doubled, [r for one in readings for r in (one, one)]) + doubled.tick(at(100))
-    assert twice == first
+    assert_replay_and_duplicates_change_nothing(_fresh, _inputs(steps), end=100)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from alerting.rules.base import NO_CONTEXT, Context, MachineStates, StateGate
+from alerting.rules.base import Context, MachineStates, StateGate
 from alerting.rules.stale import StaleRule, StaleRuleConfig
 from plantmesh.contracts import (
     STATUS_BAD_COMMUNICATION_ERROR,
@@ -19,13 +16,7 @@ from plantmesh.contracts import (
     AssetPath,
     Reading,
 )
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-MILL = AssetPath.parse("plant-a/area/line/mill-01")
-
-
-def at(t: float) -> datetime:
-    return T0 + timedelta(seconds=t)
+from tests.support.alerting import MILL, T0, at, feed
 
 
 def reading(t: float, signal: str = "spindle", asset: AssetPath = MILL, **kw: object) -> Reading:
@@ -39,12 +30,6 @@ def make(**kw: object) -> StaleRule:
     config = {"name": "stale", "issue_type": "comms-loss", "signal": "spindle", "for_s": 60} | kw
     config.setdefault("type", "stale")
     return StaleRule(StaleRuleConfig.model_validate(config))
-
-
-def feed(
-    rule: StaleRule, readings: Iterable[Reading], context: Context = NO_CONTEXT
-) -> list[AlertEvent]:
-    return [event for r in readings for event in rule.evaluate(r, context)]
 
 
 def timeline(events: list[AlertEvent]) -> list[tuple[str, str, float]]:

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from alerting.rules.base import NO_CONTEXT, Context, MachineStates, StateGate
+from alerting.rules.base import Context, MachineStates, StateGate
 from alerting.rules.state_flapping import StateFlappingRule, StateFlappingRuleConfig
-from plantmesh.contracts import STATUS_BAD_SENSOR_FAILURE, AlertEvent, AssetPath, Reading
+from plantmesh.contracts import STATUS_BAD_SENSOR_FAILURE, AlertEvent, Reading
+from tests.support.alerting import MILL, T0, at, feed
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-MILL = AssetPath.parse("plant-a/area/line/mill-01")
 StateValue = bool | float | str
-
-
-def at(t: float) -> datetime:
-    return T0 + timedelta(seconds=t)
 
 
 def reading(t: float, value: StateValue, signal: str = "running", **kw: object) -> Reading:
@@ -34,12 +28,6 @@ def make(**kw: object) -> StateFlappingRule:
     config = {"name": "flap", "issue_type": "state-flapping", "signal": "running"} | kw
     config.setdefault("type", "state_flapping")
     return StateFlappingRule(StateFlappingRuleConfig.model_validate(config))
-
-
-def feed(
-    rule: StateFlappingRule, readings: Iterable[Reading], context: Context = NO_CONTEXT
-) -> list[AlertEvent]:
-    return [event for r in readings for event in rule.evaluate(r, context)]
 
 
 def timeline(events: list[AlertEvent]) -> list[tuple[str, float]]:

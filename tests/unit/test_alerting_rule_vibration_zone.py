@@ -4,7 +4,6 @@ after T0), and assertions say at which source time each alert event happens."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,16 +13,10 @@ from pydantic import ValidationError
 
 from alerting.engine import Engine
 from alerting.rules.vibration_zone import VibrationZoneRule, VibrationZoneRuleConfig
-from plantmesh.contracts import AlertEvent, AlertEventKind, AssetPath, Quality, Reading, Severity
+from plantmesh.contracts import AlertEvent, AlertEventKind, Quality, Reading, Severity
+from tests.support.alerting import CLEARED, MILL, RAISED, T0, at
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-MILL = AssetPath.parse("plant-a/area/line/mill-01")
-RAISED, CLEARED = AlertEventKind.RAISED, AlertEventKind.CLEARED
 CLASS_II = "class_ii"
-
-
-def at(t: float) -> datetime:
-    return T0 + timedelta(seconds=t)
 
 
 def reading(

@@ -3,8 +3,8 @@ timestamps, and assertions say at which source time each alert event happens."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import UTC, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -15,21 +15,15 @@ from alerting.rules import ThresholdRule, ThresholdRuleConfig
 from plantmesh.contracts import (
     STATUS_BAD_SENSOR_FAILURE,
     AlertEvent,
-    AlertEventKind,
     AssetPath,
     Quality,
     Reading,
 )
+from tests.support.alerting import CLEARED, RAISED, at, timeline
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PRESS = AssetPath.parse("plant-a/stamping/line1/press-01")
 PRESS2 = AssetPath.parse("plant-a/stamping/line1/press-02")
 PLANT_B = AssetPath.parse("plant-b/stamping/line1/press-01")
-RAISED, CLEARED = AlertEventKind.RAISED, AlertEventKind.CLEARED
-
-
-def at(t: float) -> datetime:
-    return T0 + timedelta(seconds=t)
 
 
 def reading(
@@ -75,11 +69,6 @@ def feed(engine: Engine, readings: Iterable[Reading]) -> list[AlertEvent]:
     for r in readings:
         events.extend(engine.process(r))
     return events
-
-
-def timeline(events: Sequence[AlertEvent]) -> list[tuple[float, AlertEventKind]]:
-    """Events as (source seconds since T0, kind): what the assertions read like."""
-    return [((e.at - T0).total_seconds(), e.kind) for e in events]
 
 
 def steps(start: float, stop: float, step: float, value: float) -> list[Reading]:
