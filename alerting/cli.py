@@ -1,4 +1,4 @@
-"""Subcommands of `plantmesh alerting`: `run`, `check-config` and `backtest`."""
+"""Subcommands of `plantmesh alerting`: `run`, `check-config`, `backtest` and `explain`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 
 from alerting.backtest import Backtest, BacktestError, Progress, read_jsonl, read_kafka, summarize
 from alerting.config import AlertingConfig, load_alerting_config
+from alerting.explain_cli import register_explain
 from alerting.rules import RuleConfig, RuleConfigBase, ThresholdRuleConfig
 from alerting.service import AlertingService
 from plantmesh.cli import Subparsers
@@ -37,6 +38,7 @@ def register(subparsers: Subparsers) -> None:
     check.add_argument("--config", required=True, help="alerting YAML file")
     check.set_defaults(func=_check_config)
     _register_backtest(commands)
+    register_explain(commands)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -4,13 +4,19 @@ alert events out.
 
 Event time: the watermark is the newest source time seen minus `lateness_s`; `advance()` hands
 it to every rule, so conditions that time alone decides (an on-delay on a signal that reports
-only on change, a series gone quiet) are decided without waiting for another reading."""
+only on change, a series gone quiet) are decided without waiting for another reading.
+
+Gateway sessions: a death message counts only for the session the engine last saw alive (its
+birth, or a health message, which gateways send every few seconds). The broker hands over each
+gateway's retained status whenever the bridge (re)subscribes, often the death of a session long
+gone: that is not news, and is only counted (`ignored_stale_deaths`)."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -28,6 +34,16 @@ from plantmesh.contracts import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Session:
+    """The session of a gateway the engine last saw alive, and as of when."""
+
+    session_id: str
+    at: datetime
+    down_at: datetime | None = None
+    """When a death of this session was passed on; None once the gateway is seen alive after."""
 
 
 class Engine:
@@ -51,6 +67,10 @@ class Engine:
         """The newest source time seen: the watermark is this minus the lateness."""
         self.rule_errors = 0
         self._failed: set[tuple[str, str]] = set()
+        self._sessions: dict[tuple[str, str], _Session] = {}
+        """Per (plant, gateway_id), the session last seen alive."""
+        self.ignored_stale_deaths = 0
+        """Death messages of a session other than the one last seen alive (retained, old)."""
 
     @classmethod
     def from_config(
@@ -65,12 +85,15 @@ class Engine:
     def watermark(self) -> datetime | None:
         return None if self.newest is None else self.newest - self.lateness
 
-    def process(self, reading: Reading, machine_class: str | None = None) -> list[AlertEvent]:
+    def process(
+        self, reading: Reading, machine_class: str | None = None, gateway_id: str | None = None
+    ) -> list[AlertEvent]:
+        """One reading through the rules of its signal; `gateway_id`: the gateway that sent it."""
         if reading.signal in self.gate_signals:
             self.states.update(reading)
         if self.newest is None or reading.source_ts > self.newest:
             self.newest = reading.source_ts
-        context = Context(machine_class, self.states)
+        context = Context(machine_class, self.states, gateway_id, self.newest)
         events: list[AlertEvent] = []
         for rule in self._by_signal.get(reading.signal, ()):
             events.extend(self._guarded(rule, partial(rule.evaluate, reading, context)))
@@ -81,21 +104,45 @@ class Engine:
     ) -> list[AlertEvent]:
         events: list[AlertEvent] = []
         for reading in batch.readings:
-            events.extend(self.process(reading, machine_class))
+            events.extend(self.process(reading, machine_class, batch.gateway_id))
         return events
 
     def gateway_status(self, status: GatewayStatus, at: datetime) -> list[AlertEvent]:
-        """A gateway's birth or death, at `at` (for a death: when it became known; an MQTT last
-        will carries the time it was set, at connect). Health messages change nothing here."""
+        """A gateway's birth, death or health, at `at` (for a death: when it became known; an
+        MQTT last will carries the time it was set, at connect).
+
+        Birth and health make their session the one seen alive (unless older than the message
+        that last did). A death of that session is passed on (`gateway_down`); of any other
+        session (or of a gateway never seen alive) it is ignored and counted. A birth is passed
+        on (`gateway_up`) as it comes; a health message only when it is the first sign of life
+        after a death passed on (not older than the death, whichever its session: a birth that
+        went missing), else it changes nothing in the rules."""
+        key = (status.plant, status.gateway_id)
+        seen = self._sessions.get(key)
+        if status.state is GatewayState.DEATH:
+            if seen is None or seen.session_id != status.session_id:
+                self.ignored_stale_deaths += 1
+                return []
+            seen.down_at = seen.down_at or at
+            return self._forward(status, at, down=True)
+        if seen is not None and at < seen.at:
+            return []  # older than the last sign of life: out of order
+        down_at = None if seen is None else seen.down_at
+        back = down_at is not None and at >= down_at
+        self._sessions[key] = _Session(status.session_id, at, None if back else down_at)
+        if status.state is GatewayState.BIRTH or back:
+            return self._forward(status, at, down=False)
+        return []
+
+    def _forward(self, status: GatewayStatus, at: datetime, *, down: bool) -> list[AlertEvent]:
+        """The gateway's death (down) or its return to every gateway rule."""
         events: list[AlertEvent] = []
+        reason = f"death message of session {status.session_id}"
         for rule in self.gateway_rules:
-            if status.state is GatewayState.DEATH:
-                reason = f"death message of session {status.session_id}"
+            if down:
                 call = partial(rule.gateway_down, status.plant, status.gateway_id, at, reason)
-            elif status.state is GatewayState.BIRTH:
-                call = partial(rule.gateway_up, status.plant, status.gateway_id, at)
             else:
-                continue
+                call = partial(rule.gateway_up, status.plant, status.gateway_id, at)
             events.extend(self._guarded(rule, call))
         return events
 

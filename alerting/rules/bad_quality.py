@@ -24,6 +24,7 @@ from typing import Literal
 from alerting.evidence import PointWindow, iso, num
 from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity
 from alerting.rules.common import (
+    HISTORY_MARGIN_S,
     NonNegativeFloat,
     Parameters,
     SeriesRule,
@@ -130,6 +131,11 @@ class BadQualityRule(SeriesRule[BadQualityRuleConfig]):
         value = reading.value
         if isinstance(value, int | float) and not isinstance(value, bool):
             run.window.add(ts, float(value))
+
+    @property
+    def history_s(self) -> float:
+        """Input a replay needs before an episode: a bad run lasts for_s."""
+        return self.config.for_s + HISTORY_MARGIN_S
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:

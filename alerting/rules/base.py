@@ -49,6 +49,11 @@ class Context:
 
     machine_class: str | None = None
     states: MachineStates | None = None
+    gateway_id: str | None = None
+    """The gateway that sent the reading's batch (None: not known, e.g. a reading fed alone)."""
+    newest: datetime | None = None
+    """The engine's newest event time, this reading included: as of when a late reading proves
+    its series alive (the stale rule; None: not known)."""
 
 
 NO_CONTEXT = Context()

@@ -34,6 +34,9 @@ PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 Parameters = dict[str, int | float | str]
 
+HISTORY_MARGIN_S = 60.0
+"""Added to a rule's `history_s`: a replay starts this much earlier than strictly needed."""
+
 ConfigT = TypeVar("ConfigT", bound=RuleConfigBase)
 
 

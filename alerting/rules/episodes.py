@@ -10,11 +10,15 @@ A rule decides whether its condition holds at each reading (applying its own dea
 reading or on the engine's watermark tick, whichever comes first, so a signal that reports only
 on change still raises at first crossing + on_delay_s. One episode raises once and clears once,
 however many readings or swings it spans: that is what keeps one fault one alert.
+
+Tracing (`plantmesh alerting explain`): set `trace` on an instance and every decision it takes
+(each `observe`, each delay a `tick` completes, each `end`) is reported as a TraceStep. Unset,
+it costs one attribute test per call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -63,6 +67,31 @@ class Transition:
     episode: Episode
 
 
+NORMAL = "normal"
+CLEARED = "cleared"
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    """One decision of an Episodes: the condition at `ts` for `key` (None: decided by time
+    alone, a tick or an end), the phase before and after (`normal`, a Phase, or `cleared` right
+    after a clear) and the raise or clear it caused."""
+
+    rule: str
+    key: str
+    subject: Subject
+    ts: datetime
+    holds: bool | None
+    before: str
+    after: str
+    transition: Transition | None
+    via: str
+    """`observe`, `tick` or `end`."""
+
+
+Tracer = Callable[[TraceStep], None]
+
+
 class Episodes:
     """Episodes of one rule, keyed by whatever the rule evaluates per (usually the series)."""
 
@@ -71,6 +100,13 @@ class Episodes:
         self.on_delay = timedelta(seconds=on_delay_s)
         self.off_delay = timedelta(seconds=off_delay_s)
         self._open: dict[str, Episode] = {}
+        self.trace: Tracer | None = None
+        """Set by an explainer: called with every decision (see TraceStep)."""
+
+    def phase(self, key: str) -> str:
+        """`normal` (no open episode) or the open episode's phase."""
+        episode = self._open.get(key)
+        return NORMAL if episode is None else episode.phase.value
 
     def get(self, key: str) -> Episode | None:
         return self._open.get(key)
@@ -82,6 +118,8 @@ class Episodes:
 
     def observe(self, key: str, ts: datetime, holds: bool, subject: Subject) -> Transition | None:
         """The condition at `ts` for `key`; returns the raise or clear it causes, if any."""
+        if self.trace is not None:
+            return self._traced_observe(self.trace, key, ts, holds, subject)
         episode = self._open.get(key)
         if episode is None:
             if not holds:
@@ -108,11 +146,12 @@ class Episodes:
             if episode.phase is Phase.PENDING:
                 due = episode.first_ts + self.on_delay
                 if due <= watermark:
-                    yield self._raise(episode, due)
+                    yield self._traced(key, Phase.PENDING, self._raise(episode, due), "tick")
             elif episode.phase is Phase.CLEARING and episode.stopped_ts is not None:
                 due = episode.stopped_ts + self.off_delay
                 if due <= watermark:
-                    yield self._clear(key, episode, due)
+                    found = self._clear(key, episode, due)
+                    yield self._traced(key, Phase.CLEARING, found, "tick")
 
     def end(self, key: str, at: datetime) -> Transition | None:
         """End the episode of `key` now, whatever its phase (e.g. its machine stopped): a raised
@@ -120,7 +159,7 @@ class Episodes:
         episode = self._open.pop(key, None)
         if episode is None or episode.phase is Phase.PENDING:
             return None
-        return Transition(False, at, episode)
+        return self._traced(key, episode.phase, Transition(False, at, episode), "end")
 
     def _raise(self, episode: Episode, at: datetime) -> Transition:
         episode.phase, episode.raised_at = Phase.RAISED, at
@@ -129,3 +168,27 @@ class Episodes:
     def _clear(self, key: str, episode: Episode, at: datetime) -> Transition:
         del self._open[key]
         return Transition(False, at, episode)
+
+    # --- tracing ------------------------------------------------------------------------------
+    def _traced_observe(
+        self, trace: Tracer, key: str, ts: datetime, holds: bool, subject: Subject
+    ) -> Transition | None:
+        before = self.phase(key)
+        self.trace = None  # the untraced path decides, exactly as without a tracer
+        try:
+            found = self.observe(key, ts, holds, subject)
+        finally:
+            self.trace = trace
+        after = CLEARED if found is not None and not found.raised else self.phase(key)
+        trace(TraceStep(self.rule, key, subject, ts, holds, before, after, found, "observe"))
+        return found
+
+    def _traced(self, key: str, before: Phase, found: Transition, via: str) -> Transition:
+        if self.trace is not None:
+            after = Phase.RAISED.value if found.raised else CLEARED
+            subject = found.episode.subject
+            step = TraceStep(
+                self.rule, key, subject, found.at, None, before.value, after, found, via
+            )
+            self.trace(step)
+        return found

@@ -28,6 +28,7 @@ from typing import Literal
 from alerting.evidence import PointWindow, iso, num
 from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
 from alerting.rules.common import (
+    HISTORY_MARGIN_S,
     NonNegativeFloat,
     Parameters,
     PositiveFloat,
@@ -128,6 +129,11 @@ class FlatlineRule(SeriesRule[FlatlineRuleConfig]):
             series.moved = (ts, value)
         series.run = _Run(ts, value, value, value, ts)
         series.run.window.add(ts, value)
+
+    @property
+    def history_s(self) -> float:
+        """Input a replay needs before an episode: a flat run lasts for_s."""
+        return self.config.for_s + HISTORY_MARGIN_S
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:

@@ -33,6 +33,7 @@ from pydantic import Field, model_validator
 from alerting.evidence import PointWindow, iso, num
 from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
 from alerting.rules.common import (
+    HISTORY_MARGIN_S,
     NonNegativeFloat,
     Parameters,
     PositiveFloat,
@@ -147,6 +148,11 @@ class OscillationRule(SeriesRule[OscillationRuleConfig]):
 
     def window_start(self, index: int) -> datetime:
         return EPOCH + index * self._window_us * _US
+
+    @property
+    def history_s(self) -> float:
+        """Input a replay needs before an episode: a growth run spans growth_windows + 1 windows."""
+        return self.config.window_s * (self.config.growth_windows + 2) + HISTORY_MARGIN_S
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:

@@ -27,6 +27,7 @@ from pydantic import Field, model_validator
 from alerting.evidence import PointWindow, iso, num
 from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
 from alerting.rules.common import (
+    HISTORY_MARGIN_S,
     NonNegativeFloat,
     NonPositiveFloat,
     Parameters,
@@ -143,6 +144,11 @@ class RateOfChangeRule(SeriesRule[RateOfChangeRuleConfig]):
         if direction == RISING:
             return rate.value >= self._clear_level(direction) if active else rate.value > limit
         return rate.value <= self._clear_level(direction) if active else rate.value < limit
+
+    @property
+    def history_s(self) -> float:
+        """Input a replay needs before an episode: a rate spans window_s."""
+        return self.config.window_s + self.config.on_delay_s + HISTORY_MARGIN_S
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:

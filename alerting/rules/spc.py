@@ -35,7 +35,13 @@ from pydantic import Field, model_validator
 
 from alerting.evidence import PointWindow, iso, num
 from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
-from alerting.rules.common import NonNegativeFloat, PositiveFloat, SeriesRule, unit_suffix
+from alerting.rules.common import (
+    HISTORY_MARGIN_S,
+    NonNegativeFloat,
+    PositiveFloat,
+    SeriesRule,
+    unit_suffix,
+)
 from alerting.rules.episodes import Episodes, Subject, Transition
 from alerting.rules.spc_baseline import Baseline, Learner, SpcSeries, parse_ts
 from alerting.rules.spc_charts import WE_NAMES, Charts, ChartStatus, we_text
@@ -111,6 +117,11 @@ class SpcRule(SeriesRule[SpcRuleConfig]):
         self._episodes = Episodes(config.name, config.on_delay_s, config.off_delay_s)
         self._series: dict[str, SpcSeries] = {}
         self.ignored_bad_quality = 0
+
+    @property
+    def history_s(self) -> float:
+        """Input a replay needs before an episode: the baseline is learned over learn_s."""
+        return self.config.learn_s + self.config.on_delay_s + HISTORY_MARGIN_S
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:

@@ -8,15 +8,37 @@ Episodes). A key never seen is never stale: we cannot know it exists. Readings w
 status BadCommunicationError do not count as data (they say the source link is down); other
 bad-quality readings do (they prove delivery; sensor faults are another rule's business).
 Gate: a key whose machine was not in the gate state as of its last reading does not go stale
-(a stopped machine may well stop reporting). A reading not newer than the key's last one is
-ignored and counted (for a machine, only one older than its last: its signals share times); one
-behind the watermark still ends a silence, no earlier than the silence was raised.
+(a stopped machine may well stop reporting). A reading behind the watermark still ends a
+silence, no earlier than the silence was raised.
+
+Late but alive: a reading not newer than the key's last one (a PLC clock gone back) is ignored by
+value rules, but here it proves the key alive if the gateway read it after the key's newest
+reading (its gateway_ts is newer): then it counts as data as of the engine's newest event time
+(Context.newest: deterministic for a given input order), and is counted (`late_but_alive`). Any
+other reading not newer than the last (a duplicate, a replay, a sibling signal of the same
+instant; or no Context.newest) is ignored and counted as out of order (for a machine, only one
+older than its last: its signals share times).
+
+Folding (a protocol source gone while its gateway lives: an OPC UA server down, a Modbus device
+silent): a key whose batch named its gateway (Context.gateway_id) is decided with the other
+silences of that gateway's keys (stale_flows.py). Its silence is due at d = last + for_s:
+- if the gateway's data-flow episode (asset: the gateway's pseudo-asset, signal `data-flow`) is
+  open (raised or clearing), the silence joins it;
+- else if a key of another machine of the gateway is due within for_s after the earliest due
+  silence d0 of the gateway (d <= d0 + for_s), all of them fold into one new data-flow episode,
+  raised at the due time of the first such other machine; later silences of the gateway join it;
+- else the earliest is a silence of its own machine (or series), raised at d0 as always, once
+  the watermark reaches d0 + for_s (held until then: another machine could still join it).
+A held silence whose data comes back before the hold ends is decided at once (the silences of
+its gateway due by then), raised and cleared. The data-flow episode names its silent keys (count,
+names, last seen) and clears when all of them have data again (after off_delay_s). Readings
+without a gateway (fed alone, a backtest of bare readings) are never held nor folded.
 
 Gateways (fed by the service from gateway.status): `gateway_down` raises one comms-loss episode
 per gateway, `gateway_up` clears it. While any gateway of a plant is down, silence of that
 plant's series and machines does not raise: a comms loss is one alert, not a cascade. This is
-by plant, an approximation: a Reading does not say which gateway carried it, so a plant with
-several gateways suppresses all of them while one is down. After a gateway comes back, the
+by plant, an approximation: a plant with several gateways suppresses all of them while one is
+down. After a gateway comes back, the
 plant's silences count from its return (the gateway gets for_s to flush and resume).
 Suppression is decided when the silence is (on tick): a silence raised before the death message
 arrived stays raised. Gateway messages older than the gateway's last one are ignored.
@@ -28,7 +50,7 @@ first gap and cleared at last gap + for_s on tick.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -37,6 +59,7 @@ from pydantic import Field, model_validator
 from alerting.evidence import iso, num
 from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, SeriesFilter
 from alerting.rules.common import (
+    HISTORY_MARGIN_S,
     NonNegativeFloat,
     Parameters,
     PositiveFloat,
@@ -44,18 +67,24 @@ from alerting.rules.common import (
     gate_parameters,
 )
 from alerting.rules.episodes import Episodes, Subject, Transition
+from alerting.rules.stale_flows import DataFlows, Silence
+from alerting.rules.stale_gateways import (
+    FLOW_SIGNAL,
+    GAP_SIGNAL,
+    GATEWAY_AREA,
+    GATEWAY_SIGNAL,
+    Gateways,
+    gateway_key,
+)
 from plantmesh.contracts import (
     STATUS_BAD_COMMUNICATION_ERROR,
     AlertEvent,
-    AssetPath,
     Name,
     Reading,
 )
 
-GATEWAY_AREA = "gateway"
-"""Gateways are not machines: their alerts name plant/gateway/gateway/<gateway_id>."""
-GATEWAY_SIGNAL = "gateway-status"
-GAP_SIGNAL = "gateway-sequence"
+__all__ = ["FLOW_SIGNAL", "GAP_SIGNAL", "GATEWAY_AREA", "GATEWAY_SIGNAL", "StaleRule"]
+
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
@@ -88,44 +117,14 @@ class _Key:
     subject: Subject
     last_ts: datetime
     gate_open: bool
+    gateway_ts: datetime
+    """The newest gateway time of its readings: a late reading read after it is new data."""
+    gateway: str | None = None
+    """plant/gateway_id of the gateway that sent its newest reading (None: not known)."""
     silent_since: datetime | None = None
     """The last reading before the declared silence, for the evidence."""
-
-
-@dataclass
-class _Burst:
-    """Completeness gaps of a gateway close together: one episode."""
-
-    first: datetime
-    last: datetime
-    gaps: int = 0
-    batches_missing: int = 0
-
-
-@dataclass
-class _Gateway:
-    plant: str
-    gateway_id: str
-    last_at: datetime
-    """The newest status (down/up) accepted: older ones are out of order."""
-    down_at: datetime | None = None
-    reason: str = ""
-    up_at: datetime | None = None
-    gaps: int = 0
-    batches_missing: int = 0
-    suppressed: set[str] = field(default_factory=set)
-    """Keys whose stale alert this outage suppressed."""
-    burst: _Burst | None = None
-
-    def subject(self, signal: str) -> Subject:
-        asset = AssetPath(
-            plant=self.plant, area=GATEWAY_AREA, line=GATEWAY_AREA, machine=self.gateway_id
-        )
-        return Subject(asset, signal)
-
-    @property
-    def key(self) -> str:
-        return f"{self.plant}/{self.gateway_id}"
+    flow: str | None = None
+    """The gateway whose data-flow episode this key's silence joined."""
 
 
 class StaleRule(SeriesRule[StaleRuleConfig]):
@@ -138,15 +137,19 @@ class StaleRule(SeriesRule[StaleRuleConfig]):
         self._machine = config.scope == "machine"
         self.for_ = timedelta(seconds=config.for_s)
         self._episodes = Episodes(config.name, off_delay_s=config.off_delay_s)
-        self._outages = Episodes(config.name)
-        self._bursts = Episodes(config.name)
         self._keys: dict[str, _Key] = {}
-        self._gateways: dict[str, _Gateway] = {}
-        self._down: dict[str, dict[str, _Gateway]] = {}
-        """Per plant, its gateways that are down: their plant's silences are suppressed."""
-        self._plant_up: dict[str, datetime] = {}
-        """Per plant, when a gateway of it last came back: its silences count from then."""
+        self._gateways = Gateways(config.name, config.for_s, self._emit)
+        self._flows = DataFlows(config.name, config.for_s, config.off_delay_s, config.scope)
+        self._watermark = _EPOCH
+        """The newest watermark ticked: a silence held by it is decided early if it ends."""
         self.ignored_comms_error = 0
+        self.late_but_alive = 0
+        """Readings not newer than their key's last that still proved it alive (clock skew)."""
+
+    @property
+    def history_s(self) -> float:
+        """Input a replay needs before an episode: a silence lasts for_s."""
+        return self.config.for_s + HISTORY_MARGIN_S
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
@@ -157,131 +160,195 @@ class StaleRule(SeriesRule[StaleRuleConfig]):
             self.ignored_comms_error += 1
             return []
         key = reading.asset.key if self._machine else reading.series_key
-        ts = reading.source_ts
         gate_open = filter_.gate_open(reading.asset, context)
+        sender = context.gateway_id
+        gateway = None if sender is None else gateway_key(reading.asset.plant, sender)
         state = self._keys.get(key)
         if state is None:
             signal = self.config.signal if self._machine else reading.signal
             subject = Subject(reading.asset, signal, context.machine_class)
-            self._keys[key] = _Key(subject, ts, gate_open)
+            ts, gateway_ts = reading.source_ts, reading.gateway_ts
+            self._keys[key] = _Key(subject, ts, gate_open, gateway_ts, gateway)
             return []
-        if ts <= state.last_ts:
-            # The signals of one machine share source times: only a series' repeat is late.
-            self.ignored_out_of_order += not self._machine or ts < state.last_ts
+        alive_at = self._alive_at(reading, state, context.newest)
+        if alive_at is None:
             return []
-        events = []
-        episode = self._episodes.get(key)
-        if episode is not None and episode.raised_at is not None:
-            # A reading behind the watermark ends the silence no earlier than it was declared.
-            found = self._episodes.observe(key, max(ts, episode.raised_at), False, state.subject)
-            if found is not None:
-                events.append(self._key_event(found, state))
-        state.last_ts, state.gate_open = ts, gate_open
+        events = self._decide_held(key, state) + self._resume(key, state, alive_at)
+        state.last_ts, state.gate_open = alive_at, gate_open
+        state.gateway_ts = max(state.gateway_ts, reading.gateway_ts)
+        state.gateway = gateway or state.gateway
         return events
+
+    def _alive_at(self, reading: Reading, state: _Key, newest: datetime | None) -> datetime | None:
+        """As of when a reading proves its key alive: its source time when newer than the key's
+        last. One not newer (a PLC clock gone back) that the gateway read after the key's newest
+        reading is new data too: alive as of the engine's newest event time (`late_but_alive`).
+        The rest (a duplicate, a replay, a sibling signal of the same instant) change nothing."""
+        ts = reading.source_ts
+        if ts > state.last_ts:
+            return ts
+        if newest is not None and newest > state.last_ts and reading.gateway_ts > state.gateway_ts:
+            self.late_but_alive += 1
+            return newest
+        # The signals of one machine share source times: only a series' repeat is late.
+        self.ignored_out_of_order += not self._machine or ts < state.last_ts
+        return None
+
+    def _resume(self, key: str, state: _Key, ts: datetime) -> list[AlertEvent]:
+        """Data at `ts` ends the key's silence: it leaves its data-flow episode, or its own alert
+        clears, no earlier than it was raised (a reading behind the watermark)."""
+        if state.flow is not None:
+            gateway, state.flow = state.flow, None
+            return self._flows.back(self._emit, gateway, key, ts)
+        episode = self._episodes.get(key)
+        if episode is None or episode.raised_at is None:
+            return []
+        found = self._episodes.observe(key, max(ts, episode.raised_at), False, state.subject)
+        return [] if found is None else [self._key_event(found, state)]
 
     def tick(self, watermark: datetime) -> list[AlertEvent]:
-        """Raise the keys silent for for_s by `watermark` (at last reading + for_s), complete
-        the clears whose off-delay elapsed, close the gap bursts that ended."""
+        """Raise the keys silent for for_s by `watermark` (at last reading + for_s), or fold
+        them into their gateway's data-flow episode; complete the clears whose off-delay
+        elapsed, close the gap bursts that ended."""
+        self._watermark = max(self._watermark, watermark)
         events: list[AlertEvent] = []
+        held: dict[str, list[tuple[datetime, str]]] = {}
         for key, state in self._keys.items():
-            events.extend(self._tick_key(key, state, watermark))
+            events.extend(self._tick_key(key, state, watermark, held))
+        for gateway in sorted(held):
+            events.extend(self._decide(gateway, sorted(held[gateway]), watermark - self.for_))
         for found in self._episodes.tick(watermark):
             events.append(self._key_event(found, self._keys[self._key_of(found.episode.subject)]))
-        for gateway in self._gateways.values():
-            burst = gateway.burst
-            if burst is not None and burst.last + self.for_ <= watermark:
-                ended = self._bursts.end(gateway.key, burst.last + self.for_)
-                if ended is not None:
-                    events.append(self._burst_event(ended, gateway, burst))
-                gateway.burst = None
-        return events
+        events.extend(self._flows.tick(self._emit, watermark))
+        return events + self._gateways.tick(watermark)
 
-    def _tick_key(self, key: str, state: _Key, watermark: datetime) -> list[AlertEvent]:
-        plant = state.subject.asset.plant
-        due = max(state.last_ts, self._plant_up.get(plant, state.last_ts)) + self.for_
-        if due > watermark or not state.gate_open:
+    def _due(self, state: _Key) -> datetime:
+        """When the key's silence reaches for_s (counted from its plant's last gateway return)."""
+        plant_up = self._gateways.plant_up.get(state.subject.asset.plant, state.last_ts)
+        return max(state.last_ts, plant_up) + self.for_
+
+    def _tick_key(
+        self,
+        key: str,
+        state: _Key,
+        watermark: datetime,
+        held: dict[str, list[tuple[datetime, str]]],
+    ) -> list[AlertEvent]:
+        """A key silent by `watermark`: its own alert, suppressed by an outage of its plant, or
+        (its gateway known) added to `held`, its gateway's silences to decide together."""
+        due = self._due(state)
+        if due > watermark or not state.gate_open or state.flow is not None:
             return []
-        events = []
-        episode = self._episodes.get(key)
-        if episode is not None and episode.stopped_ts is not None:
-            # Clearing: the off-delay may have completed before the silence came back.
-            cleared_at = episode.stopped_ts + self._episodes.off_delay
-            if cleared_at < due:
-                found = self._episodes.observe(key, cleared_at, False, state.subject)
-                if found is not None:
-                    events.append(self._key_event(found, state))
+        events = self._clear_before(key, state, due)
         if not self._episodes.active(key):
-            down = self._down.get(plant)
-            if down:
-                for gateway in down.values():
-                    gateway.suppressed.add(key)
+            if self._gateways.suppress(state.subject.asset.plant, key):
                 return events
+            if state.gateway is not None:
+                held.setdefault(state.gateway, []).append((due, key))
+                return events
+        return events + self._raise_key(key, state, due)
+
+    def _clear_before(self, key: str, state: _Key, due: datetime) -> list[AlertEvent]:
+        """Clearing: the off-delay may have completed before the silence came back."""
+        episode = self._episodes.get(key)
+        if episode is None or episode.stopped_ts is None:
+            return []
+        cleared_at = episode.stopped_ts + self._episodes.off_delay
+        if cleared_at >= due:
+            return []
+        found = self._episodes.observe(key, cleared_at, False, state.subject)
+        return [] if found is None else [self._key_event(found, state)]
+
+    def _raise_key(self, key: str, state: _Key, due: datetime) -> list[AlertEvent]:
         found = self._episodes.observe(key, due, True, state.subject)
-        if found is not None:
-            state.silent_since = state.last_ts
-            events.append(self._key_event(found, state))
-        return events
+        if found is None:
+            return []
+        state.silent_since = state.last_ts
+        return [self._key_event(found, state)]
 
     def _key_of(self, subject: Subject) -> str:
         return subject.asset.key if self._machine else subject.series_key
 
-    # --- gateways ---------------------------------------------------------------------------------
+    # --- folding: the silences of one gateway's machines ----------------------------------------
+    def _decide(
+        self, gateway: str, silences: list[tuple[datetime, str]], decide_by: datetime
+    ) -> list[AlertEvent]:
+        """The undecided silences of one gateway's keys, (due, key) in order: into the gateway's
+        data-flow episode if it is open, or if another machine's silence is due within for_s of
+        the first; else the first is its own alert once due by `decide_by`, or all wait."""
+        events: list[AlertEvent] = []
+        while silences and not self._flows.active(gateway):
+            first_due, first = silences[0]
+            machine = self._keys[first].subject.asset.key
+            window = first_due + self.for_
+            partner = next(
+                (
+                    d
+                    for d, k in silences
+                    if d <= window and self._keys[k].subject.asset.key != machine
+                ),
+                None,
+            )
+            if partner is not None:
+                return events + self._fold(gateway, silences, partner)
+            if first_due > decide_by:
+                return events  # held: a silence of another machine may still come within for_s
+            events += self._raise_key(first, self._keys[first], first_due)
+            silences = silences[1:]
+        return events + (self._fold(gateway, silences, silences[0][0]) if silences else [])
+
+    def _fold(
+        self, gateway: str, silences: list[tuple[datetime, str]], at: datetime
+    ) -> list[AlertEvent]:
+        entries = []
+        for due, key in silences:
+            state = self._keys[key]
+            state.flow, state.silent_since = gateway, state.last_ts
+            entries.append(Silence(key, state.last_ts, due))
+        return self._flows.join(self._emit, gateway, entries, at)
+
+    def _held_due(self, key: str, state: _Key) -> datetime | None:
+        """The due time of a silence of a key with a known gateway, undecided (held) at the last
+        tick; None if there is none."""
+        due = self._due(state)
+        if state.gateway is None or state.flow is not None or due > self._watermark:
+            return None
+        plant = state.subject.asset.plant
+        if not state.gate_open or self._episodes.active(key) or self._gateways.down.get(plant):
+            return None
+        return due
+
+    def _decide_held(self, key: str, state: _Key) -> list[AlertEvent]:
+        """Data is back for a key whose silence was held: its gateway's silences up to it are
+        decided now, as the tick at the end of its hold would have."""
+        due = self._held_due(key, state)
+        if due is None or state.gateway is None:
+            return []
+        silences = []
+        for other, other_state in self._keys.items():
+            other_due = self._held_due(other, other_state)
+            if other_due is not None and other_state.gateway == state.gateway:
+                silences.append((other_due, other))
+        decide_by = max(due, self._watermark - self.for_)
+        return self._decide(state.gateway, sorted(silences), decide_by)
+
+    # --- gateways (stale_gateways.py) ------------------------------------------------------------
     def gateway_down(
         self, plant: str, gateway_id: str, at: datetime, reason: str = ""
     ) -> list[AlertEvent]:
         """A gateway's death message (or other proof it is gone): one comms-loss episode, and
         the silences of its plant are suppressed until it is back."""
-        gateway = self._gateway(plant, gateway_id)
-        if at < gateway.last_at or gateway.down_at is not None:
-            self.ignored_out_of_order += at < gateway.last_at
-            return []
-        gateway.last_at, gateway.down_at, gateway.reason = at, at, reason
-        gateway.gaps, gateway.batches_missing = 0, 0
-        gateway.suppressed = set()
-        self._down.setdefault(plant, {})[gateway.key] = gateway
-        found = self._outages.observe(gateway.key, at, True, gateway.subject(GATEWAY_SIGNAL))
-        return [] if found is None else [self._outage_event(found, gateway)]
+        return self._gateways.gateway_down(plant, gateway_id, at, reason)
 
     def gateway_up(self, plant: str, gateway_id: str, at: datetime) -> list[AlertEvent]:
         """Its birth message: the outage clears; the plant's silences count from now."""
-        gateway = self._gateway(plant, gateway_id)
-        if at < gateway.last_at or gateway.down_at is None:
-            self.ignored_out_of_order += at < gateway.last_at
-            return []
-        gateway.last_at, gateway.up_at = at, at
-        self._down[plant].pop(gateway.key, None)
-        self._plant_up[plant] = max(at, self._plant_up.get(plant, at))
-        found = self._outages.end(gateway.key, at)
-        events = [] if found is None else [self._outage_event(found, gateway)]
-        gateway.down_at = None
-        return events
+        return self._gateways.gateway_up(plant, gateway_id, at)
 
     def gap(
         self, plant: str, gateway_id: str, at: datetime, batches_missing: int
     ) -> list[AlertEvent]:
-        """Batches of a gateway that never arrived (ingest's sequence-number ledger). During an
-        outage, or within for_s of its end, the gap is the outage's: folded into its record."""
-        gateway = self._gateway(plant, gateway_id)
-        after_outage = gateway.up_at is not None and gateway.up_at <= at < gateway.up_at + self.for_
-        if gateway.down_at is not None or after_outage:
-            gateway.gaps += 1
-            gateway.batches_missing += batches_missing
-            return []
-        burst = gateway.burst
-        if burst is None:
-            burst = gateway.burst = _Burst(at, at)
-        burst.gaps += 1
-        burst.batches_missing += batches_missing
-        burst.first, burst.last = min(burst.first, at), max(burst.last, at)
-        found = self._bursts.observe(gateway.key, burst.first, True, gateway.subject(GAP_SIGNAL))
-        return [] if found is None else [self._burst_event(found, gateway, burst)]
-
-    def _gateway(self, plant: str, gateway_id: str) -> _Gateway:
-        key = f"{plant}/{gateway_id}"
-        gateway = self._gateways.get(key)
-        if gateway is None:
-            gateway = self._gateways[key] = _Gateway(plant, gateway_id, _EPOCH)
-        return gateway
+        """Batches of a gateway that never arrived (ingest's sequence-number ledger)."""
+        return self._gateways.gap(plant, gateway_id, at, batches_missing)
 
     # --- evidence ---------------------------------------------------------------------------------
     def _key_event(self, found: Transition, state: _Key) -> AlertEvent:
@@ -311,49 +378,3 @@ class StaleRule(SeriesRule[StaleRuleConfig]):
         }
         summary = f"data from {what} back at {iso(resumed)} after {num(silence_s)} s"
         return self._emit(found, summary, f"a reading, then {condition[3:]}", params)
-
-    def _outage_event(self, found: Transition, gateway: _Gateway) -> AlertEvent:
-        down_at = gateway.down_at or found.at
-        params: Parameters = {
-            "plant": gateway.plant,
-            "gateway_id": gateway.gateway_id,
-            "down_at": iso(down_at),
-            "reason": gateway.reason[:200],
-        }
-        name = f"gateway {gateway.gateway_id} of {gateway.plant}"
-        if found.raised:
-            summary = f"{name} down: {gateway.reason or 'death message'}"
-            condition = "gateway death message; silences of the plant suppressed while down"
-            return self._emit(found, summary, condition, params)
-        down_s = (found.at - down_at).total_seconds()
-        params |= {
-            "down_s": down_s,
-            "gaps": gateway.gaps,
-            "batches_missing": gateway.batches_missing,
-            "suppressed_stale": len(gateway.suppressed),
-        }
-        summary = (
-            f"{name} back after {num(down_s)} s ({gateway.gaps} gap(s), "
-            f"{len(gateway.suppressed)} silence(s) suppressed)"
-        )
-        return self._emit(found, summary, "gateway birth message", params)
-
-    def _burst_event(self, found: Transition, gateway: _Gateway, burst: _Burst) -> AlertEvent:
-        params: Parameters = {
-            "plant": gateway.plant,
-            "gateway_id": gateway.gateway_id,
-            "gaps": burst.gaps,
-            "batches_missing": burst.batches_missing,
-            "first_gap_ts": iso(burst.first),
-            "last_gap_ts": iso(burst.last),
-            "for_s": self.config.for_s,
-        }
-        name = f"gateway {gateway.gateway_id} of {gateway.plant}"
-        if found.raised:
-            summary = f"{name}: {burst.batches_missing} batch(es) never arrived"
-            return self._emit(found, summary, "a completeness gap while the gateway is up", params)
-        summary = (
-            f"{name}: no gap for {num(self.config.for_s)} s "
-            f"({burst.gaps} gap(s), {burst.batches_missing} batch(es) missing)"
-        )
-        return self._emit(found, summary, f"no gap for >= {num(self.config.for_s)} s", params)

@@ -35,6 +35,7 @@ from alerting.rules.base import (
     is_bad,
 )
 from alerting.rules.common import (
+    HISTORY_MARGIN_S,
     Parameters,
     PositiveFloat,
     SeriesRule,
@@ -110,6 +111,11 @@ class StateFlappingRule(SeriesRule[StateFlappingRuleConfig]):
         self._episodes = Episodes(config.name)
         self._series: dict[str, _Series] = {}
         self.ignored_bad_quality = 0
+
+    @property
+    def history_s(self) -> float:
+        """Input a replay needs before an episode: transitions are counted over window_s."""
+        return self.config.window_s + HISTORY_MARGIN_S
 
     # --- Rule -----------------------------------------------------------------------------------
     def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:

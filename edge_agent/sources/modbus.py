@@ -3,6 +3,32 @@
 pymodbus serialises the requests of one connection, so a device that does not answer would hold
 up every other device sharing it for a whole timeout per poll. One connection per device keeps a
 dead pump from delaying the press next to it (Modbus TCP servers and gateways accept several).
+
+A request the device answers with a Modbus exception code is not a lost poll: as OPC UA servers
+and industrial gateways do, that request's signals are published with the last good value the
+agent saw and a non-Good status (a signal without one yet is skipped, counted in `unpublished`
+and logged), the other requests' values as usual, and the device stays connected. Each exception
+answer counts as an error in the source's health and is logged once per kind until every request
+answers again.
+
+==========  =========================================  =====================================
+code        meaning                                    published as
+==========  =========================================  =====================================
+1, 2, 3     illegal function / data address / value:   STATUS_BAD (the log line says to
+            the profile asks for what the device       check the profile's table, addresses
+            does not have (a configuration problem)    and addressing)
+4           server device failure (a failed sensor     STATUS_BAD_SENSOR_FAILURE
+            or module behind the registers)
+5, 6        acknowledge / server device busy: no       STATUS_UNCERTAIN (the last good value
+            value this poll, the device is fine        is probably still right)
+7, 8, ...   any other code                             STATUS_BAD
+10, 11      gateway path unavailable / target device   nothing: the device is unreachable,
+            failed to respond                          the poll fails and it is disconnected
+                                                       (the gateway's connection is kept)
+==========  =========================================  =====================================
+
+No answer, a garbled one or a timeout fails the whole poll and starts a fresh connection.
+Quality follows the status code (`Quality.from_status_code`).
 """
 
 from __future__ import annotations
@@ -12,7 +38,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -21,7 +47,13 @@ from edge_agent.config import ModbusDeviceConfig, ModbusSourceConfig
 from edge_agent.errors import ModbusReadError, report
 from edge_agent.sources import ReadingSink, SourceState, trusted_reading
 from edge_agent.sources.modbus_plan import BIT_TABLES, ReadRequest, decode_answer, plan_reads
-from plantmesh.contracts import AssetPath, SourceHealth
+from plantmesh.contracts import (
+    STATUS_BAD,
+    STATUS_BAD_SENSOR_FAILURE,
+    STATUS_UNCERTAIN,
+    AssetPath,
+    SourceHealth,
+)
 from plantmesh.modbus_profile import Table
 from plantmesh.resilience import Backoff, ErrorLog, raise_if_cancelled
 
@@ -33,6 +65,46 @@ READ_METHOD = {
     Table.COIL: "read_coils",
     Table.DISCRETE: "read_discrete_inputs",
 }
+
+# Modbus exception code -> (status of the request's signals, what it means for the log line).
+EXCEPTION_STATUS: dict[int, tuple[int, str]] = {
+    1: (STATUS_BAD, "illegal function: the device has no such table, check the profile"),
+    2: (
+        STATUS_BAD,
+        "illegal data address: the device has no such registers, "
+        "check the profile's addresses and addressing",
+    ),
+    3: (STATUS_BAD, "illegal data value: the device refuses this read, check the profile"),
+    4: (STATUS_BAD_SENSOR_FAILURE, "server device failure: a sensor or module behind it failed"),
+    5: (STATUS_UNCERTAIN, "acknowledge: the device is busy with a long command"),
+    6: (STATUS_UNCERTAIN, "server device busy"),
+}
+UNKNOWN_EXCEPTION = (STATUS_BAD, "exception answer")
+# A gateway saying the device behind it cannot be reached: a lost poll, not a sensor fault.
+GATEWAY_CODES = frozenset({10, 11})
+
+
+class ModbusExceptionError(ModbusReadError):
+    """The device answered one request with an exception code: that request's signals are
+    published with a non-Good status; the connection and the other requests are fine."""
+
+    def __init__(self, code: int, request: ReadRequest) -> None:
+        self.status, meaning = EXCEPTION_STATUS.get(code, UNKNOWN_EXCEPTION)
+        self.request = request
+        super().__init__(
+            f"exception code {code} ({meaning}) reading {request.count} {request.table.value} "
+            f"at {request.address}"
+        )
+
+
+class Held(NamedTuple):
+    """What `DevicePoller._last` holds instead of a plain value when the signal's next reading
+    must be published even if it equals `value`, the last good one: it was last published with the
+    non-Good `status`, or (None) not since the connection came back. Never equal to a value, so
+    the good path needs no extra test."""
+
+    value: float | bool
+    status: int | None
 
 
 class ModbusSource:
@@ -72,13 +144,17 @@ class DevicePoller:
         self.state = SourceState(f"{source.name}.{device.machine}"[:64])
         self.polls = 0
         self._sink = sink
-        self._last: dict[str, float | bool] = {}
+        self._last: dict[str, float | bool | Held] = {}
+        self.unpublished = 0
+        """Non-Good statuses not published: the signal had no good value yet to carry them."""
         self._errors = ErrorLog(
             log,
             f"modbus {source.host}:{source.port} unit {device.unit_id} ({device.machine})",
         )
         # Bad values are a profile or PLC-program problem, logged once for the agent's life.
         self._value_errors = ErrorLog(log, f"modbus unit {device.unit_id} ({device.machine})")
+        # Exception answers, logged once per kind until every request is answered again.
+        self._answers = ErrorLog(log, f"{self._errors.what} registers")
 
     async def run(self) -> None:
         client = AsyncModbusTcpClient(
@@ -117,7 +193,7 @@ class DevicePoller:
         try:
             await self.poll(client)
         except ModbusReadError as exc:
-            # The device answered, with an exception code: the connection itself is fine.
+            # A gateway answered that the device cannot be reached: the connection is fine.
             self._fail("poll", exc)
             return False
         except (ModbusException, OSError, TimeoutError, ValueError) as exc:
@@ -132,8 +208,14 @@ class DevicePoller:
         """Read the whole profile once and publish what it says."""
         source_ts = datetime.now(UTC)
         values: list[tuple[Any, float | bool]] = []
+        refused: list[ModbusExceptionError] = []
         for request in self.plan:
-            values.extend(decode_answer(request, await self._read(client, request)))
+            try:
+                words = await self._read(client, request)
+            except ModbusExceptionError as exc:
+                refused.append(exc)
+                continue
+            values.extend(decode_answer(request, words))
         self.polls += 1
         gateway_ts = datetime.now(UTC)
         published = 0
@@ -151,6 +233,10 @@ class DevicePoller:
                 trusted_reading(self.asset, spec.signal, value, spec.unit, source_ts, gateway_ts)
             )
             published += 1
+        if refused:
+            published += self._publish_refused(refused, source_ts, gateway_ts)
+        else:
+            self._answers.succeeded()
         self.state.connected = True
         self.state.seen(published)
         self._errors.succeeded()
@@ -160,6 +246,8 @@ class DevicePoller:
         response = await read(request.address, count=request.count, device_id=self.device.unit_id)
         if response.isError():
             code = getattr(response, "exception_code", "?")
+            if isinstance(code, int) and code not in GATEWAY_CODES:
+                raise ModbusExceptionError(code, request)
             raise ModbusReadError(
                 f"exception code {code} reading {request.count} {request.table.value} "
                 f"at {request.address}"
@@ -167,9 +255,49 @@ class DevicePoller:
         words: list[Any] = response.bits if request.table in BIT_TABLES else response.registers
         return words
 
+    def _publish_refused(
+        self, refused: list[ModbusExceptionError], source_ts: datetime, gateway_ts: datetime
+    ) -> int:
+        """Publish the signals of the requests answered with an exception code: the last good
+        value with the code's status. Return how many readings were published."""
+        published = 0
+        for answer in refused:
+            self.state.errors += 1
+            report(self._answers, "poll", answer)
+            for spec in answer.request.specs:
+                published += self._publish_held(
+                    spec.signal, spec.unit, answer.status, source_ts, gateway_ts
+                )
+        return published
+
+    def _publish_held(
+        self,
+        signal: str,
+        unit: str | None,
+        status: int,
+        source_ts: datetime,
+        gateway_ts: datetime,
+    ) -> int:
+        last = self._last.get(signal)
+        if last is None:
+            self.unpublished += 1
+            report(self._answers, signal, "no good value yet to publish its status with")
+            return 0
+        if isinstance(last, Held):
+            if self.device.on_change and last.status == status:
+                return 0  # unchanged: published with this status already
+            last = last.value
+        self._last[signal] = Held(last, status)
+        self._sink(trusted_reading(self.asset, signal, last, unit, source_ts, gateway_ts, status))
+        return 1
+
     def _fail(self, what: str, error: BaseException | str) -> None:
         self.state.errors += 1
         self.state.connected = False
-        # After an outage downstream should see every value again, not only later changes.
-        self._last.clear()
+        # After an outage downstream should see every value again, not only later changes; the
+        # last good values stay, for the status of a signal whose sensor fails meanwhile.
+        self._last = {
+            signal: Held(last.value if isinstance(last, Held) else last, None)
+            for signal, last in self._last.items()
+        }
         report(self._errors, what, error)

@@ -10,7 +10,14 @@ from edge_agent.config import ModbusDeviceConfig, ModbusSourceConfig
 from edge_agent.errors import ModbusReadError
 from edge_agent.sources.modbus import DevicePoller
 from edge_agent.sources.modbus_plan import decode_answer, plan_reads
-from plantmesh.contracts import Reading
+from plantmesh.contracts import (
+    STATUS_BAD,
+    STATUS_BAD_SENSOR_FAILURE,
+    STATUS_GOOD,
+    STATUS_UNCERTAIN,
+    Quality,
+    Reading,
+)
 from plantmesh.modbus_profile import (
     DataType,
     DeviceProfile,
@@ -112,12 +119,18 @@ class FakeClient:
     def __init__(self) -> None:
         self.holding = [0] * 16
         self.coils = [False] * 16
-        self.fail_with: int | None = None
+        self.fail_with: int | None = None  # exception code answered to holding reads
+        self.raise_with: BaseException | None = None  # no answer to holding reads
         self.requests: list[tuple[str, int, int, int]] = []
         self.connected = True
 
+    def close(self) -> None:
+        self.connected = False
+
     async def read_holding_registers(self, address: int, *, count: int, device_id: int) -> Answer:
         self.requests.append(("holding", address, count, device_id))
+        if self.raise_with is not None:
+            raise self.raise_with
         if self.fail_with is not None:
             return Answer(exception_code=self.fail_with)
         return Answer(registers=self.holding[address : address + count])
@@ -182,16 +195,130 @@ async def test_failure_is_counted_and_values_are_republished_after_it() -> None:
     device, client = poller(True, readings), FakeClient()
     client.holding[0] = 3
     await device.poll(client)  # type: ignore[arg-type]
-    client.fail_with = 2
+    client.raise_with = TimeoutError("no answer")
     assert not await device._poll_once(client)  # type: ignore[arg-type]
     assert device.state.errors == 1
     assert not device.state.connected
-    with pytest.raises(ModbusReadError, match="exception code 2"):
-        await device.poll(client)  # type: ignore[arg-type]
-    client.fail_with = None
+    assert not client.connected  # a fresh connection for the next poll
+    client.raise_with = None
     await device.poll(client)  # type: ignore[arg-type]
     assert values(readings, "speed") == [3.0, 3.0]  # seen again after the outage
     assert device.state.connected
+
+
+async def test_a_gateway_that_cannot_reach_the_device_fails_the_poll() -> None:
+    readings: list[Reading] = []
+    device, client = poller(True, readings), FakeClient()
+    client.fail_with = 11  # gateway target device failed to respond
+    assert not await device._poll_once(client)  # type: ignore[arg-type]
+    assert (readings, device.state.errors, device.state.connected) == ([], 1, False)
+    assert client.connected  # the gateway answered: no need for a new connection
+    with pytest.raises(ModbusReadError, match="exception code 11"):
+        await device.poll(client)  # type: ignore[arg-type]
+
+
+# --- exception answers: the request's signals with a status, not a lost poll --------------------
+
+
+def statuses(readings: list[Reading], signal: str) -> list[tuple[object, int, Quality]]:
+    return [(r.value, r.status_code, r.quality) for r in readings if r.signal == signal]
+
+
+GOOD = (STATUS_GOOD, Quality.GOOD)
+FAILED = (STATUS_BAD_SENSOR_FAILURE, Quality.BAD)
+
+
+@pytest.mark.parametrize("on_change", [False, True])
+async def test_a_failed_sensor_is_bad_with_its_last_value_and_the_rest_stays_good(
+    on_change: bool,
+) -> None:
+    readings: list[Reading] = []
+    device, client = poller(on_change, readings), FakeClient()
+    client.holding[0], client.coils[0] = 3, True
+    await device.poll(client)  # type: ignore[arg-type]
+    client.fail_with = 4  # the holding request (speed, level); the coil request answers
+    client.coils[0] = False
+    assert await device._poll_once(client)  # type: ignore[arg-type]
+    assert await device._poll_once(client)  # type: ignore[arg-type]
+    assert device.state.connected
+    assert device.state.errors == 2  # one per exception answer
+    client.fail_with = None  # the sensor is back, reading what it read before it failed
+    await device.poll(client)  # type: ignore[arg-type]
+    bad = [(3.0, *FAILED)] * (1 if on_change else 2)  # on_change: unchanged after the first
+    assert statuses(readings, "speed") == [(3.0, *GOOD), *bad, (3.0, *GOOD)]
+    assert [s[1:] for s in statuses(readings, "level")] == [GOOD, *[FAILED] * len(bad), GOOD]
+    running = [(True, *GOOD), (False, *GOOD), *([] if on_change else [(False, *GOOD)] * 2)]
+    assert statuses(readings, "running") == running
+    assert device.state.errors == 2
+    assert device.unpublished == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "quality"),
+    [
+        (2, STATUS_BAD, Quality.BAD),
+        (3, STATUS_BAD, Quality.BAD),
+        (4, STATUS_BAD_SENSOR_FAILURE, Quality.BAD),
+        (5, STATUS_UNCERTAIN, Quality.UNCERTAIN),
+        (6, STATUS_UNCERTAIN, Quality.UNCERTAIN),
+        (8, STATUS_BAD, Quality.BAD),
+    ],
+)
+async def test_exception_codes_map_to_status_codes(
+    code: int, status: int, quality: Quality, caplog: pytest.LogCaptureFixture
+) -> None:
+    readings: list[Reading] = []
+    device, client = poller(False, readings), FakeClient()
+    await device.poll(client)  # type: ignore[arg-type]
+    client.fail_with = code
+    for _ in range(3):
+        await device.poll(client)  # type: ignore[arg-type]
+    assert statuses(readings, "speed")[1:] == [(0.0, status, quality)] * 3
+    assert device.state.connected
+    assert device.state.errors == 3
+    logged = [r.getMessage() for r in caplog.records if f"exception code {code}" in r.getMessage()]
+    assert len(logged) == 1  # once per kind, not once per poll
+    if code == 2:
+        assert "illegal data address" in logged[0]
+        assert "check the profile" in logged[0]
+
+
+async def test_a_signal_without_a_good_value_yet_is_skipped_and_counted() -> None:
+    readings: list[Reading] = []
+    device, client = poller(False, readings), FakeClient()
+    client.fail_with = 4
+    await device.poll(client)  # type: ignore[arg-type]
+    assert [r.signal for r in readings] == ["running"]
+    assert (device.unpublished, device.state.errors, device.state.connected) == (2, 1, True)
+    client.fail_with = None
+    await device.poll(client)  # type: ignore[arg-type]
+    assert statuses(readings, "speed") == [(0.0, *GOOD)]
+
+
+async def test_on_change_publishes_a_change_of_status() -> None:
+    readings: list[Reading] = []
+    device, client = poller(True, readings), FakeClient()
+    await device.poll(client)  # type: ignore[arg-type]
+    for code in (6, 6, 4, 4):
+        client.fail_with = code
+        await device.poll(client)  # type: ignore[arg-type]
+    busy = (0.0, STATUS_UNCERTAIN, Quality.UNCERTAIN)
+    assert statuses(readings, "speed") == [(0.0, *GOOD), busy, (0.0, *FAILED)]
+
+
+async def test_the_bad_status_is_published_again_after_an_outage() -> None:
+    readings: list[Reading] = []
+    device, client = poller(True, readings), FakeClient()
+    client.holding[0] = 9
+    await device.poll(client)  # type: ignore[arg-type]
+    client.fail_with = 4
+    await device.poll(client)  # type: ignore[arg-type]
+    client.raise_with = TimeoutError("no answer")
+    assert not await device._poll_once(client)  # type: ignore[arg-type]
+    client.raise_with = None
+    await device.poll(client)  # type: ignore[arg-type]
+    assert statuses(readings, "speed") == [(9.0, *GOOD), (9.0, *FAILED), (9.0, *FAILED)]
+    assert values(readings, "running") == [False, False]  # republished after the outage
 
 
 async def test_nan_is_skipped_and_counted() -> None:

@@ -52,9 +52,9 @@ def batch(t: float) -> bytes:
     )
 
 
-def status(state: GatewayState, at: datetime) -> bytes:
+def status(state: GatewayState, at: datetime, session: str = "s") -> bytes:
     return encode(
-        GatewayStatus(gateway_id="gw-a", plant="plant-a", session_id="s", state=state, at=at)
+        GatewayStatus(gateway_id="gw-a", plant="plant-a", session_id=session, state=state, at=at)
     )
 
 
@@ -78,6 +78,8 @@ def test_a_batch_brings_its_machine_class_to_the_rules() -> None:
 
 def test_a_last_will_counts_from_when_the_bridge_received_it() -> None:
     engine = stale_engine()
+    alive = Record(TOPICS.gateway_status, status(GatewayState.BIRTH, T0))
+    assert evaluate(engine, TOPICS, alive) == ([], 0)  # type: ignore[arg-type]
     evaluate(engine, TOPICS, Record(TOPICS.telemetry_normalized, batch(0)))  # type: ignore[arg-type]
     # The will was set at connect (t=0) and published by the broker when the link died (t=20).
     death = Record(
@@ -94,6 +96,36 @@ def test_a_last_will_counts_from_when_the_bridge_received_it() -> None:
     (up,) = evaluate(engine, TOPICS, birth)[0]  # type: ignore[arg-type]
     assert up.kind is AlertEventKind.CLEARED
     assert up.alert_id == down.alert_id
+
+
+def test_a_retained_death_of_an_earlier_session_is_not_news() -> None:
+    """On (re)subscribing, the bridge gets each gateway's retained status: often the death of a
+    session long gone. Only a death of the session seen alive (birth or health) raises."""
+    engine = stale_engine()
+    retained = Record(
+        TOPICS.gateway_status,
+        status(GatewayState.DEATH, T0 - timedelta(days=1), session="s0"),
+        [(HEADER_RECEIVED_AT, b"2026-01-01T00:00:00.000Z")],
+    )
+    assert evaluate(engine, TOPICS, retained) == ([], 0)  # type: ignore[arg-type]
+    assert engine.ignored_stale_deaths == 1
+    birth = Record(TOPICS.gateway_status, status(GatewayState.BIRTH, T0, session="s1"))
+    assert evaluate(engine, TOPICS, birth) == ([], 0)  # type: ignore[arg-type]
+    health = Record(
+        TOPICS.gateway_status, status(GatewayState.HEALTH, T0 + timedelta(seconds=5), "s1")
+    )
+    assert evaluate(engine, TOPICS, health) == ([], 0)  # type: ignore[arg-type]
+    assert evaluate(engine, TOPICS, retained) == ([], 0)  # type: ignore[arg-type]
+    assert engine.ignored_stale_deaths == 2
+    death = Record(
+        TOPICS.gateway_status,
+        status(GatewayState.DEATH, T0, session="s1"),
+        [(HEADER_RECEIVED_AT, b"2026-01-01T00:00:20.000Z")],
+    )
+    (down,) = evaluate(engine, TOPICS, death)[0]  # type: ignore[arg-type]
+    assert (down.kind, down.at) == (AlertEventKind.RAISED, T0 + timedelta(seconds=20))
+    assert evaluate(engine, TOPICS, death) == ([], 0)  # type: ignore[arg-type]
+    assert engine.ignored_stale_deaths == 2
 
 
 def test_a_completeness_gap_reaches_the_gateway_rules() -> None:

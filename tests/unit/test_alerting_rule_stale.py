@@ -8,36 +8,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from alerting.rules.base import Context, MachineStates, StateGate
-from alerting.rules.stale import StaleRule, StaleRuleConfig
 from plantmesh.contracts import (
     STATUS_BAD_COMMUNICATION_ERROR,
     STATUS_BAD_SENSOR_FAILURE,
     AlertEvent,
     AssetPath,
-    Reading,
 )
-from tests.support.alerting import MILL, T0, at, feed
-
-
-def reading(t: float, signal: str = "spindle", asset: AssetPath = MILL, **kw: object) -> Reading:
-    return Reading.model_validate(
-        {"asset": asset, "signal": signal, "value": 1.0, "source_ts": at(t), "gateway_ts": at(t)}
-        | kw
-    )
-
-
-def make(**kw: object) -> StaleRule:
-    config = {"name": "stale", "issue_type": "comms-loss", "signal": "spindle", "for_s": 60} | kw
-    config.setdefault("type", "stale")
-    return StaleRule(StaleRuleConfig.model_validate(config))
-
-
-def timeline(events: list[AlertEvent]) -> list[tuple[str, str, float]]:
-    return [(e.kind.value, e.asset.key, (e.at - T0).total_seconds()) for e in events]
-
-
-def every(start: int, stop: int, step: int = 10, signal: str = "spindle") -> list[Reading]:
-    return [reading(t, signal) for t in range(start, stop, step)]
+from tests.support.alerting import MILL, at, feed
+from tests.support.stale import every, make, plant_machines, reading, timeline
 
 
 def test_a_series_that_stops_raises_at_last_reading_plus_for_s_on_tick() -> None:
@@ -155,10 +133,6 @@ def test_a_machine_stopped_at_its_last_reading_does_not_go_stale() -> None:
 
 
 # --- gateways ---------------------------------------------------------------------------------
-def plant_machines(plant: str, n: int) -> list[AssetPath]:
-    return [AssetPath.parse(f"{plant}/area/line/m-{i:02d}") for i in range(n)]
-
-
 def test_a_gateway_down_is_one_alert_not_a_cascade() -> None:
     rule = make(scope="machine")
     machines = plant_machines("plant-a", 20)
