@@ -14,6 +14,9 @@ machine of the server; grouped, one PLC restart is one event covering those mach
 Window. An episode can detect an event when its plant is the event's, its machine one of the
 event's machines, its signal the event's signal (events without a signal: any signal) and it was
 raised in [start, end + grace] (an open-ended event runs to the last alert event of the log).
+An alert about a gateway rather than a machine (asset plant/gateway/gateway/<id>, as alerting's
+comms-loss rules name one alert for a whole gateway's silent machines) stands for every machine
+of its plant, so it can detect an event without a signal (a PLC restart, a comms loss) there.
 
 Pairing, one to one. First the events that should alert: a maximum bipartite matching (augmenting
 paths, Kuhn's algorithm) between them and the episodes in their windows, events taken by start,
@@ -120,10 +123,12 @@ class Event:
     def on_series(self, episode: Episode) -> bool:
         """The episode is on a series the event concerns (at any time)."""
         alert = episode.alert
-        return (
-            alert.asset.plant == self.plant
-            and alert.asset.machine in self.machines
-            and (self.signal is None or alert.signal == self.signal)
+        if alert.asset.plant != self.plant:
+            return False
+        if is_gateway(alert):
+            return self.signal is None
+        return alert.asset.machine in self.machines and (
+            self.signal is None or alert.signal == self.signal
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -173,6 +178,14 @@ class Pairing:
         return set(self.detected_by.values())
 
 
+GATEWAY_AREA = "gateway"
+
+
+def is_gateway(alert: AlertEvent) -> bool:
+    """An alert about a gateway (plant/gateway/gateway/<id>), not about one machine."""
+    return alert.asset.area == GATEWAY_AREA and alert.asset.line == GATEWAY_AREA
+
+
 class _Candidates:
     """Episodes indexed by plant and machine, by raised time, to find those in a window fast."""
 
@@ -183,16 +196,22 @@ class _Candidates:
             (e.cleared or e.raised for e in found), default=datetime.max.replace(tzinfo=UTC)
         )
         self.by_machine: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self.gateways: dict[str, list[int]] = defaultdict(list)
         for i, episode in enumerate(found):  # already by raised time
             asset = episode.alert.asset
-            self.by_machine[asset.plant, asset.machine].append(i)
+            if is_gateway(episode.alert):
+                self.gateways[asset.plant].append(i)
+            else:
+                self.by_machine[asset.plant, asset.machine].append(i)
 
     def of(self, event: Event) -> list[int]:
         """Episodes in the event's window, earliest first."""
         end = (event.end if event.end is not None else self.last) + self.grace
         hits: list[int] = []
-        for machine in event.machines:
-            indexes = self.by_machine.get((event.plant, machine), [])
+        groups = [self.by_machine.get((event.plant, machine), []) for machine in event.machines]
+        if event.signal is None:
+            groups.append(self.gateways.get(event.plant, []))
+        for indexes in groups:
             times = [self.found[i].raised for i in indexes]
             low = bisect.bisect_left(times, event.start)
             high = bisect.bisect_right(times, end)

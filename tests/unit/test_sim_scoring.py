@@ -255,6 +255,25 @@ def test_a_plc_restart_is_one_event_whatever_machines_it_serves() -> None:
     ]
 
 
+def test_one_alert_for_a_whole_gateway_detects_a_machine_wide_event_of_its_plant() -> None:
+    restart = [
+        truth("plc_restart", machine, None, 300, 330, event=4)
+        for machine in ("press-01", "pump-01")
+    ]
+    gateway = AlertEvent.model_validate(
+        alert("gw-plant-a", "data-flow", 312).model_dump()
+        | {"asset": {"plant": "plant-a", "area": "gateway", "line": "gateway", "machine": "gw-a"}}
+    )
+    result = score([gateway], restart)
+    assert (result.overall.detected, result.overall.false_alerts) == (1, 0)
+    assert result.overall.latencies_s == [12.0]
+    # It stands for machines, not signals: an event on one signal is not its to detect.
+    drift = [truth("drift", "press-01", "bearing_temp", 300, 400)]
+    assert score([gateway], drift).overall.detected == 0
+    other_plant = [truth("plc_restart", "press-01", None, 300, 330, plant="plant-b")]
+    assert score([gateway], other_plant).overall.detected == 0
+
+
 def test_isa_figures_of_a_hand_made_log() -> None:
     log = [
         *(alert("press-01", "bearing_temp", s) for s in (0, 30, 60, 700)),  # chatters at 0-60 s
