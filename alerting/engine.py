@@ -137,10 +137,18 @@ class Engine:
     def _forward(self, status: GatewayStatus, at: datetime, *, down: bool) -> list[AlertEvent]:
         """The gateway's death (down) or its return to every gateway rule."""
         events: list[AlertEvent] = []
-        reason = f"death message of session {status.session_id}"
+        kind = "planned stop" if status.planned else "death message"
+        reason = f"{kind} of session {status.session_id}"
         for rule in self.gateway_rules:
             if down:
-                call = partial(rule.gateway_down, status.plant, status.gateway_id, at, reason)
+                call = partial(
+                    rule.gateway_down,
+                    status.plant,
+                    status.gateway_id,
+                    at,
+                    reason,
+                    status.planned,
+                )
             else:
                 call = partial(rule.gateway_up, status.plant, status.gateway_id, at)
             events.extend(self._guarded(rule, call))

@@ -276,7 +276,9 @@ class Publisher:
         if not self._inflight:
             self._flushed.set()
 
-    def _status(self, state: GatewayState, health: GatewayHealth | None = None) -> GatewayStatus:
+    def _status(
+        self, state: GatewayState, health: GatewayHealth | None = None, *, planned: bool = False
+    ) -> GatewayStatus:
         return GatewayStatus(
             gateway_id=self.config.gateway_id,
             plant=self.config.plant,
@@ -285,6 +287,7 @@ class Publisher:
             at=datetime.now(UTC),
             agent_version=__version__,
             health=health,
+            planned=planned,
         )
 
     async def _connection_loop(self) -> None:
@@ -357,11 +360,13 @@ class Publisher:
         if not link.is_connected:
             return
         ack: asyncio.Future[bool] = loop.create_future()
-        self._status_acks[link.publish(self.status_topic, self._death(), retain=True)] = ack
+        self._status_acks[
+            link.publish(self.status_topic, self._death(planned=True), retain=True)
+        ] = ack
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.5, deadline - loop.time())):
                 await ack
         self._status_acks.clear()
 
-    def _death(self) -> bytes:
-        return encode(self._status(GatewayState.DEATH))
+    def _death(self, *, planned: bool = False) -> bytes:
+        return encode(self._status(GatewayState.DEATH, planned=planned))

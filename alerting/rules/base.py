@@ -87,7 +87,7 @@ class GatewayRule(Protocol):
     and the gaps ingest's ledger finds in their sequence numbers (telemetry.completeness)."""
 
     def gateway_down(
-        self, plant: str, gateway_id: str, at: datetime, reason: str = ""
+        self, plant: str, gateway_id: str, at: datetime, reason: str = "", planned: bool = False
     ) -> list[AlertEvent]: ...
 
     def gateway_up(self, plant: str, gateway_id: str, at: datetime) -> list[AlertEvent]: ...

@@ -334,11 +334,12 @@ class StaleRule(SeriesRule[StaleRuleConfig]):
 
     # --- gateways (stale_gateways.py) ------------------------------------------------------------
     def gateway_down(
-        self, plant: str, gateway_id: str, at: datetime, reason: str = ""
+        self, plant: str, gateway_id: str, at: datetime, reason: str = "", planned: bool = False
     ) -> list[AlertEvent]:
         """A gateway's death message (or other proof it is gone): one comms-loss episode, and
-        the silences of its plant are suppressed until it is back."""
-        return self._gateways.gateway_down(plant, gateway_id, at, reason)
+        the silences of its plant are suppressed until it is back. A planned stop pages no one
+        and still suppresses the silences it causes."""
+        return self._gateways.gateway_down(plant, gateway_id, at, reason, planned)
 
     def gateway_up(self, plant: str, gateway_id: str, at: datetime) -> list[AlertEvent]:
         """Its birth message: the outage clears; the plant's silences count from now."""

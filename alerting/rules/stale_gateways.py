@@ -149,7 +149,7 @@ class Gateways:
         return bool(down)
 
     def gateway_down(
-        self, plant: str, gateway_id: str, at: datetime, reason: str = ""
+        self, plant: str, gateway_id: str, at: datetime, reason: str = "", planned: bool = False
     ) -> list[AlertEvent]:
         """A gateway's death message (or other proof it is gone): one comms-loss episode, and
         the silences of its plant are suppressed until it is back."""
@@ -161,6 +161,8 @@ class Gateways:
         gateway.gaps, gateway.batches_missing = 0, 0
         gateway.suppressed = set()
         self.down.setdefault(plant, {})[gateway.key] = gateway
+        if planned:
+            return []  # stopped on purpose: nobody to page, the silences it causes are expected
         found = self._outages.observe(gateway.key, at, True, gateway.subject(GATEWAY_SIGNAL))
         return [] if found is None else [outage_event(self._emit, found, gateway)]
 

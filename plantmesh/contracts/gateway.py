@@ -50,3 +50,6 @@ class GatewayStatus(WireModel):
     at: AwareDatetime
     agent_version: str | None = None
     health: GatewayHealth | None = None
+    planned: bool = False
+    """On a death: the agent stopped on purpose (a clean stop said goodbye itself). The MQTT
+    last will, published by the broker when the link dies, keeps False: an unplanned loss."""

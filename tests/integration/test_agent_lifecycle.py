@@ -184,6 +184,9 @@ async def test_batches_made_during_a_broker_outage_are_published_after_it(
     states = recorder.states()
     assert states[:3] == [GatewayState.BIRTH, GatewayState.DEATH, GatewayState.BIRTH]
     assert states[-1] == GatewayState.DEATH
+    deaths = [status for status, _ in recorder.statuses() if status.state is GatewayState.DEATH]
+    # The broker's last will is an unplanned loss; the agent's own goodbye at stop is planned.
+    assert [death.planned for death in deaths] == [False, True]
     seqs = {b.seq for b in recorder.batches()}
     assert seqs >= set(range(made))  # nothing lost: at least once, no gaps
     assert {b.session_id for b in recorder.batches()} == {agent.session_id}

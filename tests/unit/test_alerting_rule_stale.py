@@ -160,6 +160,17 @@ def test_a_gateway_down_is_one_alert_not_a_cascade() -> None:
     assert sorted(timeline(raised)) == [("raised", m.key, 2060) for m in machines[1:]]
 
 
+def test_a_planned_stop_pages_no_one_and_its_silences_are_expected() -> None:
+    rule = make(scope="machine")
+    machines = plant_machines("plant-a", 5)
+    feed(rule, [reading(t, asset=m) for t in range(0, 40, 10) for m in machines])
+    assert rule.gateway_down("plant-a", "gw-1", at(40), "stopped", planned=True) == []
+    assert rule.tick(at(1000)) == []  # the machines behind it are silent, as planned
+    assert rule.gateway_up("plant-a", "gw-1", at(1100)) == []  # nothing was raised to clear
+    # Back up: silences count again from its return.
+    assert sorted(timeline(rule.tick(at(1160)))) == [("raised", m.key, 1160) for m in machines]
+
+
 def test_gateway_messages_out_of_order_or_repeated_change_nothing() -> None:
     rule = make()
     assert rule.gateway_up("plant-a", "gw-1", at(0)) == []  # up without down: nothing to clear
