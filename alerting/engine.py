@@ -46,6 +46,12 @@ class _Session:
     """When a death of this session was passed on; None once the gateway is seen alive after."""
 
 
+def _target_classes(rule: Rule) -> frozenset[str]:
+    """The machine classes a rule's configuration targets (empty: every class)."""
+    config = getattr(rule, "config", None)
+    return frozenset(getattr(config, "machine_classes", ()) or ())
+
+
 class Engine:
     def __init__(
         self, rules: Iterable[Rule], *, gates: Iterable[str] = (), lateness_s: float = 0.0
@@ -59,6 +65,7 @@ class Engine:
         for rule in self.rules:
             for signal in rule.signals:
                 self._by_signal[signal].append(rule)
+        self._routes: dict[tuple[str, str | None], list[Rule]] = {}
         self.gateway_rules = [rule for rule in self.rules if isinstance(rule, GatewayRule)]
         self.gate_signals = frozenset(gates)
         self.states = MachineStates()
@@ -95,9 +102,23 @@ class Engine:
             self.newest = reading.source_ts
         context = Context(machine_class, self.states, gateway_id, self.newest)
         events: list[AlertEvent] = []
-        for rule in self._by_signal.get(reading.signal, ()):
+        for rule in self._route(reading.signal, machine_class):
             events.extend(self._guarded(rule, partial(rule.evaluate, reading, context)))
         return events
+
+    def _route(self, signal: str, machine_class: str | None) -> list[Rule]:
+        """The rules of a signal that can match a machine of this class, decided once per pair:
+        most rules target a few classes, and asking each to refuse the others cost a sixth of
+        the engine's time."""
+        key = (signal, machine_class)
+        rules = self._routes.get(key)
+        if rules is None:
+            rules = self._routes[key] = [
+                rule
+                for rule in self._by_signal.get(signal, ())
+                if not (classes := _target_classes(rule)) or machine_class in classes
+            ]
+        return rules
 
     def process_batch(
         self, batch: ReadingBatch, machine_class: str | None = None

@@ -41,21 +41,23 @@ class PointWindow:
 
     def __init__(self, capacity: int = MAX_EVIDENCE_POINTS) -> None:
         self._head_cap = min(_HEAD_POINTS, capacity // 2)
-        self._head: list[EvidencePoint] = []
-        self._tail: deque[EvidencePoint] = deque(maxlen=capacity - self._head_cap)
+        # Plain (time, value) pairs: most windows are thrown away without an event, and a
+        # validated EvidencePoint per reading cost rules more than their decision did.
+        self._head: list[tuple[datetime, float]] = []
+        self._tail: deque[tuple[datetime, float]] = deque(maxlen=capacity - self._head_cap)
         self.total = 0
 
     def add(self, ts: datetime, value: float) -> None:
-        point = EvidencePoint(ts=utc(ts), value=value)
         self.total += 1
         if len(self._head) < self._head_cap:
-            self._head.append(point)
+            self._head.append((ts, value))
         else:
-            self._tail.append(point)
+            self._tail.append((ts, value))
 
     @property
     def omitted(self) -> int:
         return self.total - len(self._head) - len(self._tail)
 
     def points(self) -> list[EvidencePoint]:
-        return [*self._head, *self._tail]
+        """The points as evidence, made only when an event needs them."""
+        return [EvidencePoint(ts=utc(ts), value=value) for ts, value in (*self._head, *self._tail)]
