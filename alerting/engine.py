@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from alerting.catalogue import Catalogue
+from alerting.dedupe import SeenBatches
 from alerting.rules import Rule, RuleConfig, build_rule
 from alerting.rules.base import Context, GatewayRule, MachineStates
 from plantmesh.contracts import (
@@ -46,6 +47,12 @@ class _Session:
     """When a death of this session was passed on; None once the gateway is seen alive after."""
 
 
+def rule_version(rule: Rule) -> str | None:
+    """The version (configuration hash) of a rule built from a configuration."""
+    config = getattr(rule, "config", None)
+    return None if config is None else str(config.version)
+
+
 def _target_classes(rule: Rule) -> frozenset[str]:
     """The machine classes a rule's configuration targets (empty: every class)."""
     config = getattr(rule, "config", None)
@@ -61,12 +68,7 @@ class Engine:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"duplicate rule names: {', '.join(duplicates)}")
-        self._by_signal: dict[str, list[Rule]] = defaultdict(list)
-        for rule in self.rules:
-            for signal in rule.signals:
-                self._by_signal[signal].append(rule)
-        self._routes: dict[tuple[str, str | None], list[Rule]] = {}
-        self.gateway_rules = [rule for rule in self.rules if isinstance(rule, GatewayRule)]
+        self._index()
         self.gate_signals = frozenset(gates)
         self.states = MachineStates()
         self.lateness = timedelta(seconds=lateness_s)
@@ -78,6 +80,17 @@ class Engine:
         """Per (plant, gateway_id), the session last seen alive."""
         self.ignored_stale_deaths = 0
         """Death messages of a session other than the one last seen alive (retained, old)."""
+        self.seen = SeenBatches()
+        """Batches already evaluated, by gateway, session and sequence number."""
+
+    def _index(self) -> None:
+        """The routing tables of the rule list (again after adopt() swapped rules in)."""
+        self._by_signal: dict[str, list[Rule]] = defaultdict(list)
+        for rule in self.rules:
+            for signal in rule.signals:
+                self._by_signal[signal].append(rule)
+        self._routes: dict[tuple[str, str | None], list[Rule]] = {}
+        self.gateway_rules = [rule for rule in self.rules if isinstance(rule, GatewayRule)]
 
     @classmethod
     def from_config(
@@ -123,6 +136,9 @@ class Engine:
     def process_batch(
         self, batch: ReadingBatch, machine_class: str | None = None
     ) -> list[AlertEvent]:
+        """A batch seen before (same gateway, session and sequence number) changes nothing."""
+        if not self.seen.first_time(batch.gateway_id, batch.session_id, batch.seq):
+            return []
         events: list[AlertEvent] = []
         for reading in batch.readings:
             events.extend(self.process(reading, machine_class, batch.gateway_id))
@@ -196,6 +212,27 @@ class Engine:
         for rule in self.rules:
             events.extend(self._guarded(rule, partial(rule.tick, watermark)))
         return events
+
+    def adopt(self, previous: Engine) -> list[str]:
+        """Continue from `previous` (an engine restored from a checkpoint): its event time,
+        machine states, gateway sessions and seen batches, and the state of every rule whose
+        name and version are unchanged. Returns the names of the rules that start afresh (new,
+        or changed since the checkpoint: their old state belongs to another configuration)."""
+        self.newest = previous.newest
+        self.states = previous.states
+        self._sessions = previous._sessions
+        self.seen = previous.seen
+        self.ignored_stale_deaths = previous.ignored_stale_deaths
+        kept = {(rule.name, rule_version(rule)): rule for rule in previous.rules}
+        fresh: list[str] = []
+        for i, rule in enumerate(self.rules):
+            old = kept.get((rule.name, rule_version(rule)))
+            if old is None:
+                fresh.append(rule.name)
+            else:
+                self.rules[i] = old
+        self._index()
+        return fresh
 
     def _guarded(self, rule: Rule, call: Callable[[], list[AlertEvent]]) -> list[AlertEvent]:
         try:

@@ -42,6 +42,8 @@ MAX_POLL_RECORDS = 500
 class ServiceStats:
     messages: int = 0
     readings: int = 0
+    """Readings evaluated whose alert events are out (counted after the pipeline, so a
+    reader that sees this number also sees those events)."""
     undecodable: Counter[str] = field(default_factory=Counter)
     """Skipped messages by reason (malformed_json, schema_mismatch, empty)."""
     events: Counter[str] = field(default_factory=Counter)
@@ -153,28 +155,31 @@ class AlertingService:
         if not batches:
             return
         events: list[AlertEvent] = []
+        readings = 0
         for records in batches.values():
             for record in records:
-                events.extend(self._evaluate(record))
+                readings += self._evaluate(record, events)
         events.extend(self.engine.advance())  # what event time alone decides
         await self.pipeline.process(events)
         self.stats.events.update(event.kind.value for event in events)
+        self.stats.readings += readings
         await self._commit(consumer)
 
-    def _evaluate(self, record: ConsumerRecord[bytes, bytes]) -> list[AlertEvent]:
+    def _evaluate(self, record: ConsumerRecord[bytes, bytes], events: list[AlertEvent]) -> int:
+        """Appends the record's events; returns how many readings it held."""
         self.stats.messages += 1
         if not record.value:
-            return self._skip(DlqReason.EMPTY_PAYLOAD, "message without a value", record)
+            self._skip(DlqReason.EMPTY_PAYLOAD, "message without a value", record)
+            return 0
         try:
-            events, readings = evaluate(self.engine, self.topics, record)
+            raised, readings = evaluate(self.engine, self.topics, record)
         except DecodeError as exc:
-            return self._skip(exc.reason, "; ".join(exc.details[:3]), record)
-        self.stats.readings += readings
-        return events
+            self._skip(exc.reason, "; ".join(exc.details[:3]), record)
+            return 0
+        events.extend(raised)
+        return readings
 
-    def _skip(
-        self, reason: str, detail: str, record: ConsumerRecord[bytes, bytes]
-    ) -> list[AlertEvent]:
+    def _skip(self, reason: str, detail: str, record: ConsumerRecord[bytes, bytes]) -> None:
         self.stats.undecodable[reason] += 1
         self._undecodable.once(
             reason,
@@ -185,7 +190,6 @@ class AlertingService:
             record.offset,
             detail,
         )
-        return []
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         try:
