@@ -40,6 +40,7 @@ _ALLOWED = {
     ("functools", "partial"),
     ("pydantic.main", "BaseModel"),
     ("pydantic_core._pydantic_core", "PydanticUndefinedType"),
+    ("pydantic_core._pydantic_core", "TzInfo"),  # the tzinfo of times decoded from JSON
 }
 
 

@@ -30,6 +30,9 @@ class AlertingConfig(ConfigModel):
     lateness_s: Annotated[float, Field(ge=0)] = 2.0
     """How far behind the newest source time event time is taken to be complete: time-based
     conditions (on-delays, silence) are decided once the watermark passes them."""
+    checkpoint_interval_s: Annotated[float, Field(gt=0)] = 5.0
+    """How often each input partition's rule state is checkpointed with its offsets (also at
+    every hand-over and clean stop): the most a restart after a crash replays."""
     rules: list[RuleConfig]
 
     @field_validator("rules")

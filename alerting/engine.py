@@ -111,6 +111,7 @@ class Engine:
         """One reading through the rules of its signal; `gateway_id`: the gateway that sent it."""
         if reading.signal in self.gate_signals:
             self.states.update(reading)
+        self.states.saw(reading.asset.key, reading.source_ts)
         if self.newest is None or reading.source_ts > self.newest:
             self.newest = reading.source_ts
         context = Context(machine_class, self.states, gateway_id, self.newest)

@@ -1,8 +1,15 @@
 """The alerting service: normalized readings from Kafka -> rules -> alert events to the log,
 the alert log file and Kafka, committing consumer offsets only once the events are out.
 
-Startup order follows the data backwards: topics, then sinks, then the consumer (the source);
-shutdown closes the consumer first and the sinks last.
+Durable state: one engine per input partition (shards.py), checkpointed with its input offsets
+to the compacted topic alerting.state every `checkpoint_interval_s`, when Kafka takes its
+partition away, and at a clean stop; a new owner (this process after a crash, or another one
+after a rebalance) restores the checkpoint, seeks to its offsets and replays. Events are
+published before the checkpoint that covers them, so a crash never loses one; the replay makes
+again those published since, and they are skipped (their ids are read back from alerts.events).
+
+Startup order follows the data backwards: topics, then sinks and the state store, then the
+consumer (the source); shutdown closes the consumer first and the sinks last.
 """
 
 from __future__ import annotations
@@ -10,20 +17,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from alerting.catalogue import load_catalogue
 from alerting.config import AlertingConfig
 from alerting.engine import Engine
-from alerting.inputs import evaluate, input_topics
+from alerting.inputs import input_topics
 from alerting.pipeline import FanOut, Pipeline
+from alerting.shards import Shard, Shards
 from alerting.sinks import AlertLogSink, EventSink, KafkaEventSink, LogSink, SinkError
+from alerting.state_store import (
+    STATE_TOPIC_CONFIGS,
+    CheckpointTooLargeError,
+    StateStore,
+)
 from plantmesh.contracts import AlertEvent, DecodeError
 from plantmesh.kafka.admin import TopicSetupError, ensure_topics
 from plantmesh.kafka.clients import make_consumer, start_client
@@ -50,31 +66,64 @@ class ServiceStats:
     """Alert events published, by kind."""
     commits: int = 0
     commit_failures: int = 0
+    checkpoints: int = 0
+    """Shard checkpoints written to the state topic."""
+    restored: int = 0
+    """Shards restored from a checkpoint (at start or when Kafka assigned their partition)."""
+    republished_skipped: int = 0
+    """Events a replay made again that were published before the crash, so skipped."""
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: AlertingService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self.service.hand_over({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self.service.take_over({tp.partition for tp in assigned})
 
 
 class AlertingService:
     """In-process: `task = asyncio.create_task(service.run())`, later `service.stop()` and
     `await task`. `ready` is set once the consumer is subscribed."""
 
-    def __init__(self, config: AlertingConfig, engine: Engine | None = None) -> None:
+    def __init__(self, config: AlertingConfig, engine: Callable[[], Engine] | None = None) -> None:
+        """`engine`: makes one shard's engine (default: from the configuration's rules)."""
         self.config = config
         self.topics = Topics(config.namespace)
         if engine is None:
             catalogue = load_catalogue(config.catalogue)
-            engine = Engine.from_config(config.rules, catalogue, lateness_s=config.lateness_s)
-        self.engine = engine
+
+            def engine() -> Engine:
+                return Engine.from_config(config.rules, catalogue, lateness_s=config.lateness_s)
+
+        self.shards = Shards(self.topics, engine)
+        self.rule_count = len(engine().rules)
         self.stats = ServiceStats()
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
         # Logged once per reason / error type for the life of the service, then only counted.
         self._undecodable = ErrorLog(log, "decoding")
         self._commit_errors = ErrorLog(log, "offset commit")
+        self._checkpoint_errors = ErrorLog(log, "checkpoint")
         self.sinks: list[EventSink] = [
             LogSink(),
             AlertLogSink(config.alert_log),
             KafkaEventSink(config.kafka, self.topics.alert_events),
         ]
         self.pipeline = Pipeline([FanOut(self.sinks, self._stopping)])
+        self.store = StateStore(config.kafka, self.topics.alerting_state, config.group_id)
+        self._consumer: AIOKafkaConsumer | None = None
+        # Held while records are evaluated and their events published, and while a partition
+        # is handed over or taken over: a shard is never checkpointed half-way through a poll.
+        self._lock = asyncio.Lock()
+        self._last_checkpoint = time.monotonic()
+
+    @property
+    def rule_errors(self) -> int:
+        return sum(s.engine.rule_errors for s in self.shards.by_partition.values())
 
     def stop(self) -> None:
         self._stopping.set()
@@ -104,66 +153,156 @@ class AlertingService:
         consumer = make_consumer(
             self.config.kafka,
             "alerting",
-            *input_topics(self.topics),
             group_id=self.config.group_id,
             auto_offset_reset=self.config.start_from,
+            # Partition p of every input topic to the same process: they are co-partitioned.
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         await start_client(consumer)
         return consumer
 
+    async def _create_topics(self) -> None:
+        new = self.config.kafka_topics
+        if not new.create:
+            return
+        topics = (*input_topics(self.topics), self.topics.alert_events)
+        state = (self.topics.alerting_state,)
+        for names, configs in ((topics, None), (state, STATE_TOPIC_CONFIGS)):
+            create = partial(
+                ensure_topics,
+                self.config.kafka,
+                names,
+                new.partitions,
+                new.replication_factor,
+                configs=configs,
+            )
+            await self._retry("creating topics", create)
+
+    async def _check_copartitioned(self) -> None:
+        counts = {
+            topic: await self._retry(
+                f"reading the partitions of {topic}", partial(self.store.partition_count, topic)
+            )
+            for topic in input_topics(self.topics)
+        }
+        if len(set(counts.values())) != 1:
+            found = ", ".join(f"{t}: {n}" for t, n in counts.items())
+            raise TopicSetupError(
+                f"the alerting inputs must have one partition count (they are co-partitioned by "
+                f"gateway), found {found}"
+            )
+
     async def _consume(self) -> None:
         started: list[EventSink] = []
-        consumer: AIOKafkaConsumer | None = None
+        store_started = False
         try:
-            topics = (*input_topics(self.topics), self.topics.alert_events)
-            new = self.config.kafka_topics
-            if new.create:
-                await self._retry(
-                    "creating topics",
-                    lambda: ensure_topics(
-                        self.config.kafka, topics, new.partitions, new.replication_factor
-                    ),
-                )
+            await self._create_topics()
             for sink in self.sinks:
                 await self._retry(f"starting sink {sink.name}", sink.start)
                 started.append(sink)
+            await self._retry("starting the state store", self.store.start)
+            store_started = True
+            await self._check_copartitioned()
             consumer = await self._retry("starting consumer", self._start_consumer)
+            self._consumer = consumer
+            consumer.subscribe(list(input_topics(self.topics)), listener=_Rebalance(self))
             log.info(
-                "alerting: %d rule(s), %s -> %s, alert log %s",
-                len(self.engine.rules),
+                "alerting: %d rule(s), %s -> %s, alert log %s, state in %s",
+                self.rule_count,
                 self.topics.telemetry_normalized,
                 self.topics.alert_events,
                 self.config.alert_log,
+                self.topics.alerting_state,
             )
             self.ready.set()
             while not self._stopping.is_set():
                 await self._poll_once(consumer)
         except StopRequestedError:
             pass  # stopping: whatever was not committed is redelivered on the next start
-        except TopicSetupError:
-            log.error("cannot set up topics; stopping")
+        except TopicSetupError as exc:
+            log.error("cannot set up topics: %s; stopping", exc)
             raise
         finally:
             self._stopping.set()  # lets the other tasks finish too
-            if consumer is not None:
-                await consumer.stop()
-            for sink in reversed(started):
-                await sink.close()
+            await self._close(started, store_started)
 
+    async def _close(self, sinks: list[EventSink], store_started: bool) -> None:
+        if store_started:
+            with contextlib.suppress(KafkaError, CheckpointTooLargeError):
+                async with self._lock:
+                    await self._checkpoint(self.shards.by_partition.values())
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if store_started:
+            await self.store.close()
+        for sink in reversed(sinks):
+            await sink.close()
+
+    # --- partitions coming and going -----------------------------------------------------------
+    async def take_over(self, partitions: set[int]) -> None:
+        """Restore the shards of newly assigned partitions and seek to their checkpoints."""
+        async with self._lock:
+            new = partitions - set(self.shards.by_partition)
+            if not new:
+                return
+            loaded = await self._retry("loading checkpoints", lambda: self.store.load(new))
+            assert self._consumer is not None
+            for partition in sorted(new):
+                checkpoint = loaded.get(partition)
+                shard = self.shards.add(partition, checkpoint)
+                if checkpoint is None:
+                    continue
+                self.stats.restored += 1
+                for topic, offset in checkpoint.offsets.items():
+                    self._consumer.seek(TopicPartition(topic, partition), offset)
+                shard.republished = await self._retry(
+                    "reading the alert events published since the checkpoint",
+                    partial(
+                        self.store.published_since,
+                        self.topics.alert_events,
+                        checkpoint.taken_at,
+                    ),
+                )
+            log.info(
+                "alerting owns partitions %s (%d restored from checkpoints%s)",
+                sorted(self.shards.by_partition),
+                len(loaded),
+                f"; rules started afresh: {', '.join(sorted(self.shards.fresh_rules))}"
+                if self.shards.fresh_rules
+                else "",
+            )
+
+    async def hand_over(self, partitions: set[int]) -> None:
+        """Checkpoint the shards of revoked partitions for their next owner, then drop them."""
+        async with self._lock:
+            gone = [s for p, s in self.shards.by_partition.items() if p in partitions]
+            with contextlib.suppress(KafkaError, CheckpointTooLargeError):
+                await self._checkpoint(gone)  # failing that, the next owner replays further
+            for shard in gone:
+                self.shards.remove(shard.partition)
+
+    # --- the loop ------------------------------------------------------------------------------
     async def _poll_once(self, consumer: AIOKafkaConsumer) -> None:
         batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
-        if not batches:
-            return
-        events: list[AlertEvent] = []
-        readings = 0
-        for records in batches.values():
-            for record in records:
-                readings += self._evaluate(record, events)
-        events.extend(self.engine.advance())  # what event time alone decides
-        await self.pipeline.process(events)
-        self.stats.events.update(event.kind.value for event in events)
-        self.stats.readings += readings
-        await self._commit(consumer)
+        async with self._lock:
+            events: list[AlertEvent] = []
+            readings = 0
+            for tp, records in batches.items():
+                if tp.partition not in self.shards.by_partition:
+                    continue  # handed over while this poll was under way: the new owner has it
+                for record in records:
+                    readings += self._evaluate(record, events)
+            events.extend(self.shards.advance())  # what event time alone decides
+            await self.pipeline.process(events)
+            self.stats.events.update(event.kind.value for event in events)
+            self.stats.readings += readings
+            self.stats.republished_skipped = sum(
+                s.skipped for s in self.shards.by_partition.values()
+            )
+            if time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval_s:
+                await self._checkpoint_quietly()
+        if batches:
+            await self._commit(consumer)
 
     def _evaluate(self, record: ConsumerRecord[bytes, bytes], events: list[AlertEvent]) -> int:
         """Appends the record's events; returns how many readings it held."""
@@ -172,12 +311,33 @@ class AlertingService:
             self._skip(DlqReason.EMPTY_PAYLOAD, "message without a value", record)
             return 0
         try:
-            raised, readings = evaluate(self.engine, self.topics, record)
+            raised, readings = self.shards.evaluate(record)
         except DecodeError as exc:
             self._skip(exc.reason, "; ".join(exc.details[:3]), record)
             return 0
         events.extend(raised)
         return readings
+
+    async def _checkpoint_quietly(self) -> None:
+        self._last_checkpoint = time.monotonic()
+        try:
+            await self._checkpoint(self.shards.by_partition.values())
+        except (KafkaError, CheckpointTooLargeError) as exc:
+            # Not fatal: the previous checkpoint stands and a restart replays a little further.
+            self._checkpoint_errors.failed(exc)
+        else:
+            self._checkpoint_errors.succeeded()
+
+    async def _checkpoint(self, shards: Iterable[Shard]) -> None:
+        """Write the checkpoints of the changed shards; call with the lock held."""
+        dirty = [s for s in shards if s.dirty]
+        if not dirty:
+            return
+        await self.store.save([s.checkpoint() for s in dirty])
+        for shard in dirty:
+            shard.dirty = False
+            shard.republished.clear()  # a replay now starts after them
+        self.stats.checkpoints += len(dirty)
 
     def _skip(self, reason: str, detail: str, record: ConsumerRecord[bytes, bytes]) -> None:
         self.stats.undecodable[reason] += 1
@@ -210,11 +370,16 @@ class AlertingService:
             s = self.stats
             log.info(
                 "alerting stats: messages=%d readings=%d events=%s undecodable=%s "
-                "commit_failures=%d rule_errors=%d",
+                "commit_failures=%d rule_errors=%d duplicate_batches=%d checkpoints=%d "
+                "restored=%d republished_skipped=%d",
                 s.messages,
                 s.readings,
                 dict(s.events),
                 dict(s.undecodable),
                 s.commit_failures,
-                self.engine.rule_errors,
+                self.rule_errors,
+                sum(x.engine.seen.duplicates for x in self.shards.by_partition.values()),
+                s.checkpoints,
+                s.restored,
+                s.republished_skipped,
             )

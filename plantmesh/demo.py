@@ -133,7 +133,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     alert_log = run_dir / "alerts.jsonl"
-    env = {**urls, "PLANTMESH_DEMO_RUN": str(run_dir), "PLANTMESH_LOG_FORMAT": "text"}
+    env = {
+        **urls,
+        "PLANTMESH_DEMO_RUN": str(run_dir),
+        "PLANTMESH_DEMO_RUN_ID": run_dir.name,
+        "PLANTMESH_LOG_FORMAT": "text",
+    }
     machines = _expected_machines(configs / "network.yaml")
     since_ns = time.time_ns()
     print(f"plantmesh demo: {len(machines)} plants, logs in {run_dir}")

@@ -27,6 +27,14 @@ GATEWAY_LEVEL = "_gateway"
 STATUS_LEAF = "status"
 
 
+def gateway_key(plant: str, gateway_id: str) -> bytes:
+    """The Kafka key of everything about one gateway downstream of the bridge: its status, its
+    normalized batches, its sequence records and completeness events. One key makes these
+    topics co-partitioned (same partition count, same key, same partition), so the consumer
+    that owns a gateway's batches also owns its births, deaths and gaps (alerting)."""
+    return f"{plant}/{gateway_id}".encode()
+
+
 class TopicError(ValueError):
     """An MQTT topic that is not one of ours."""
 
@@ -55,9 +63,11 @@ class Topics:
         return f"{self.mqtt_root}/+/{GATEWAY_LEVEL}/+/{STATUS_LEAF}"
 
     def kafka_key_for_mqtt_topic(self, topic: str) -> bytes:
-        """`plant/machine` for a readings topic, `plant/_gateway/<id>` for a status topic.
+        """`plant/machine` for a readings topic, `plant/<gateway_id>` (gateway_key) for a status
+        topic.
 
-        Keyed by plant and machine so one machine's data stays in order in one partition."""
+        Raw readings are keyed by plant and machine so one machine's data stays in order in one
+        partition; the writer re-keys them by gateway on telemetry.normalized."""
         prefix = self.mqtt_root + "/"
         if not topic.startswith(prefix):
             raise TopicError(f"topic {topic!r} is outside {self.mqtt_root!r}")
@@ -65,7 +75,7 @@ class Topics:
         if len(parts) == 5 and parts[4] == READINGS_LEAF:
             return f"{parts[0]}/{parts[3]}".encode()
         if len(parts) == 4 and parts[1] == GATEWAY_LEVEL and parts[3] == STATUS_LEAF:
-            return f"{parts[0]}/{GATEWAY_LEVEL}/{parts[2]}".encode()
+            return gateway_key(parts[0], parts[2])
         raise TopicError(f"topic {topic!r} is neither a readings nor a gateway status topic")
 
     def is_status_topic(self, topic: str) -> bool:
@@ -111,6 +121,11 @@ class Topics:
         return self._kafka("ingest.ledger")
 
     @property
+    def alerting_state(self) -> str:
+        """Alerting-internal, compacted: each input partition's engine checkpoint."""
+        return self._kafka("alerting.state")
+
+    @property
     def all_kafka(self) -> tuple[str, ...]:
         return (
             self.telemetry_raw,
@@ -121,6 +136,7 @@ class Topics:
             self.telemetry_completeness,
             self.telemetry_sequences,
             self.ingest_ledger,
+            self.alerting_state,
         )
 
 

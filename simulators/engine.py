@@ -84,6 +84,9 @@ class SimMachine:
         for driver in self.drivers:
             driver.drive(t_s, self.model)
 
+    def spec(self, name: str) -> SignalSpec:
+        return self._specs[name]
+
     def serve(self, t_s: float) -> list[tuple[SignalSpec, ServedValue, Quality]]:
         """Compute what the servers show at simulated time `t_s`; return what changed."""
         values = self.model.values()

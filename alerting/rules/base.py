@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from plantmesh.config import ConfigModel
 from plantmesh.contracts import (
@@ -27,20 +27,44 @@ StateValue = float | bool | str
 
 class MachineStates:
     """The latest value of each gate signal (e.g. `running`) per machine, in event time: a rule
-    gated on a state asks here whether the gate was open at the time of its reading."""
+    gated on a state asks here whether the gate was open at the time of its reading. Also until
+    when each machine reported at all (`seen`): silence of one of its signals means something
+    else while its other signals still arrive."""
 
     def __init__(self) -> None:
-        self._latest: dict[tuple[str, str], tuple[datetime, StateValue]] = {}
+        self._seen: dict[str, datetime] = {}
+        self._latest: dict[tuple[str, str], tuple[datetime, StateValue, datetime]] = {}
+        """Per (machine, signal): the latest reading's time and value, and since when the
+        value has been what it is."""
+
+    def saw(self, machine: str, ts: datetime) -> None:
+        """A reading of `machine` (its asset key) at `ts`, whatever its signal."""
+        seen = self._seen.get(machine)
+        if seen is None or ts > seen:
+            self._seen[machine] = ts
+
+    def seen(self, asset: AssetPath) -> datetime | None:
+        """The newest source time of any reading of the machine: until when it reported."""
+        return self._seen.get(asset.key)
 
     def update(self, reading: Reading) -> None:
         key = (reading.asset.key, reading.signal)
         known = self._latest.get(key)
-        if known is None or reading.source_ts >= known[0]:
-            self._latest[key] = (reading.source_ts, reading.value)
+        if known is None:
+            self._latest[key] = (reading.source_ts, reading.value, reading.source_ts)
+        elif reading.source_ts >= known[0]:
+            same = reading.value == known[1]
+            since = known[2] if same else reading.source_ts
+            self._latest[key] = (reading.source_ts, reading.value, since)
 
     def value(self, asset: AssetPath, signal: str) -> StateValue | None:
         known = self._latest.get((asset.key, signal))
         return None if known is None else known[1]
+
+    def since(self, asset: AssetPath, signal: str) -> datetime | None:
+        """Since when the signal has had its latest value (None: never seen)."""
+        known = self._latest.get((asset.key, signal))
+        return None if known is None else known[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +127,17 @@ class StateGate(ConfigModel):
 
     signal: Name = "running"
     equals: bool | float | str = True
+    settle_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    """Open only once the machine has been in the state this long: the warm-up after a start
+    (bearings heating, pressure building) is not a fault. Not part of the rule's version while
+    0, so gates written before it existed keep their versions."""
+
+    @model_serializer(mode="wrap")
+    def _omit_default_settle(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if not self.settle_s:
+            data.pop("settle_s", None)
+        return data
 
 
 class RuleConfigBase(ConfigModel):
@@ -148,13 +183,20 @@ class SeriesFilter:
             and (not self._classes or context.machine_class in self._classes)
         )
 
-    def gate_open(self, asset: AssetPath, context: Context) -> bool:
+    def gate_open(self, asset: AssetPath, context: Context, at: datetime | None = None) -> bool:
+        """Whether the gate is open for a reading of `asset` at `at` (settled by then)."""
         gate = self._gate
         if gate is None:
             return True
-        if context.states is None:
+        states = context.states
+        if states is None or states.value(asset, gate.signal) != gate.equals:
             return False
-        return context.states.value(asset, gate.signal) == gate.equals
+        if not gate.settle_s:
+            return True
+        since = states.since(asset, gate.signal)
+        return (
+            at is not None and since is not None and (at - since).total_seconds() >= gate.settle_s
+        )
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def open_since(
     filter_: SeriesFilter, asset: AssetPath, context: Context, since: datetime | None, at: datetime
 ) -> datetime | None:
     """When the gate was seen open, continuously, as of `at`: None while it is seen closed."""
-    if not filter_.gate_open(asset, context):
+    if not filter_.gate_open(asset, context, at):
         return None
     return at if since is None else since
 

@@ -159,6 +159,7 @@ class Episodes:
         episode = self._open.pop(key, None)
         if episode is None or episode.phase is Phase.PENDING:
             return None
+        at = max(at, episode.raised_at or at)
         return self._traced(key, episode.phase, Transition(False, at, episode), "end")
 
     def _raise(self, episode: Episode, at: datetime) -> Transition:
@@ -166,8 +167,10 @@ class Episodes:
         return Transition(True, at, episode)
 
     def _clear(self, key: str, episode: Episode, at: datetime) -> Transition:
+        """Never before the raise: a late reading may show the condition ended before the
+        watermark raised it, but what was published stands and the clear follows it."""
         del self._open[key]
-        return Transition(False, at, episode)
+        return Transition(False, max(at, episode.raised_at or at), episode)
 
     # --- tracing ------------------------------------------------------------------------------
     def _traced_observe(

@@ -10,8 +10,13 @@ reported for the constant value it had while stopped.
 Silence: a signal that reports only on change (`report_by_exception: true`) sends nothing while
 frozen, so silence counts as unchanged and `tick(watermark)` raises at start + for_s once the
 watermark passes it, if the gate is open as of the latest context seen (the machine states at
-tick time). Without that flag silence proves nothing (a dead link is the `stale` rule's job), so
-only readings raise.
+tick time) and the machine's other signals still arrived at or after that time (MachineStates
+`seen`): a whole machine gone quiet is a dead link, the `stale` rule's job, not a frozen
+sensor. Without that flag silence proves nothing, so only readings raise.
+
+Watching: a run counts only while the machine is watched. When the machine sent nothing at all
+for more than `machine_silence_s` (a comms loss, a PLC restart), nobody saw the value in between:
+the run counts again from the machine's first reading after the gap.
 
 The gate decides whether an episode starts, not whether it ends: a stopped machine does not fix
 a frozen transmitter, so a raised alert clears only when the value moves (after `off_delay_s`).
@@ -52,6 +57,8 @@ class FlatlineRuleConfig(RuleConfigBase):
     """The signal reports only on change: silence counts as unchanged (raised on the watermark)."""
     off_delay_s: NonNegativeFloat = 0.0
     """How long the value must keep moving before the alert clears."""
+    machine_silence_s: PositiveFloat = 10.0
+    """A machine that sent nothing for longer than this was not watched (see the docstring)."""
 
 
 @dataclass
@@ -93,6 +100,10 @@ class _Series:
     raised_by: str = "reading"
     bad_ignored: int = 0
     """Bad-quality readings ignored since the frozen run was first held."""
+    machine_seen: datetime | None = None
+    """Until when the machine had reported, as last looked at."""
+    watched_since: datetime | None = None
+    """The machine's first reading after its last gap longer than machine_silence_s."""
 
 
 class FlatlineRule(SeriesRule[FlatlineRuleConfig]):
@@ -100,6 +111,7 @@ class FlatlineRule(SeriesRule[FlatlineRuleConfig]):
         super().__init__(config, identity)
         self._for = timedelta(seconds=config.for_s)
         self._off = timedelta(seconds=config.off_delay_s)
+        self._machine_silence = timedelta(seconds=config.machine_silence_s)
         self._episodes = Episodes(config.name, 0.0, config.off_delay_s)
         self._series: dict[str, _Series] = {}
         self.ignored_bad_quality = 0
@@ -110,11 +122,27 @@ class FlatlineRule(SeriesRule[FlatlineRuleConfig]):
         run = series.run
         if run is None:
             return None
+        start = run.start
+        if series.watched_since is not None:
+            start = max(start, series.watched_since)
         if active:
-            return run.start + self._for
+            return start + self._for
         if series.gate_since is None:
             return None
-        return max(run.start, series.gate_since) + self._for
+        return max(start, series.gate_since) + self._for
+
+    def _watch(self, series: _Series) -> datetime | None:
+        """Look at until when the machine reported; a gap longer than machine_silence_s since
+        the last look restarts the count. Returns that time (None: not known)."""
+        states = series.context.states
+        seen = None if states is None else states.seen(series.subject.asset)
+        if seen is None:
+            return None
+        last = series.machine_seen
+        if last is not None and seen - last > self._machine_silence:
+            series.watched_since = seen
+        series.machine_seen = seen if last is None else max(last, seen)
+        return series.machine_seen
 
     def _see_gate(self, series: _Series, at: datetime) -> None:
         asset, context = series.subject.asset, series.context
@@ -154,6 +182,7 @@ class FlatlineRule(SeriesRule[FlatlineRuleConfig]):
             return []
         series.unit, series.context = reading.unit, context
         self._see_gate(series, ts)
+        self._watch(series)
         self._follow(series, ts, value)
         due = self._due(series, self._episodes.active(key))
         holds = due is not None and due <= ts
@@ -175,8 +204,10 @@ class FlatlineRule(SeriesRule[FlatlineRuleConfig]):
         for key, series in self._series.items():
             if series.last_ts is not None and series.last_ts < watermark:
                 self._see_gate(series, watermark)
+                seen = self._watch(series)
                 at = self._silence_due(key, series, watermark)
-                if at is not None:
+                # Silence is news only while the machine's other signals still arrive.
+                if at is not None and (seen is None or seen >= at):
                     due[key] = at
         for key, at in due.items():  # holds again before its off-delay elapsed: not a clear
             episode = self._episodes.get(key)
@@ -271,6 +302,7 @@ class FlatlineRule(SeriesRule[FlatlineRuleConfig]):
             "for_s": config.for_s,
             "off_delay_s": config.off_delay_s,
             "report_by_exception": str(config.report_by_exception).lower(),
+            "machine_silence_s": config.machine_silence_s,
             "raised_by": series.raised_by,
         }
         if run.window.omitted:

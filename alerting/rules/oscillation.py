@@ -178,7 +178,7 @@ class OscillationRule(SeriesRule[OscillationRuleConfig]):
         events: list[AlertEvent] = []
         if series.window is not None and series.window.index != index:
             events += self._close(key, series)
-        if not self._filter.gate_open(reading.asset, context):
+        if not self._filter.gate_open(reading.asset, context, reading.source_ts):
             series.window, series.run = None, []
             ended = self._episodes.end(key, ts)
             if ended is not None:

@@ -170,7 +170,7 @@ class RateOfChangeRule(SeriesRule[RateOfChangeRuleConfig]):
         while series.points[0][0] < ts - self._window:
             series.points.popleft()
         series.rate = self._rate(series.points)
-        gate_open = self._filter.gate_open(reading.asset, context)
+        gate_open = self._filter.gate_open(reading.asset, context, reading.source_ts)
         subject = Subject(reading.asset, reading.signal, context.machine_class)
         events = []
         for direction, episodes in self._episodes.items():

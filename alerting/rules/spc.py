@@ -141,7 +141,7 @@ class SpcRule(SeriesRule[SpcRuleConfig]):
         series.subject = Subject(reading.asset, reading.signal, context.machine_class)
         series.unit = reading.unit
         holds = False
-        if self._filter.gate_open(reading.asset, context):
+        if self._filter.gate_open(reading.asset, context, reading.source_ts):
             holds = self._learn_or_chart(key, series, ts, value)
         else:
             series.gate_closed += 1

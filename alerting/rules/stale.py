@@ -160,7 +160,7 @@ class StaleRule(SeriesRule[StaleRuleConfig]):
             self.ignored_comms_error += 1
             return []
         key = reading.asset.key if self._machine else reading.series_key
-        gate_open = filter_.gate_open(reading.asset, context)
+        gate_open = filter_.gate_open(reading.asset, context, reading.source_ts)
         sender = context.gateway_id
         gateway = None if sender is None else gateway_key(reading.asset.plant, sender)
         state = self._keys.get(key)

@@ -139,7 +139,9 @@ class StateFlappingRule(SeriesRule[StateFlappingRuleConfig]):
         if not _same(reading.value, series.last_value):
             self._record(series, _Change(ts, reading.value))
         series.last_ts, series.last_value = ts, reading.value
-        holds = self._filter.gate_open(reading.asset, context) and self._holds(key, series)
+        holds = self._filter.gate_open(reading.asset, context, reading.source_ts) and self._holds(
+            key, series
+        )
         found = self._episodes.observe(key, max(ts, series.clock), holds, series.subject)
         if found is not None:
             events.append(self._event(found, series))

@@ -123,7 +123,9 @@ class ThresholdRule(SeriesRule[ThresholdRuleConfig]):
         series.last_ts = ts
 
         episode = series.episode
-        holds = self._holds(value) and self._filter.gate_open(reading.asset, context)
+        holds = self._holds(value) and self._filter.gate_open(
+            reading.asset, context, reading.source_ts
+        )
         if episode is None:
             if not holds:
                 return []
@@ -235,7 +237,10 @@ class ThresholdRule(SeriesRule[ThresholdRuleConfig]):
         )
 
     def _cleared_event(self, raised: _Raised, reading: Reading, value: float) -> AlertEvent:
-        active_s = (reading.source_ts - raised.raised_at).total_seconds()
+        # A reading behind the watermark may say the value was back before the watermark
+        # raised: the clear is then at the raise, never before it.
+        cleared_at = max(reading.source_ts, raised.raised_at)
+        active_s = (cleared_at - raised.raised_at).total_seconds()
         params = self._common_parameters(raised.first_ts, raised.extreme)
         params |= {
             "clear_level": self.clear_level,
@@ -258,7 +263,7 @@ class ThresholdRule(SeriesRule[ThresholdRuleConfig]):
             raised.alert_id,
             raised.asset,
             raised.signal,
-            reading.source_ts,
+            cleared_at,
             Evidence(
                 summary=summary,
                 condition=(

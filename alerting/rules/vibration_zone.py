@@ -151,7 +151,7 @@ class VibrationZoneRule(SeriesRule[VibrationZoneRuleConfig]):
         series.last_ts, series.unit = ts, reading.unit
         self._bounds[key] = found
         zones = found[1]
-        gate_open = self._filter.gate_open(reading.asset, context)
+        gate_open = self._filter.gate_open(reading.asset, context, reading.source_ts)
         clear_level = zones.c - self.config.deadband
         level = clear_level if self._zone_c.active(key) else zones.c
         subject = Subject(reading.asset, reading.signal, context.machine_class)

@@ -23,7 +23,12 @@ from ingest.line_protocol import timestamp_ns
 from ingest.normalize.registry import AssetRegistry
 from plantmesh.dead_letters import Rejection, RejectionLog, dlq_headers, kafka_source
 from plantmesh.kafka.refusals import Outgoing
-from plantmesh.topics import HEADER_DLQ_READING_INDEX, HEADER_MACHINE_CLASS, HEADER_REGISTRY_VERSION
+from plantmesh.topics import (
+    HEADER_DLQ_READING_INDEX,
+    HEADER_MACHINE_CLASS,
+    HEADER_REGISTRY_VERSION,
+    gateway_key,
+)
 
 UNKNOWN_PLANT = "unknown"
 PREPARE_SLICE = 25
@@ -118,14 +123,17 @@ class Preparer:
 
     def normalized(self, item: Good) -> Outgoing:
         checked = item.checked
-        key = item.record.key
-        if not key:
+        machine = item.record.key  # plant/machine, as the bridge keyed the raw batch
+        if not machine:
             asset = checked.readings[0]["asset"]
-            key = f"{asset['plant']}/{asset['machine']}".encode()
+            machine = f"{asset['plant']}/{asset['machine']}".encode()
+        plant = checked.plant or machine.decode(errors="replace").split("/", 1)[0]
+        # Re-keyed by gateway: co-partitioned with gateway.status and telemetry.completeness.
+        key = gateway_key(plant, checked.gateway_id)
         headers = list(item.record.headers or ())
         if self.registry is not None:
             headers.append((HEADER_REGISTRY_VERSION, self.registry.version.encode()))
-            machine_class = self._machine_class(key)
+            machine_class = self._machine_class(machine)
             if machine_class is not None:
                 headers.append((HEADER_MACHINE_CLASS, machine_class))
         # Unchanged batches travel as they came: re-encoding costs more than validating.

@@ -43,8 +43,9 @@ class Producer(Protocol):
 ProducerFactory = Callable[[], Producer]
 
 
-def make_producer(kafka: KafkaConnection, role: str) -> RenewingProducer:
-    """The producer of every service role: `<client_id>-<role>` in the broker's logs."""
+def make_producer(kafka: KafkaConnection, role: str, **settings: Any) -> RenewingProducer:
+    """The producer of every service role: `<client_id>-<role>` in the broker's logs.
+    `settings`: further AIOKafkaProducer arguments (e.g. max_request_size for state topics)."""
 
     def create() -> AIOKafkaProducer:
         # Idempotence keeps retried sends from duplicating or reordering within a partition.
@@ -58,6 +59,7 @@ def make_producer(kafka: KafkaConnection, role: str) -> RenewingProducer:
             # batches) and let a few milliseconds of messages gather while one is under way.
             linger_ms=5,
             max_batch_size=1 << 20,
+            **settings,
         )
 
     return RenewingProducer(create)

@@ -13,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from alerting.config import AlertingConfig
 from alerting.service import AlertingService
 from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, decode, encode
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics
+from tests.support.kafka import read_all
 from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -92,40 +93,6 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     await producer.start()
     yield producer
     await producer.stop()
-
-
-async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    assert described["error_code"] == 0, f"topic {topic}: error {described['error_code']}"
-    return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-
-
-async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
-    """Every (key, value) on `topic` right now: reads each partition up to its end offset."""
-    partitions = await partitions_of(bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        out: list[tuple[bytes, bytes]] = []
-
-        async def caught_up() -> bool:
-            for records in (await consumer.getmany(timeout_ms=100)).values():
-                out.extend((r.key, r.value) for r in records)
-            positions = {tp: await consumer.position(tp) for tp in partitions}
-            return all(positions[tp] >= ends[tp] for tp in partitions)
-
-        await async_wait_for(caught_up, 20, f"reading {topic} to its end")
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def test_excursion_gives_one_raised_and_one_cleared_event(

@@ -111,7 +111,7 @@ async def test_readings_and_status_reach_kafka_with_key_and_headers(
         received_at = datetime.fromisoformat(headers[HEADER_RECEIVED_AT].decode())
         assert before <= received_at <= datetime.now(UTC)
     assert gateway.value == status
-    assert gateway.key == b"p1/_gateway/gw-1"
+    assert gateway.key == b"p1/gw-1"
     assert dict(gateway.headers)[HEADER_MQTT_TOPIC] == status_topic.encode()
 
 

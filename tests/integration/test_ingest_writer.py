@@ -119,7 +119,7 @@ async def test_raw_batch_is_written_forwarded_and_committed(
     assert rows["mode"]["time"] == timestamp_ns(T0 + timedelta(seconds=1))
 
     [normalized] = await consume(kafka_bootstrap, config.topics.telemetry_normalized, 1)
-    assert normalized.key == KEY
+    assert normalized.key == b"p1/gw-1"  # re-keyed by gateway (co-partitioned with status)
     assert decode(ReadingBatch, normalized.value) == good
     assert headers_of(normalized)[HEADER_MQTT_TOPIC] == b"some/topic"
     assert sum((await committed(kafka_bootstrap, config.writer.group_id)).values()) == 1

@@ -1,4 +1,4 @@
-"""Kafka helpers: reading a topic from the start, a topic that refuses large batches (real
+"""Kafka helpers: reading a topic from the start (a count, or every partition to its end), a topic that refuses large batches (real
 Kafka), and a stand-in for aiokafka's BatchBuilder (no Kafka)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.waiting import async_wait_for
@@ -36,6 +36,40 @@ async def consume(
     finally:
         await consumer.stop()
     return got
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    assert described["error_code"] == 0, f"topic {topic}: error {described['error_code']}"
+    return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+
+
+async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) on `topic` right now: reads each partition up to its end offset."""
+    partitions = await partitions_of(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        out: list[tuple[bytes, bytes]] = []
+
+        async def caught_up() -> bool:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                out.extend((r.key, r.value) for r in records)
+            positions = {tp: await consumer.position(tp) for tp in partitions}
+            return all(positions[tp] >= ends[tp] for tp in partitions)
+
+        await async_wait_for(caught_up, 20, f"reading {topic} to its end")
+        return out
+    finally:
+        await consumer.stop()
 
 
 async def create_small_topic(bootstrap: str, name: str, max_message_bytes: int) -> None:

@@ -15,7 +15,7 @@ from alerting.catalogue import load_catalogue
 from alerting.checkpoint import MAGIC, Checkpoint, CheckpointError, dump, load
 from alerting.config import AlertingConfig
 from alerting.engine import Engine
-from plantmesh.contracts import AlertEvent
+from plantmesh.contracts import AlertEvent, ReadingBatch, decode, encode
 from tests.support.sim_stream import DEMO, Classified, simulated_batches
 
 SECONDS = 600
@@ -78,7 +78,11 @@ def test_every_batch_delivered_twice_changes_nothing(uncut: list[AlertEvent]) ->
 
 
 def test_a_duplicate_after_a_restore_is_still_recognised() -> None:
-    batches = simulated_batches(seconds=60)
+    # Decoded from JSON as the service does: times then carry pydantic's own tzinfo.
+    batches = [
+        Classified(decode(ReadingBatch, encode(item.batch)), item.machine_class)
+        for item in simulated_batches(seconds=60)
+    ]
     first = engine()
     run(first, batches[:100])
     after = continued(first)

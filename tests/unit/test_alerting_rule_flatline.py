@@ -83,6 +83,7 @@ def test_raised_evidence() -> None:
         "for_s": 60.0,
         "off_delay_s": 0.0,
         "report_by_exception": "false",
+        "machine_silence_s": 10.0,
         "raised_by": "reading",
     }
     assert [p.value for p in raised.evidence.points] == [4.2] * 7
@@ -231,3 +232,42 @@ def test_replays_are_identical_and_duplicates_change_nothing(
     first = replay(steps, rbe)
     assert replay(steps, rbe) == first
     assert replay(steps, rbe, twice_each=True) == first
+
+
+def test_report_by_exception_silence_raises_only_while_the_machine_still_reports() -> None:
+    # pressure sends 4.2 at t=0 and then nothing. Up to t=100 the machine's other signals
+    # arrive (the sensor is frozen); a second machine-wide silence is a comms loss instead.
+    flat = rule(report_by_exception=True)
+    states = MachineStates()
+    context = Context("cnc_mill", states)
+    states.saw(MILL.key, at(0))
+    events = flat.evaluate(reading(0, 4.2), context)
+    for t in range(1, 101):
+        states.saw(MILL.key, at(t))  # e.g. temperature, speed
+        events += flat.tick(at(t))
+    assert timeline(events) == [(60.0, RAISED)]
+
+    gone = rule(report_by_exception=True)
+    states = MachineStates()
+    context = Context("cnc_mill", states)
+    states.saw(MILL.key, at(0))
+    events = gone.evaluate(reading(0, 4.2), context)
+    for t in range(1, 31):
+        states.saw(MILL.key, at(t))
+        events += gone.tick(at(t))
+    for t in range(31, 200):  # the whole machine is silent from t=31
+        events += gone.tick(at(t))
+    assert events == []
+
+
+def test_a_run_counts_again_after_the_machine_was_not_watched() -> None:
+    # Polled every 1 s at a constant 4.2, with a 45 s comms loss from t=20: frozen only 60 s
+    # of watched time after it (t=65 + 60), not at t=60.
+    flat = rule()
+    states = MachineStates()
+    context = Context("cnc_mill", states)
+    events = []
+    for t in [*range(0, 20), *range(65, 140)]:
+        states.saw(MILL.key, at(t))
+        events += flat.evaluate(reading(t, 4.2), context)
+    assert timeline(events) == [(125.0, RAISED)]

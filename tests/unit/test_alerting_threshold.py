@@ -380,6 +380,21 @@ def test_the_watermark_waits_for_late_data() -> None:
     assert engine.advance() == []
 
 
+def test_a_reading_behind_the_watermark_never_takes_back_a_published_raise() -> None:
+    # The watermark raised at 15; a reading of t=12 (after the series' last, behind the
+    # watermark) saying the value was normal then cannot unsay it: it clears, at the raise.
+    engine = Engine([rule()], lateness_s=2.0)
+    events = feed(engine, [reading(10, 95.0), reading(30, 20.0, signal="oil_temp")])
+    events += engine.advance()
+    assert timeline(events) == [(15.0, RAISED)]
+    events += feed(engine, [reading(12, 80.0)])
+    assert timeline(events) == [(15.0, RAISED), (15.0, CLEARED)]
+    events += feed(engine, [reading(11, 80.0), reading(12, 95.0)])  # not newer: ignored
+    events += engine.advance()
+    assert timeline(events) == [(15.0, RAISED), (15.0, CLEARED)]
+    assert engine.rules[0].ignored_out_of_order == 2
+
+
 def test_events_carry_issue_type_rule_version_and_machine_class() -> None:
     engine = Engine([rule(on_delay_s=0.0)])
     (event,) = engine.process(reading(1, 95.0), machine_class="hydraulic_press")

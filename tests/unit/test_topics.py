@@ -26,7 +26,7 @@ def test_kafka_key_is_plant_and_machine() -> None:
     topics = Topics("ns")
     assert topics.kafka_key_for_mqtt_topic(topics.mqtt_readings(ASSET)) == b"p1/m7"
     status = topics.mqtt_gateway_status("p1", "gw-1")
-    assert topics.kafka_key_for_mqtt_topic(status) == b"p1/_gateway/gw-1"
+    assert topics.kafka_key_for_mqtt_topic(status) == b"p1/gw-1"
     assert topics.is_status_topic(status)
     assert not topics.is_status_topic(topics.mqtt_readings(ASSET))
 
