@@ -98,7 +98,7 @@ def test_a_changed_rule_starts_afresh_and_the_others_keep_their_state() -> None:
     assert changed.adopt(load(dump(Checkpoint(0, first))).engine) == [first.rules[0].name]
     assert changed.rules[0] is not first.rules[0]
     assert changed.newest == first.newest
-    assert changed.seen.first_time("gw-plant-a", "session-1", 0) is False
+    assert changed.seen.first_time("gw-plant-a", "offline", 0) is False
 
 
 class _Evil:
