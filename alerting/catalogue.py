@@ -18,7 +18,8 @@ from pydantic import Field
 from plantmesh.config import ConfigModel, load_config
 from plantmesh.contracts import Name, Severity
 
-DEFAULT_CATALOGUE = Path(__file__).resolve().parents[1] / "deploy" / "alerting" / "issue-types.yaml"
+DEFAULT_CATALOGUE = Path(__file__).with_name("issue-types.yaml")
+"""In the source tree a link to deploy/alerting/issue-types.yaml; a wheel holds a copy."""
 
 
 class OwnerRole(StrEnum):

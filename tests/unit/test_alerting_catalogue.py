@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
+import alerting
 from alerting.catalogue import DEFAULT_CATALOGUE, OwnerRole, load_catalogue
 from plantmesh.config import ConfigError
 from plantmesh.contracts import Severity
@@ -76,3 +78,14 @@ def test_a_bad_catalogue_names_file_and_key(tmp_path: Path, text: str, expected:
         load_catalogue(path)
     assert str(path) in str(caught.value)
     assert expected in str(caught.value)
+
+
+def test_the_default_catalogue_ships_inside_the_package() -> None:
+    # A wheel copies the package's *.yaml (pyproject package-data); in the source tree the file
+    # is a link to the one under deploy/alerting, so there is one catalogue to edit.
+    package_dir = Path(alerting.__file__).parent
+    assert DEFAULT_CATALOGUE.parent == package_dir
+    deployed = package_dir.parent / "deploy" / "alerting" / "issue-types.yaml"
+    assert DEFAULT_CATALOGUE.read_bytes() == deployed.read_bytes()
+    pyproject = tomllib.loads((package_dir.parent / "pyproject.toml").read_text())
+    assert "*.yaml" in pyproject["tool"]["setuptools"]["package-data"]["*"]

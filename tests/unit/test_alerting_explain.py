@@ -25,8 +25,10 @@ from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, en
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PRESS = AssetPath.parse("plant-a/stamping/line1/press-01")
 OTHER = AssetPath.parse("plant-a/stamping/line1/press-02")
-Values = Callable[[int], float | None]
-"""Value of press-01 at second t (None: no reading); press-02 reads 50.0 every second."""
+Values = Callable[[int], float | tuple[float, int] | None]
+"""Value of press-01 at second t, or (value, status code) (None: no reading); press-02 reads 50.0
+every second."""
+BAD = 0x80000000
 
 THRESHOLD: dict[str, Any] = {
     "name": "bearing-overtemp",
@@ -81,6 +83,32 @@ FLATLINE: dict[str, Any] = {
     "for_s": 15.0,
 }
 
+ZONES: dict[str, Any] = {
+    "name": "zone",
+    "type": "vibration_zone",
+    "issue_type": "vibration-instability",
+    "signal": "temp",
+    "zones": {"press": {"b": 60.0, "c": 90.0, "d": 120.0}},
+    "deadband": 2.0,
+    "on_delay_s": 3.0,
+}
+FLAPPING: dict[str, Any] = {
+    "name": "chatter",
+    "type": "state_flapping",
+    "issue_type": "state-flapping",
+    "signal": "temp",
+    "min_transitions": 6,
+    "window_s": 20.0,
+}
+BAD_QUALITY: dict[str, Any] = {
+    "name": "sensor-bad",
+    "type": "bad_quality",
+    "issue_type": "sensor-fault",
+    "signal": "temp",
+    "for_s": 5.0,
+    "off_delay_s": 3.0,
+}
+
 
 def excursion(t: int) -> float:
     return 95.0 if 10 <= t < 25 else 80.0
@@ -110,13 +138,24 @@ def frozen(t: int) -> float:
     return 42.0 if 10 <= t < 40 else 50.0 + math.sin(t)
 
 
-CASES = {
+def flapping(t: int) -> float:
+    return float(1 + t % 2) if 10 <= t < 30 else 1.0
+
+
+def bad_for_a_while(t: int) -> float | tuple[float, int]:
+    return (50.0, BAD) if 10 <= t < 30 else 50.0
+
+
+CASES: dict[str, tuple[dict[str, Any], Values, int]] = {
     "threshold": (THRESHOLD, excursion, 40),
     "oscillation": (OSCILLATION, growing_swing, 70),
     "spc": (SPC, drift, 140),
     "stale": (STALE, silence, 60),
     "rate_of_change": (RATE, ramp, 60),
     "flatline": (FLATLINE, frozen, 60),
+    "vibration_zone": (ZONES, excursion, 40),
+    "state_flapping": (FLAPPING, flapping, 60),
+    "bad_quality": (BAD_QUALITY, bad_for_a_while, 60),
 }
 
 
@@ -128,12 +167,14 @@ def batches(values: Values, seconds: int) -> list[ReadingBatch]:
         readings = []
         for asset, value in ((PRESS, values(t)), (OTHER, 50.0)):
             if value is not None:
+                number, code = value if isinstance(value, tuple) else (value, 0)
                 readings.append(
                     Reading(
                         asset=asset,
                         signal="temp",
-                        value=value,
+                        value=number,
                         unit="degC",
+                        status_code=code,
                         source_ts=ts,
                         gateway_ts=ts,
                     )
