@@ -117,7 +117,14 @@ class Engine:
         context = Context(machine_class, self.states, gateway_id, self.newest)
         events: list[AlertEvent] = []
         for rule in self._route(reading.signal, machine_class):
-            events.extend(self._guarded(rule, partial(rule.evaluate, reading, context)))
+            # Inline rather than through _guarded: this loop is the engine's hot path.
+            try:
+                made = rule.evaluate(reading, context)
+            except Exception as exc:
+                self._failed_once(rule, exc)
+                continue
+            if made:
+                events.extend(made)
         return events
 
     def _route(self, signal: str, machine_class: str | None) -> list[Rule]:
@@ -239,10 +246,14 @@ class Engine:
         try:
             return call()
         except Exception as exc:
-            # A rule bug must not stop the other rules nor the service; say so once per kind.
-            self.rule_errors += 1
-            key = (rule.name, type(exc).__name__)
-            if key not in self._failed:
-                self._failed.add(key)
-                log.exception("rule %s failed", rule.name)
+            self._failed_once(rule, exc)
             return []
+
+    def _failed_once(self, rule: Rule, exc: Exception) -> None:
+        """A rule bug must not stop the other rules nor the service; say so once per kind
+        (called from an except block: the log carries the traceback)."""
+        self.rule_errors += 1
+        key = (rule.name, type(exc).__name__)
+        if key not in self._failed:
+            self._failed.add(key)
+            log.exception("rule %s failed", rule.name)

@@ -170,6 +170,7 @@ class Fleet:
 
     def __init__(self, machines: int, seed: int = 1) -> None:
         self.rng = random.Random(seed)
+        self._seqs: dict[str, int] = {}
         classes = list(CLASSES)
         self.machines = []
         for i in range(machines):
@@ -210,17 +211,19 @@ class Fleet:
         )
 
     def second(self, t: int, start: datetime = T0) -> list[tuple[Machine, ReadingBatch]]:
+        """One batch per machine; sequence numbers run per gateway (one per plant), as an
+        agent numbers its batches (the engine skips a batch whose number it saw before)."""
         ts = start + timedelta(seconds=t)
-        return [
-            (
-                m,
-                ReadingBatch.model_construct(
-                    gateway_id=f"gw-{m.asset.plant}", session_id="s1", seq=t, sent_at=ts,
-                    readings=self.readings(m, t, ts),
-                ),
-            )
-            for m in self.machines
-        ]  # fmt: skip
+        out = []
+        for m in self.machines:
+            gateway = f"gw-{m.asset.plant}"
+            seq = self._seqs[gateway] = self._seqs.get(gateway, -1) + 1
+            batch = ReadingBatch.model_construct(
+                gateway_id=gateway, session_id="s1", seq=seq, sent_at=ts,
+                readings=self.readings(m, t, ts),
+            )  # fmt: skip
+            out.append((m, batch))
+        return out
 
 
 # --- CPU --------------------------------------------------------------------------------------

@@ -240,11 +240,9 @@ class RuleIdentity:
 
 
 def is_bad(reading: Reading) -> bool:
-    """Bad by either the quality field or the OPC UA status code it was derived from."""
-    return (
-        reading.quality is Quality.BAD
-        or Quality.from_status_code(reading.status_code) is Quality.BAD
-    )
+    """Bad by either the quality field or the OPC UA status code it was derived from (its two
+    top bits are the severity: 0b10 and 0b11 are Bad, OPC UA Part 4)."""
+    return reading.quality is Quality.BAD or reading.status_code >= 0x80000000
 
 
 def numeric(reading: Reading) -> float | None:

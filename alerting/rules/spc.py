@@ -138,14 +138,16 @@ class SpcRule(SeriesRule[SpcRuleConfig]):
             self.ignored_bad_quality += 1
             series.bad_ignored += 1
             return []
-        series.subject = Subject(reading.asset, reading.signal, context.machine_class)
+        subject = series.subject
+        if subject is None or subject.machine_class != context.machine_class:
+            subject = series.subject = Subject(reading.asset, reading.signal, context.machine_class)
         series.unit = reading.unit
         holds = False
         if self._filter.gate_open(reading.asset, context, reading.source_ts):
             holds = self._learn_or_chart(key, series, ts, value)
         else:
             series.gate_closed += 1
-        transition = self._episodes.observe(key, ts, holds, series.subject)
+        transition = self._episodes.observe(key, ts, holds, subject)
         return [] if transition is None else [self._event(series, transition)]
 
     def tick(self, watermark: datetime) -> list[AlertEvent]:

@@ -38,8 +38,12 @@ def we_text(rules: Iterable[int]) -> str:
 
 
 def _beyond_same_side(window: list[float], limit: float, needed: int) -> bool:
-    above = sum(1 for z in window if z > limit)
-    below = sum(1 for z in window if z < -limit)
+    above = below = 0
+    for z in window:  # one pass, no generators: this runs for every charted point
+        if z > limit:
+            above += 1
+        elif z < -limit:
+            below += 1
     return above >= needed or below >= needed
 
 

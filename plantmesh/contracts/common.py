@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -45,9 +46,11 @@ class AssetPath(WireModel):
     line: Name
     machine: Name
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """The canonical `plant/area/line/machine` string (also the Kafka key prefix)."""
+        """The canonical `plant/area/line/machine` string (also the Kafka key prefix); made once
+        per instance (alerting asks it several times per reading). Not a field: equality,
+        hashing and the wire form ignore it."""
         return f"{self.plant}/{self.area}/{self.line}/{self.machine}"
 
     @classmethod
