@@ -169,12 +169,13 @@ class OscillationRule(SeriesRule[OscillationRuleConfig]):
         if series.closed_through is not None and index <= series.closed_through:
             self.ignored_late += 1  # its window was closed by the watermark already
             return []
+        series.last_ts = ts  # accepted (also when bad): its duplicate is ignored, not counted
         if is_bad(reading):
             self.ignored_bad_quality += 1
             if series.window is not None and series.window.index == index:
                 series.window.bad_ignored += 1
             return []
-        series.last_ts, series.subject = ts, subject
+        series.subject = subject
         events: list[AlertEvent] = []
         if series.window is not None and series.window.index != index:
             events += self._close(key, series)

@@ -115,12 +115,12 @@ class ThresholdRule(SeriesRule[ThresholdRuleConfig]):
         ts = reading.source_ts
         if self._late(series.last_ts, ts):
             return []
+        series.last_ts = ts  # accepted (also when bad): its duplicate is ignored, not counted
         if is_bad(reading):
             self.ignored_bad_quality += 1
             if series.episode is not None:
                 series.episode.bad_ignored += 1
             return []
-        series.last_ts = ts
 
         episode = series.episode
         holds = self._holds(value) and self._filter.gate_open(

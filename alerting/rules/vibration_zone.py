@@ -143,12 +143,13 @@ class VibrationZoneRule(SeriesRule[VibrationZoneRuleConfig]):
         ts = reading.source_ts
         if self._late(series.last_ts, ts):
             return []
+        series.last_ts = ts  # accepted (also when bad): its duplicate is ignored, not counted
         if is_bad(reading):
             self.ignored_bad_quality += 1
             if self._zone_c.get(key) is not None:
                 series.bad_ignored += 1
             return []
-        series.last_ts, series.unit = ts, reading.unit
+        series.unit = reading.unit
         self._bounds[key] = found
         zones = found[1]
         gate_open = self._filter.gate_open(reading.asset, context, reading.source_ts)

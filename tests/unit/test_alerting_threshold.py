@@ -420,3 +420,11 @@ def test_a_gated_rule_does_not_page_while_the_machine_is_stopped() -> None:
     events = feed(engine, [running[0], reading(5, 95.0), reading(10, 96.0), running[1]])
     assert events == []  # hot while stopped (e.g. cooling down after a run): no page
     assert timeline(feed(engine, [reading(21, 95.0)])) == [(21.0, RAISED)]
+
+
+def test_a_bad_reading_delivered_twice_is_counted_once() -> None:
+    bad = reading(2, 95.0, quality=Quality.BAD)
+    readings = [reading(0, 95.0), bad, bad, reading(3, 95.0), reading(5, 95.0)]
+    [event] = feed(Engine([rule()]), readings)
+    assert timeline([event]) == [(5.0, RAISED)]
+    assert event.evidence.parameters["bad_quality_ignored"] == 1
