@@ -26,6 +26,7 @@ from alerting.engine import Engine
 from alerting.inputs import evaluate
 from alerting.state_store import EventId, event_id
 from plantmesh.contracts import AlertEvent
+from plantmesh.kafka.clients import key_partition
 from plantmesh.topics import Topics
 
 IDLE_AFTER_S = 10.0
@@ -75,6 +76,11 @@ class Shards:
         self.by_partition: dict[int, Shard] = {}
         self.fresh_rules: set[str] = set()
         """Rules that did not find their state in a checkpoint (new or changed)."""
+        self.partitions = 0
+        """telemetry.normalized's partition count (0: unknown, shard by record partition)."""
+        self.elsewhere = 0
+        """Gateway messages for a gateway whose batches another process owns (topics with
+        different partition counts): skipped, that process does not see them either."""
 
     def add(self, partition: int, checkpoint: Checkpoint | None) -> Shard:
         engine = self.new_engine()
@@ -88,11 +94,24 @@ class Shards:
     def remove(self, partition: int) -> Shard | None:
         return self.by_partition.pop(partition, None)
 
+    def shard_of(self, record: ConsumerRecord[bytes, bytes]) -> Shard | None:
+        """The shard of the gateway a record is about. Co-partitioned topics: its partition's.
+        A gateway message is placed by its key, as the gateway's batches are, so it reaches
+        the right shard also when the topics' partition counts differ."""
+        partition = record.partition
+        if record.topic != self.topics.telemetry_normalized and record.key and self.partitions:
+            partition = key_partition(record.key, self.partitions)
+        return self.by_partition.get(partition)
+
     def evaluate(self, record: ConsumerRecord[bytes, bytes]) -> tuple[list[AlertEvent], int]:
         """The new events of one record and its readings (DecodeError propagates; the record
         counts as consumed either way)."""
-        shard = self.by_partition[record.partition]
-        shard.offsets[record.topic] = record.offset + 1
+        shard = self.shard_of(record)
+        if shard is None:
+            self.elsewhere += 1
+            return [], 0
+        if shard.partition == record.partition:  # else not this shard's offset to restore
+            shard.offsets[record.topic] = record.offset + 1
         shard.dirty = True
         shard.last_record = time.monotonic()
         events, readings = evaluate(shard.engine, self.topics, record)

@@ -95,6 +95,12 @@ async def start_client(client: Any) -> None:
         raise
 
 
+def key_partition(key: bytes, count: int) -> int:
+    """The partition Kafka's default partitioner gives `key` among `count` partitions."""
+    hashed: int = murmur2(key) & 0x7FFFFFFF
+    return hashed % count
+
+
 class KeyPartitions:
     """Kafka's default partition for a key (murmur2, as the Java client and aiokafka compute
     it), remembered per key: aiokafka computes it in Python for every message, and a bridge
