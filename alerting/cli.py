@@ -1,4 +1,5 @@
-"""Subcommands of `plantmesh alerting`: `run`, `check-config`, `backtest` and `explain`."""
+"""Subcommands of `plantmesh alerting`: `run`, `check-config`, `backtest`, `explain` and
+`baseline`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 
 from alerting.backtest import Backtest, BacktestError, Progress, read_jsonl, read_kafka, summarize
+from alerting.commands_cli import register_baseline
 from alerting.config import AlertingConfig, load_alerting_config
 from alerting.explain_cli import register_explain
 from alerting.rules import RuleConfig, RuleConfigBase, ThresholdRuleConfig
@@ -39,6 +41,7 @@ def register(subparsers: Subparsers) -> None:
     check.set_defaults(func=_check_config)
     _register_backtest(commands)
     register_explain(commands)
+    register_baseline(commands)
 
 
 def _run(args: argparse.Namespace) -> int:

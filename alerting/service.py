@@ -18,9 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
@@ -29,6 +27,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from alerting.catalogue import load_catalogue
+from alerting.commands import BaselineCommand, apply, follow
 from alerting.config import AlertingConfig
 from alerting.engine import Engine
 from alerting.inputs import input_topics
@@ -40,6 +39,7 @@ from alerting.state_store import (
     CheckpointTooLargeError,
     StateStore,
 )
+from alerting.stats import ServiceStats, report_stats
 from plantmesh.contracts import AlertEvent, DecodeError
 from plantmesh.kafka.admin import TopicSetupError, ensure_topics
 from plantmesh.kafka.clients import make_consumer, start_client
@@ -52,26 +52,6 @@ T = TypeVar("T")
 
 POLL_TIMEOUT_MS = 200  # also bounds how long stop() takes to be noticed
 MAX_POLL_RECORDS = 500
-
-
-@dataclass
-class ServiceStats:
-    messages: int = 0
-    readings: int = 0
-    """Readings evaluated whose alert events are out (counted after the pipeline, so a
-    reader that sees this number also sees those events)."""
-    undecodable: Counter[str] = field(default_factory=Counter)
-    """Skipped messages by reason (malformed_json, schema_mismatch, empty)."""
-    events: Counter[str] = field(default_factory=Counter)
-    """Alert events published, by kind."""
-    commits: int = 0
-    commit_failures: int = 0
-    checkpoints: int = 0
-    """Shard checkpoints written to the state topic."""
-    restored: int = 0
-    """Shards restored from a checkpoint (at start or when Kafka assigned their partition)."""
-    republished_skipped: int = 0
-    """Events a replay made again that were published before the crash, so skipped."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -120,6 +100,8 @@ class AlertingService:
         # is handed over or taken over: a shard is never checkpointed half-way through a poll.
         self._lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()
+        self.commands_ready = asyncio.Event()
+        """Set once commands sent from now on will be seen."""
 
     @property
     def rule_errors(self) -> int:
@@ -133,7 +115,10 @@ class AlertingService:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._consume(), name="alerting.consume")
-                tasks.create_task(self._report_stats(), name="alerting.stats")
+                tasks.create_task(self._follow_commands(), name="alerting.commands")
+                tasks.create_task(
+                    report_stats(self.stats, self.shards, self._stopping), name="alerting.stats"
+                )
         except ExceptionGroup as group:
             # One task failed and the group stopped the rest: hand the caller that one error.
             raise group.exceptions[0] from None
@@ -165,7 +150,11 @@ class AlertingService:
         new = self.config.kafka_topics
         if not new.create:
             return
-        topics = (*input_topics(self.topics), self.topics.alert_events)
+        topics = (
+            *input_topics(self.topics),
+            self.topics.alert_events,
+            self.topics.alerting_commands,
+        )
         state = (self.topics.alerting_state,)
         for names, configs in ((topics, None), (state, STATE_TOPIC_CONFIGS)):
             create = partial(
@@ -241,6 +230,45 @@ class AlertingService:
             await self.store.close()
         for sink in reversed(sinks):
             await sink.close()
+
+    # --- commands ---------------------------------------------------------------------------------
+    async def _follow_commands(self) -> None:
+        waits = [asyncio.create_task(e.wait()) for e in (self.ready, self._stopping)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if self._stopping.is_set():
+            return
+        topic = self.topics.alerting_commands
+        partitions = await self._retry(
+            f"reading the partitions of {topic}", partial(self.store.partition_count, topic)
+        )
+        await self._retry(
+            "following commands",
+            partial(
+                follow, self.config.kafka, topic, partitions, self._command, self._stopping,
+                self.commands_ready,
+            ),
+        )  # fmt: skip
+
+    async def _command(self, command: BaselineCommand) -> None:
+        async with self._lock:
+            shards = list(self.shards.by_partition.values())
+            applied = apply([s.engine for s in shards], command)
+            for shard in shards:
+                shard.dirty = shard.dirty or applied > 0
+        self.stats.commands += 1
+        log.info(
+            "command %s of rule %s for %s (by %s): applied in %d of %d engine(s) here",
+            command.action,
+            command.rule,
+            command.series,
+            command.by or "unknown",
+            applied,
+            len(shards),
+        )
 
     # --- partitions coming and going -----------------------------------------------------------
     async def take_over(self, partitions: set[int]) -> None:
@@ -363,25 +391,3 @@ class AlertingService:
             self._commit_errors.once(type(exc).__name__, "offset commit failed: %s", exc)
         else:
             self.stats.commits += 1
-
-    async def _report_stats(self, interval_s: float = 60.0) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval_s):
-                    await self._stopping.wait()
-            s = self.stats
-            log.info(
-                "alerting stats: messages=%d readings=%d events=%s undecodable=%s "
-                "commit_failures=%d rule_errors=%d duplicate_batches=%d checkpoints=%d "
-                "restored=%d republished_skipped=%d",
-                s.messages,
-                s.readings,
-                dict(s.events),
-                dict(s.undecodable),
-                s.commit_failures,
-                self.rule_errors,
-                sum(x.engine.seen.duplicates for x in self.shards.by_partition.values()),
-                s.checkpoints,
-                s.restored,
-                s.republished_skipped,
-            )

@@ -126,6 +126,11 @@ class Topics:
         return self._kafka("alerting.state")
 
     @property
+    def alerting_commands(self) -> str:
+        """Alerting-internal: commands to every alerting process (SPC baseline actions)."""
+        return self._kafka("alerting.commands")
+
+    @property
     def all_kafka(self) -> tuple[str, ...]:
         return (
             self.telemetry_raw,
@@ -137,6 +142,7 @@ class Topics:
             self.telemetry_sequences,
             self.ingest_ledger,
             self.alerting_state,
+            self.alerting_commands,
         )
 
 

@@ -1,0 +1,63 @@
+"""What the alerting service counts, and the stats line it logs every minute and at its stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from alerting.shards import Shards
+
+log = logging.getLogger("alerting.service")
+
+
+@dataclass
+class ServiceStats:
+    messages: int = 0
+    readings: int = 0
+    """Readings evaluated whose alert events are out (counted after the pipeline, so a
+    reader that sees this number also sees those events)."""
+    undecodable: Counter[str] = field(default_factory=Counter)
+    """Skipped messages by reason (malformed_json, schema_mismatch, empty)."""
+    events: Counter[str] = field(default_factory=Counter)
+    """Alert events published, by kind."""
+    commits: int = 0
+    commit_failures: int = 0
+    checkpoints: int = 0
+    """Shard checkpoints written to the state topic."""
+    restored: int = 0
+    """Shards restored from a checkpoint (at start or when Kafka assigned their partition)."""
+    commands: int = 0
+    """Baseline commands received (alerting.commands)."""
+    republished_skipped: int = 0
+    """Events a replay made again that were published before the crash, so skipped."""
+
+
+async def report_stats(
+    stats: ServiceStats, shards: Shards, stopping: asyncio.Event, interval_s: float = 60.0
+) -> None:
+    """Log the stats every `interval_s` and once more when `stopping` is set."""
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval_s):
+                await stopping.wait()
+        engines = [s.engine for s in shards.by_partition.values()]
+        log.info(
+            "alerting stats: messages=%d readings=%d events=%s undecodable=%s "
+            "commit_failures=%d rule_errors=%d duplicate_batches=%d checkpoints=%d "
+            "restored=%d republished_skipped=%d commands=%d elsewhere=%d",
+            stats.messages,
+            stats.readings,
+            dict(stats.events),
+            dict(stats.undecodable),
+            stats.commit_failures,
+            sum(e.rule_errors for e in engines),
+            sum(e.seen.duplicates for e in engines),
+            stats.checkpoints,
+            stats.restored,
+            stats.republished_skipped,
+            stats.commands,
+            shards.elsewhere,
+        )
