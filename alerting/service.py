@@ -99,7 +99,6 @@ class AlertingService:
         # Held while records are evaluated and their events published, and while a partition
         # is handed over or taken over: a shard is never checkpointed half-way through a poll.
         self._lock = asyncio.Lock()
-        self._last_checkpoint = time.monotonic()
         self.commands_ready = asyncio.Event()
         """Set once commands sent from now on will be seen."""
 
@@ -329,8 +328,7 @@ class AlertingService:
             self.stats.republished_skipped = sum(
                 s.skipped for s in self.shards.by_partition.values()
             )
-            if time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval_s:
-                await self._checkpoint_quietly()
+            await self._checkpoint_quietly()
         if batches:
             await self._commit(consumer)
 
@@ -349,9 +347,19 @@ class AlertingService:
         return readings
 
     async def _checkpoint_quietly(self) -> None:
-        self._last_checkpoint = time.monotonic()
+        """The most overdue shard's checkpoint, one per poll: a checkpoint stops evaluation
+        for as long as its pickling takes (about 50 ms for 250 machines with 100 rules), so
+        the shards take turns instead of all pausing the service at once."""
+        now = time.monotonic()
+        due = [
+            s
+            for s in self.shards.by_partition.values()
+            if s.dirty and now - s.checkpointed >= self.config.checkpoint_interval_s
+        ]
+        if not due:
+            return
         try:
-            await self._checkpoint(self.shards.by_partition.values())
+            await self._checkpoint([min(due, key=lambda s: s.checkpointed)])
         except (KafkaError, CheckpointTooLargeError) as exc:
             # Not fatal: the previous checkpoint stands and a restart replays a little further.
             self._checkpoint_errors.failed(exc)
@@ -366,6 +374,7 @@ class AlertingService:
         await self.store.save([s.checkpoint() for s in dirty])
         for shard in dirty:
             shard.dirty = False
+            shard.checkpointed = time.monotonic()
             shard.republished.clear()  # a replay now starts after them
         self.stats.checkpoints += len(dirty)
 

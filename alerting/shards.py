@@ -43,6 +43,8 @@ class Shard:
     skipped: int = 0
     dirty: bool = False
     """Changed since its last checkpoint."""
+    checkpointed: float = field(default_factory=time.monotonic)
+    """When its last checkpoint was written (monotonic clock; at creation: restored or new)."""
     last_record: float = field(default_factory=time.monotonic)
 
     def checkpoint(self) -> Checkpoint:

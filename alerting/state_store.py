@@ -9,12 +9,13 @@ a replay after a crash must not publish a second time (replay.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from alerting.checkpoint import Checkpoint, CheckpointError, dump, load
+from alerting.checkpoint import Checkpoint, CheckpointError, load, packed, pickled
 from plantmesh.connections import KafkaConnection
 from plantmesh.contracts import AlertEvent, DecodeError, decode
 from plantmesh.kafka.clients import make_consumer, make_producer, start_client
@@ -77,7 +78,8 @@ class StateStore:
         pending = []
         too_large: list[str] = []
         for checkpoint in checkpoints:
-            data = dump(checkpoint)
+            # Pickling holds the GIL; compressing does not, so it runs beside the loop.
+            data = await asyncio.to_thread(packed, pickled(checkpoint))
             if len(data) > MAX_CHECKPOINT_BYTES:
                 too_large.append(f"partition {checkpoint.partition}: {len(data)} bytes")
                 continue
