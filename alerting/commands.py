@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
 from typing import Literal
 
 from aiokafka import TopicPartition
@@ -65,10 +64,6 @@ async def send(connection: KafkaConnection, topic: str, command: BaselineCommand
         await (await producer.send(topic, encode(command), key=command.series.encode()))
     finally:
         await producer.stop()
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def follow(

@@ -7,10 +7,11 @@ import argparse
 import asyncio
 import getpass
 import sys
+from datetime import UTC, datetime
 
 from aiokafka.errors import KafkaError
 
-from alerting.commands import BaselineCommand, now, send
+from alerting.commands import BaselineCommand, send
 from alerting.config import load_alerting_config
 from plantmesh.cli import Subparsers
 from plantmesh.kafka.admin import TopicSetupError, ensure_topics
@@ -54,7 +55,7 @@ def _baseline(args: argparse.Namespace) -> int:
         action=args.action,
         rule=args.rule,
         series=args.series,
-        issued_at=now(),
+        issued_at=datetime.now(UTC),
         by=args.by or getpass.getuser(),
     )
     topic = Topics(config.namespace).alerting_commands

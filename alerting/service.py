@@ -62,7 +62,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.service.hand_over({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self.service.take_over({tp.partition for tp in assigned})
+        # Stopping while checkpoints load: nothing will be evaluated, the next owner loads them.
+        with contextlib.suppress(StopRequestedError):
+            await self.service.take_over({tp.partition for tp in assigned})
 
 
 class AlertingService:
@@ -99,12 +101,7 @@ class AlertingService:
         # Held while records are evaluated and their events published, and while a partition
         # is handed over or taken over: a shard is never checkpointed half-way through a poll.
         self._lock = asyncio.Lock()
-        self.commands_ready = asyncio.Event()
-        """Set once commands sent from now on will be seen."""
-
-    @property
-    def rule_errors(self) -> int:
-        return sum(s.engine.rule_errors for s in self.shards.by_partition.values())
+        self.commands_ready = asyncio.Event()  # commands sent from then on will be seen
 
     def stop(self) -> None:
         self._stopping.set()

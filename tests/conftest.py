@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from tests.support.namespaces import NAMESPACES
 
@@ -22,6 +23,15 @@ def namespace() -> str:
     name = f"t{uuid.uuid4().hex[:10]}"
     NAMESPACES.add(name)
     return name
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain acks=all producer on the test Kafka, for feeding a service's input topics."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
 
 
 @pytest.fixture

@@ -80,14 +80,6 @@ async def send(producer: AIOKafkaProducer, topic: str, gateways: list[str], ts: 
             )
 
 
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
 async def all_committed(bootstrap: str, group: str, topic: str) -> bool:
     """The group committed every record of `topic`."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)

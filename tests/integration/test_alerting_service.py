@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -85,14 +84,6 @@ def batches(readings: list[Reading], size: int) -> list[ReadingBatch]:
         )
         for i in range((len(readings) + size - 1) // size)
     ]
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 async def test_excursion_gives_one_raised_and_one_cleared_event(
