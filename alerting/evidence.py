@@ -54,6 +54,11 @@ class PointWindow:
         else:
             self._tail.append((ts, value))
 
+    def clear(self) -> None:
+        self._head.clear()
+        self._tail.clear()
+        self.total = 0
+
     @property
     def omitted(self) -> int:
         return self.total - len(self._head) - len(self._tail)

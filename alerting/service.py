@@ -2,8 +2,8 @@
 the alert log file and Kafka, committing consumer offsets only once the events are out.
 
 Durable state: one engine per input partition (shards.py), checkpointed with its input offsets
-to the compacted topic alerting.state every `checkpoint_interval_s`, when Kafka takes its
-partition away, and at a clean stop; a new owner (this process after a crash, or another one
+to the compacted topic alerting.state every `checkpoint_interval_s` (in the background), when
+Kafka takes its partition away, and at a clean stop (checkpointing.py); a new owner (this process after a crash, or another one
 after a rebalance) restores the checkpoint, seeks to its offsets and replays. Events are
 published before the checkpoint that covers them, so a crash never loses one; the replay makes
 again those published since, and they are skipped (their ids are read back from alerts.events).
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TypeVar
@@ -27,12 +26,13 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from alerting.catalogue import load_catalogue
+from alerting.checkpointing import Checkpointer
 from alerting.commands import BaselineCommand, apply, follow
 from alerting.config import AlertingConfig
 from alerting.engine import Engine
 from alerting.inputs import input_topics
 from alerting.pipeline import FanOut, Pipeline
-from alerting.shards import Shard, Shards
+from alerting.shards import Shards
 from alerting.sinks import AlertLogSink, EventSink, KafkaEventSink, LogSink, SinkError
 from alerting.state_store import (
     STATE_TOPIC_CONFIGS,
@@ -89,7 +89,6 @@ class AlertingService:
         # Logged once per reason / error type for the life of the service, then only counted.
         self._undecodable = ErrorLog(log, "decoding")
         self._commit_errors = ErrorLog(log, "offset commit")
-        self._checkpoint_errors = ErrorLog(log, "checkpoint")
         self.sinks: list[EventSink] = [
             LogSink(),
             AlertLogSink(config.alert_log),
@@ -97,6 +96,7 @@ class AlertingService:
         ]
         self.pipeline = Pipeline([FanOut(self.sinks, self._stopping)])
         self.store = StateStore(config.kafka, self.topics.alerting_state, config.group_id)
+        self.checkpoints = Checkpointer(self.store, config.checkpoint_interval_s, self.stats)
         self._consumer: AIOKafkaConsumer | None = None
         # Held while records are evaluated and their events published, and while a partition
         # is handed over or taken over: a shard is never checkpointed half-way through a poll.
@@ -219,7 +219,7 @@ class AlertingService:
         if store_started:
             with contextlib.suppress(KafkaError, CheckpointTooLargeError):
                 async with self._lock:
-                    await self._checkpoint(self.shards.by_partition.values())
+                    await self.checkpoints.flush(self.shards.by_partition.values())
         if self._consumer is not None:
             await self._consumer.stop()
         if store_started:
@@ -305,7 +305,7 @@ class AlertingService:
         async with self._lock:
             gone = [s for p, s in self.shards.by_partition.items() if p in partitions]
             with contextlib.suppress(KafkaError, CheckpointTooLargeError):
-                await self._checkpoint(gone)  # failing that, the next owner replays further
+                await self.checkpoints.flush(gone)  # failing that, the next owner replays further
             for shard in gone:
                 self.shards.remove(shard.partition)
 
@@ -325,7 +325,7 @@ class AlertingService:
             self.stats.republished_skipped = sum(
                 s.skipped for s in self.shards.by_partition.values()
             )
-            await self._checkpoint_quietly()
+            self.checkpoints.turn(self.shards.by_partition.values())
         if batches:
             await self._commit(consumer)
 
@@ -342,38 +342,6 @@ class AlertingService:
             return 0
         events.extend(raised)
         return readings
-
-    async def _checkpoint_quietly(self) -> None:
-        """The most overdue shard's checkpoint, one per poll: a checkpoint stops evaluation
-        for as long as its pickling takes (about 50 ms for 250 machines with 100 rules), so
-        the shards take turns instead of all pausing the service at once."""
-        now = time.monotonic()
-        due = [
-            s
-            for s in self.shards.by_partition.values()
-            if s.dirty and now - s.checkpointed >= self.config.checkpoint_interval_s
-        ]
-        if not due:
-            return
-        try:
-            await self._checkpoint([min(due, key=lambda s: s.checkpointed)])
-        except (KafkaError, CheckpointTooLargeError) as exc:
-            # Not fatal: the previous checkpoint stands and a restart replays a little further.
-            self._checkpoint_errors.failed(exc)
-        else:
-            self._checkpoint_errors.succeeded()
-
-    async def _checkpoint(self, shards: Iterable[Shard]) -> None:
-        """Write the checkpoints of the changed shards; call with the lock held."""
-        dirty = [s for s in shards if s.dirty]
-        if not dirty:
-            return
-        await self.store.save([s.checkpoint() for s in dirty])
-        for shard in dirty:
-            shard.dirty = False
-            shard.checkpointed = time.monotonic()
-            shard.republished.clear()  # a replay now starts after them
-        self.stats.checkpoints += len(dirty)
 
     def _skip(self, reason: str, detail: str, record: ConsumerRecord[bytes, bytes]) -> None:
         self.stats.undecodable[reason] += 1

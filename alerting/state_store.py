@@ -43,6 +43,16 @@ def event_id(event: AlertEvent) -> EventId:
     return (event.alert_id, event.kind.value, event.at)
 
 
+Snapshot = tuple[int, bytes]
+"""A checkpoint's input partition and its pickle (before compression)."""
+
+
+def snapshot(checkpoint: Checkpoint) -> Snapshot:
+    """The checkpoint as of now: pickling holds the GIL and must see a consistent engine, so
+    it runs on the event loop, between polls."""
+    return checkpoint.partition, pickled(checkpoint)
+
+
 class CheckpointTooLargeError(Exception):
     """A checkpoint above MAX_CHECKPOINT_BYTES: not saved (the previous one stands)."""
 
@@ -75,20 +85,25 @@ class StateStore:
     async def save(self, checkpoints: list[Checkpoint]) -> None:
         """Every checkpoint durably written (acks=all) before this returns; raises KafkaError
         or CheckpointTooLargeError (then the others were still written)."""
+        await self.write([snapshot(checkpoint) for checkpoint in checkpoints])
+
+    async def write(self, snapshots: list[Snapshot]) -> None:
+        """save() of checkpoints already pickled (`snapshot`), so a caller can take them at a
+        consistent point and write them later."""
         pending = []
         too_large: list[str] = []
-        for checkpoint in checkpoints:
-            # Pickling holds the GIL; compressing does not, so it runs beside the loop.
-            data = await asyncio.to_thread(packed, pickled(checkpoint))
+        for partition, data in snapshots:
+            # Compressing releases the GIL, so it runs beside the event loop.
+            data = await asyncio.to_thread(packed, data)
             if len(data) > MAX_CHECKPOINT_BYTES:
-                too_large.append(f"partition {checkpoint.partition}: {len(data)} bytes")
+                too_large.append(f"partition {partition}: {len(data)} bytes")
                 continue
             pending.append(
                 await self._producer.send(
                     self.topic,
                     data,
-                    key=self._key(checkpoint.partition),
-                    partition=checkpoint.partition % self._partitions,
+                    key=self._key(partition),
+                    partition=partition % self._partitions,
                 )
             )
         for future in pending:

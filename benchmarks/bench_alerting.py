@@ -1,6 +1,7 @@
 """Alerting throughput and latency, each figure printed next to its target.
 
     .venv/bin/python benchmarks/bench_alerting.py [--quick] [--profile engine.txt]
+        [--skip-latency | --skip-engine]
 
 1. engine: readings evaluated per second by one process (alerting.engine.Engine, no Kafka) with
    the whole rule catalogue on 500 machines: 5 machine classes, 20 rules per class (every rule
@@ -9,10 +10,10 @@
    nominal value plus sensor noise; `running` and `mode` change rarely), one ReadingBatch per
    machine per second with its machine class, `advance()` once per 500 batches as the service
    does once per poll. Target: 200,000 readings/s. The events raised on this normal data are
-   printed by rule type: they are false alarms. An experiment (not the engine as shipped) routes
-   readings by (signal, machine class) instead of by signal, to measure what that would save;
-   a third run times each rule call (by rule type, calls that make events apart) for the shares
-   of the cost; `--profile FILE` adds a cProfile run (top 25 by tottime) of its own.
+   printed by rule type: they are false alarms. A run of rules that decide nothing gives the
+   engine's own floor; another times each rule call (by rule type, calls that make events
+   apart) for the shares of the cost; `--profile FILE` adds a cProfile run (top 25 by tottime)
+   of its own.
 2. latency: the real alerting service (`python -m alerting run`, as deployed: its poll timeout,
    its sinks, its commit after every poll) on the local Kafka, fed normalized batches with the
    `machine_class` header at a steady 10,000 readings/s (1,000 machines x 10 signals at 1 Hz).
@@ -46,7 +47,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -272,70 +272,37 @@ class CpuMeter:
 
 
 # --- 1. the engine ----------------------------------------------------------------------------
-class ClassRoutedEngine(Engine):
-    """Experiment, not the shipped engine: readings routed by (signal, machine class), so a rule
-    targeting other classes is never called. Same rules, same events."""
+class _TimedRule:
+    """A rule whose evaluate() calls are timed into its TimedEngine's counters: by rule type,
+    calls that make events apart."""
 
-    def __init__(self, rules: list[Rule], classes_of: dict[str, list[str]], **keys: Any) -> None:
-        super().__init__(rules, **keys)
-        self._routes: dict[tuple[str, str | None], list[Rule]] = {}
-        self._classes_of = classes_of
+    def __init__(self, rule: Rule, spent: Counter[str], calls: Counter[str]) -> None:
+        self.rule, self.spent, self.calls = rule, spent, calls
+        self.name, self.signals = rule.name, rule.signals
+        self.config = getattr(rule, "config", None)
+        self._type = type(rule).__name__
 
-    def process(
-        self, reading: Reading, machine_class: str | None = None, gateway_id: str | None = None
-    ) -> list[AlertEvent]:
-        if reading.signal in self.gate_signals:
-            self.states.update(reading)
-        if self.newest is None or reading.source_ts > self.newest:
-            self.newest = reading.source_ts
-        key = (reading.signal, machine_class)
-        rules = self._routes.get(key)
-        if rules is None:
-            rules = self._routes[key] = [
-                r
-                for r in self._by_signal.get(reading.signal, ())
-                if not self._classes_of[r.name] or machine_class in self._classes_of[r.name]
-            ]
-        context = Context(machine_class, self.states, gateway_id, self.newest)
-        events: list[AlertEvent] = []
-        for rule in rules:  # guarded as the shipped engine does: only the routing differs
-            events.extend(self._guarded(rule, partial(rule.evaluate, reading, context)))
-        return events
+    def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
+        started = time.perf_counter_ns()
+        made = self.rule.evaluate(reading, context)
+        spent = time.perf_counter_ns() - started
+        key = f"{self._type} making events" if made else self._type
+        self.spent[key] += spent
+        self.calls[key] += 1
+        return made
+
+    def tick(self, watermark: datetime) -> list[AlertEvent]:
+        return self.rule.tick(watermark)
 
 
 class TimedEngine(Engine):
-    """For the breakdown: the shipped process() with each rule call timed, by rule type and by
-    whether the rule targets the reading's machine class (else the call only says no)."""
+    """For the breakdown: the shipped engine with each rule call timed (the timing itself adds
+    to every call, so the run is slower than the shipped one; the shares are what counts)."""
 
-    def __init__(self, rules: list[Rule], classes_of: dict[str, list[str]], **keys: Any) -> None:
-        super().__init__(rules, **keys)
-        self._classes_of = classes_of
+    def __init__(self, rules: list[Rule], **keys: Any) -> None:
         self.spent: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
-
-    def process(
-        self, reading: Reading, machine_class: str | None = None, gateway_id: str | None = None
-    ) -> list[AlertEvent]:
-        if reading.signal in self.gate_signals:
-            self.states.update(reading)
-        if self.newest is None or reading.source_ts > self.newest:
-            self.newest = reading.source_ts
-        context = Context(machine_class, self.states, gateway_id, self.newest)
-        events: list[AlertEvent] = []
-        clock = time.perf_counter_ns
-        for rule in self._by_signal.get(reading.signal, ()):
-            classes = self._classes_of[rule.name]
-            mine = not classes or machine_class in classes
-            key = type(rule).__name__ if mine else "other class (rejected)"
-            started = clock()
-            made = self._guarded(rule, partial(rule.evaluate, reading, context))
-            spent = clock() - started
-            if made:
-                key += " making events"
-                events.extend(made)
-            self.spent[key] += spent
-            self.calls[key] += 1
-        return events
+        super().__init__([_TimedRule(r, self.spent, self.calls) for r in rules], **keys)
 
 
 class NoopRule:
@@ -356,30 +323,24 @@ class NoopRule:
 
 
 def build_noop_engine() -> Engine:
-    reference, _ = build_engine(routed=False)
+    reference, _ = build_engine()
     rules = [NoopRule(rule) for rule in reference.rules]
     return Engine(
         rules, gates=reference.gate_signals, lateness_s=reference.lateness.total_seconds()
     )
 
 
-def build_engine(routed: bool, timed: bool = False) -> tuple[Engine, Counter[str]]:
+def build_engine(timed: bool = False) -> tuple[Engine, Counter[str]]:
     config = AlertingConfig.model_validate({"rules": catalogue_rules()})
     catalogue = load_catalogue(config.catalogue)
     reference = Engine.from_config(config.rules, catalogue, lateness_s=config.lateness_s)
     types = Counter(rule.type for rule in config.rules)
-    if not routed and not timed:
+    if not timed:
         return reference, types
-    classes = {rule.name: list(rule.machine_classes) for rule in config.rules}
-    if timed:
-        timed_engine = TimedEngine(
-            reference.rules, classes, gates=reference.gate_signals, lateness_s=config.lateness_s
-        )
-        return timed_engine, types
-    engine = ClassRoutedEngine(
-        reference.rules, classes, gates=reference.gate_signals, lateness_s=config.lateness_s
+    timed_engine = TimedEngine(
+        reference.rules, gates=reference.gate_signals, lateness_s=config.lateness_s
     )
-    return engine, types
+    return timed_engine, types
 
 
 @dataclass
@@ -397,10 +358,12 @@ def run_engine(
     warmup_s: int,
     measured_s: int,
     profile: Path | None,
-    chunk_s: int = 30,
+    chunk_s: int = 1,
 ) -> EngineResult:
     """Feed warm-up seconds untimed, then the measured seconds in chunks of pre-built batches
-    (only the engine's calls are timed)."""
+    (only the engine's calls are timed). A chunk is one second of the fleet, about what the
+    service holds of its input at a time (a poll): larger chunks made the garbage collector
+    walk the benchmark's own pending input, which the service never holds."""
     fleet = Fleet(machines)
     rule_type = {rule.name: type(rule).__name__ for rule in engine.rules}
     events: Counter[str] = Counter()
@@ -706,7 +669,7 @@ def part_engine(args: argparse.Namespace) -> list[str]:
     machines = 500
     warmup_s, measured_s = (10, 30) if args.quick else (130, 150)
     target = 200_000
-    engine, types = build_engine(routed=False)
+    engine, types = build_engine()
     print(
         f"engine: {len(engine.rules)} rules ({dict(types)}), {machines} machines in "
         f"{len(CLASSES)} classes, {len(SIGNALS) + len(STATE_SIGNALS)} signals at 1 Hz; "
@@ -722,14 +685,7 @@ def part_engine(args: argparse.Namespace) -> list[str]:
         "routing to rules that decide nothing: the engine's own floor; the rest of the "
         "shipped figure is the rules' work)"
     )
-    routed_engine, _ = build_engine(routed=True)
-    routed = run_engine(routed_engine, machines, warmup_s, measured_s, None)
-    lines += report_engine("by class", routed, target)
-    lines.append(
-        f"{'':<10} (experiment: rules routed by (signal, machine class); same events: "
-        f"{'yes' if routed.events == shipped.events else 'NO'})"
-    )
-    breakdown, _ = build_engine(routed=False, timed=True)
+    breakdown, _ = build_engine(timed=True)
     timed = run_engine(breakdown, machines, warmup_s, measured_s, None)
     assert isinstance(breakdown, TimedEngine)
     total_ns = timed.seconds * 1e9
@@ -749,15 +705,15 @@ def part_engine(args: argparse.Namespace) -> list[str]:
         f"{timed.advance_s / timed.seconds:.1%})"
     )
     if args.profile is not None:  # a run of its own: the profiler slows everything down
-        profiled, _ = build_engine(routed=False)
+        profiled, _ = build_engine()
         run_engine(profiled, machines, warmup_s, measured_s, args.profile)
         lines.append(f"{'':<10} cProfile of the shipped engine (a separate run): {args.profile}")
     return lines
 
 
 async def main(args: argparse.Namespace) -> None:
-    results = part_engine(args)
-    print("\n".join(results))
+    if not args.skip_engine:
+        print("\n".join(part_engine(args)))
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     warmup_s, measured_s, per_s = (2, 5, 4) if args.quick else (5, 30, 4)
     print(
@@ -779,6 +735,7 @@ if __name__ == "__main__":
         "--profile", type=Path, help="write a cProfile summary (top 25 by tottime) of the engine"
     )
     parser.add_argument("--skip-latency", action="store_true", help="only the engine part")
+    parser.add_argument("--skip-engine", action="store_true", help="only the latency part")
     parsed = parser.parse_args()
     if parsed.skip_latency:
         print("\n".join(part_engine(parsed)))

@@ -88,6 +88,9 @@ class _Series:
 
 
 class BadQualityRule(SeriesRule[BadQualityRuleConfig]):
+    _any_run = True
+    """False once a tick found no series in a bad run and none started since."""
+
     def __init__(self, config: BadQualityRuleConfig, identity: RuleIdentity | None = None) -> None:
         super().__init__(config, identity)
         self._for = timedelta(seconds=config.for_s)
@@ -124,6 +127,7 @@ class BadQualityRule(SeriesRule[BadQualityRuleConfig]):
             return
         if run is None:
             run = series.run = _BadRun(ts, code, code, ts, quality, count=0)
+            self._any_run = True
         run.count += 1
         run.last_status, run.last_ts = code, ts
         if _RANK[quality] > _RANK[run.worst]:
@@ -165,7 +169,11 @@ class BadQualityRule(SeriesRule[BadQualityRuleConfig]):
             self._event(t, self._series[t.episode.subject.series_key])
             for t in self._episodes.tick(watermark)
         ]
+        if not self._any_run:
+            return events  # no bad run anywhere (the usual case): no series to look at
+        self._any_run = False
         for key, series in self._series.items():
+            self._any_run = self._any_run or series.run is not None
             if series.last_ts is None or series.last_ts >= watermark or series.run is None:
                 continue
             if self._episodes.get(key) is not None:

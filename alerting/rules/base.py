@@ -168,17 +168,23 @@ class RuleConfigBase(ConfigModel):
 class SeriesFilter:
     """The match part of a rule config, precomputed for the hot path."""
 
+    _everywhere = False
+    """No plant, machine or class limits (set per instance; the class default is for filters
+    restored from a checkpoint written before it existed: they take the full check)."""
+
     def __init__(self, config: RuleConfigBase) -> None:
         self.signal = config.signal
         self._plants = frozenset(config.plants)
         self._machines = frozenset(config.machines)
         self._classes = frozenset(config.machine_classes)
         self._gate = config.gate
+        self._everywhere = not (self._plants or self._machines or self._classes)
 
     def matches(self, reading: Reading, context: Context = NO_CONTEXT) -> bool:
-        return (
-            reading.signal == self.signal
-            and (not self._plants or reading.asset.plant in self._plants)
+        if reading.signal != self.signal:
+            return False
+        return self._everywhere or (
+            (not self._plants or reading.asset.plant in self._plants)
             and (not self._machines or reading.asset.machine in self._machines)
             and (not self._classes or context.machine_class in self._classes)
         )

@@ -8,7 +8,7 @@ every rule's version for the same YAML."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
 from pydantic import Field
@@ -34,6 +34,9 @@ PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 Parameters = dict[str, int | float | str]
 
+NEVER = datetime.max.replace(tzinfo=UTC)
+"""A time no watermark reaches: "nothing due" for a rule that skips ticks with nothing to do."""
+
 HISTORY_MARGIN_S = 60.0
 """Added to a rule's `history_s`: a replay starts this much earlier than strictly needed."""
 
@@ -56,6 +59,9 @@ class SeriesRule(Generic[ConfigT]):
         """The value of a reading this rule evaluates; None: not its series, or not a number."""
         if not self._filter.matches(reading, context):
             return None
+        value = reading.value  # numeric(), inlined: this runs for every reading of every rule
+        if value.__class__ is float:
+            return value
         return _numeric(reading)
 
     def _late(self, last_ts: datetime | None, ts: datetime) -> bool:

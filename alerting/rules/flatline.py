@@ -82,6 +82,15 @@ class _Run:
         self.count += 1
         self.window.add(ts, value)
 
+    def restart(self, ts: datetime, value: float) -> None:
+        """A new run from this reading, in place: on a noisy signal every reading starts one,
+        and a new object (with its window) per reading cost more than the decision."""
+        self.start = self.last_ts = ts
+        self.first_value = self.low = self.high = value
+        self.count = 1
+        self.window.clear()
+        self.window.add(ts, value)
+
 
 @dataclass
 class _Series:
@@ -155,8 +164,12 @@ class FlatlineRule(SeriesRule[FlatlineRuleConfig]):
             return
         if run is not None and run is series.frozen:
             series.moved = (ts, value)
-        series.run = _Run(ts, value, value, value, ts)
-        series.run.window.add(ts, value)
+            run = None  # the episode's evidence keeps it
+        if run is None:
+            run = series.run = _Run(ts, value, value, value, ts)
+            run.window.add(ts, value)
+        else:
+            run.restart(ts, value)
 
     @property
     def history_s(self) -> float:

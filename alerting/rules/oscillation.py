@@ -34,6 +34,7 @@ from alerting.evidence import PointWindow, iso, num
 from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
 from alerting.rules.common import (
     HISTORY_MARGIN_S,
+    NEVER,
     NonNegativeFloat,
     Parameters,
     PositiveFloat,
@@ -134,6 +135,10 @@ class _Series:
 
 
 class OscillationRule(SeriesRule[OscillationRuleConfig]):
+    _next_close: datetime | None = None
+    """No open window ends before this (NEVER: none open), so a tick before it closes none;
+    None: not known, the next tick looks (also for a rule restored from an older checkpoint)."""
+
     def __init__(self, config: OscillationRuleConfig, identity: RuleIdentity | None = None) -> None:
         super().__init__(config, identity)
         self._window_us = max(1, round(config.window_s * 1_000_000))
@@ -160,8 +165,10 @@ class OscillationRule(SeriesRule[OscillationRuleConfig]):
         if value is None:
             return []
         key = reading.series_key
-        subject = Subject(reading.asset, reading.signal, context.machine_class)
-        series = self._series.setdefault(key, _Series(subject))
+        series = self._series.get(key)
+        if series is None:
+            subject = Subject(reading.asset, reading.signal, context.machine_class)
+            series = self._series[key] = _Series(subject)
         ts = reading.source_ts
         if self._late(series.last_ts, ts):
             return []
@@ -175,7 +182,8 @@ class OscillationRule(SeriesRule[OscillationRuleConfig]):
             if series.window is not None and series.window.index == index:
                 series.window.bad_ignored += 1
             return []
-        series.subject = subject
+        if series.subject.machine_class != context.machine_class:
+            series.subject = Subject(reading.asset, reading.signal, context.machine_class)
         events: list[AlertEvent] = []
         if series.window is not None and series.window.index != index:
             events += self._close(key, series)
@@ -185,23 +193,39 @@ class OscillationRule(SeriesRule[OscillationRuleConfig]):
             if ended is not None:
                 events.append(self._event(series, ended, "the gate closed"))
             return events
-        if series.window is None:
-            series.window = _Window(index)
-        series.window.add(ts, value)
+        window = series.window or self._open(series, index)
+        window.add(ts, value)
         return events
 
     def tick(self, watermark: datetime) -> list[AlertEvent]:
         """Close the windows that ended by `watermark`, then complete elapsed off-delays."""
         events: list[AlertEvent] = []
-        for key in sorted(self._series):
-            series = self._series[key]
-            window = series.window
-            if window is not None and self.window_start(window.index + 1) <= watermark:
-                events += self._close(key, series)
+        if self._next_close is None or watermark >= self._next_close:
+            # Windows share one grid, so they end together: most ticks (one per poll of the
+            # service) end none and skip the look at every series.
+            next_close = NEVER
+            for key in sorted(self._series):
+                series = self._series[key]
+                window = series.window
+                if window is None:
+                    continue
+                ends = self.window_start(window.index + 1)
+                if ends <= watermark:
+                    events += self._close(key, series)
+                else:
+                    next_close = min(next_close, ends)
+            self._next_close = next_close
         for change in self._episodes.tick(watermark):
             series = self._series[change.episode.subject.series_key]
             events.append(self._event(series, change, "below the clear level"))
         return events
+
+    def _open(self, series: _Series, index: int) -> _Window:
+        window = series.window = _Window(index)
+        ends = self.window_start(index + 1)
+        if self._next_close is not None and ends < self._next_close:
+            self._next_close = ends
+        return window
 
     # --- the decision, in one place -------------------------------------------------------------
     def _close(self, key: str, series: _Series) -> list[AlertEvent]:

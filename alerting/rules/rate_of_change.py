@@ -100,6 +100,8 @@ class _Series:
     points: deque[tuple[datetime, float]] = field(default_factory=deque)
     rate: _Rate | None = None
     traces: dict[str, _Trace] = field(default_factory=dict)
+    subject: Subject | None = None
+    """The subject of its episodes (made once: the hot path)."""
 
 
 class RateOfChangeRule(SeriesRule[RateOfChangeRuleConfig]):
@@ -155,7 +157,10 @@ class RateOfChangeRule(SeriesRule[RateOfChangeRuleConfig]):
         value = self._numeric_match(reading, context)
         if value is None:
             return []
-        series = self._series.setdefault(reading.series_key, _Series())
+        key = reading.series_key
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series()
         ts = reading.source_ts
         if self._late(series.last_ts, ts):
             return []
@@ -171,10 +176,11 @@ class RateOfChangeRule(SeriesRule[RateOfChangeRuleConfig]):
             series.points.popleft()
         series.rate = self._rate(series.points)
         gate_open = self._filter.gate_open(reading.asset, context, reading.source_ts)
-        subject = Subject(reading.asset, reading.signal, context.machine_class)
+        subject = series.subject
+        if subject is None or subject.machine_class != context.machine_class:
+            subject = series.subject = Subject(reading.asset, reading.signal, context.machine_class)
         events = []
         for direction, episodes in self._episodes.items():
-            key = reading.series_key
             holds = gate_open and self._holds(direction, series.rate, episodes.active(key))
             transition = episodes.observe(key, ts, holds, subject)
             if holds:

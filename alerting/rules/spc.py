@@ -129,7 +129,9 @@ class SpcRule(SeriesRule[SpcRuleConfig]):
         if value is None:
             return []
         key = reading.series_key
-        series = self._series.setdefault(key, SpcSeries())
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = SpcSeries()
         ts = reading.source_ts
         if self._late(series.last_ts, ts):
             return []

@@ -17,6 +17,7 @@ The state is plain data (`to_dict` / `from_dict` round-trip exactly).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -30,6 +31,9 @@ WE_NAMES = {
     3: "4 of 5 beyond 1 sigma, same side",
     4: "8 in a row on one side",
 }
+
+
+_WE_CHART = {rule: f"we{rule}" for rule in WE_NAMES}
 
 
 def we_text(rules: Iterable[int]) -> str:
@@ -49,6 +53,8 @@ def _beyond_same_side(window: list[float], limit: float, needed: int) -> bool:
 
 def western_electric(history: deque[float], rules: tuple[int, ...]) -> tuple[int, ...]:
     """The Western Electric rules (of `rules`) that the latest points break."""
+    if len(history) == WE_HISTORY:
+        return _western_electric_full(history, rules)
     points = list(history)
     fired: list[int] = []
     for rule in rules:
@@ -64,6 +70,45 @@ def western_electric(history: deque[float], rules: tuple[int, ...]) -> tuple[int
         if hit:
             fired.append(rule)
     return tuple(fired)
+
+
+def _western_electric_full(history: deque[float], rules: tuple[int, ...]) -> tuple[int, ...]:
+    """western_electric() on a full history, written out: it runs for every charted point, and
+    the general form (slices, generators) cost more than the rest of the charts together."""
+    z7, z6, z5, z4, z3, z2, z1, z0 = history  # oldest first: z0 is the latest point
+    fired: list[int] = []
+    for rule in rules:
+        if rule == 1:
+            hit = z0 > 3.0 or z0 < -3.0
+        elif rule == 2:
+            hit = (z0 > 2.0) + (z1 > 2.0) + (z2 > 2.0) >= 2 or (z0 < -2.0) + (z1 < -2.0) + (
+                z2 < -2.0
+            ) >= 2
+        elif rule == 3:
+            hit = (z0 > 1.0) + (z1 > 1.0) + (z2 > 1.0) + (z3 > 1.0) + (z4 > 1.0) >= 4 or (
+                z0 < -1.0
+            ) + (z1 < -1.0) + (z2 < -1.0) + (z3 < -1.0) + (z4 < -1.0) >= 4
+        else:
+            hit = (z0 > 0 and z1 > 0 and z2 > 0 and z3 > 0 and z4 > 0 and z5 > 0 and z6 > 0
+                   and z7 > 0) or (z0 < 0 and z1 < 0 and z2 < 0 and z3 < 0 and z4 < 0
+                   and z5 < 0 and z6 < 0 and z7 < 0)  # fmt: skip
+        if hit:
+            fired.append(rule)
+    return tuple(fired)
+
+
+@functools.cache
+def ewma_sigmas(lam: float) -> tuple[float, ...]:
+    """sigma_i of the EWMA for i = 0, 1, ... up to the first i where (1 - lambda)^(2i) no longer
+    changes 1 - (1 - lambda)^(2i): from there on every sigma_i is that last value, exactly."""
+    sigmas = []
+    i = 0
+    while True:
+        decay = (1.0 - lam) ** (2 * i)
+        sigmas.append(math.sqrt(lam / (2.0 - lam) * (1.0 - decay)))
+        if 1.0 - decay == 1.0:
+            return tuple(sigmas)
+        i += 1
 
 
 @dataclass(slots=True)
@@ -98,7 +143,7 @@ class ChartState:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per charted point, and frozen costs 3x
 class ChartStatus:
     """What the charts said at one reading: the statistics, their limits, and which signalled."""
 
@@ -152,32 +197,26 @@ class Charts:
     we_rules: tuple[int, ...] = (1, 2, 3, 4)
 
     def ewma_sigma(self, i: int) -> float:
-        lam = self.ewma_lambda
-        return math.sqrt(lam / (2.0 - lam) * (1.0 - (1.0 - lam) ** (2 * i)))
+        sigmas = ewma_sigmas(self.ewma_lambda)
+        return sigmas[i] if i < len(sigmas) else sigmas[-1]
 
     def update(self, state: ChartState, z: float) -> ChartStatus:
-        state.n += 1
+        n = state.n = state.n + 1
         lam = self.ewma_lambda
-        state.ewma = lam * z + (1.0 - lam) * state.ewma
-        ewma_limit = self.ewma_l * self.ewma_sigma(state.n)
-        cap = self.cusum_ceiling * self.cusum_h
-        state.cusum_pos = min(cap, max(0.0, state.cusum_pos + z - self.cusum_k))
-        state.cusum_neg = min(cap, max(0.0, state.cusum_neg - z - self.cusum_k))
+        ewma = state.ewma = lam * z + (1.0 - lam) * state.ewma
+        ewma_limit = self.ewma_l * self.ewma_sigma(n)
+        cap, k, h = self.cusum_ceiling * self.cusum_h, self.cusum_k, self.cusum_h
+        pos = state.cusum_pos + z - k
+        pos = state.cusum_pos = cap if pos > cap else (pos if pos > 0.0 else 0.0)
+        neg = state.cusum_neg - z - k
+        neg = state.cusum_neg = cap if neg > cap else (neg if neg > 0.0 else 0.0)
         state.history.append(z)
-        fired: list[str] = []
-        if self.ewma_on and abs(state.ewma) > ewma_limit:
-            fired.append("ewma")
-        if self.cusum_on and max(state.cusum_pos, state.cusum_neg) > self.cusum_h:
-            fired.append("cusum")
+        fired: tuple[str, ...] = ()
+        if self.ewma_on and abs(ewma) > ewma_limit:
+            fired = ("ewma",)
+        if self.cusum_on and (pos > h or neg > h):
+            fired += ("cusum",)
         we_fired = western_electric(state.history, self.we_rules)
-        fired.extend(f"we{rule}" for rule in we_fired)
-        return ChartStatus(
-            z=z,
-            n=state.n,
-            ewma=state.ewma,
-            ewma_limit=ewma_limit,
-            cusum_pos=state.cusum_pos,
-            cusum_neg=state.cusum_neg,
-            we_fired=we_fired,
-            fired=tuple(fired),
-        )
+        if we_fired:
+            fired += tuple(_WE_CHART[rule] for rule in we_fired)
+        return ChartStatus(z, n, ewma, ewma_limit, pos, neg, we_fired, fired)

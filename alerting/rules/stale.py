@@ -38,10 +38,9 @@ Gateways (fed by the service from gateway.status): `gateway_down` raises one com
 per gateway, `gateway_up` clears it. While any gateway of a plant is down, silence of that
 plant's series and machines does not raise: a comms loss is one alert, not a cascade. This is
 by plant, an approximation: a plant with several gateways suppresses all of them while one is
-down. After a gateway comes back, the
-plant's silences count from its return (the gateway gets for_s to flush and resume).
-Suppression is decided when the silence is (on tick): a silence raised before the death message
-arrived stays raised. Gateway messages older than the gateway's last one are ignored.
+down. After a gateway comes back, the plant's silences count from its return (the gateway gets
+for_s to flush and resume). Suppression is decided when the silence is (on tick): a silence
+raised before the death message arrived stays raised. Gateway messages older than the gateway's last one are ignored.
 Completeness gaps (`gap`): while a gateway is down, or within for_s of its return, a gap is the
 outage's own consequence and folds into the gateway's record (reported in its clear, or counted
 when it comes after); otherwise one comms-loss episode per gateway burst of gaps, raised at the
@@ -60,6 +59,7 @@ from alerting.evidence import iso, num
 from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, SeriesFilter
 from alerting.rules.common import (
     HISTORY_MARGIN_S,
+    NEVER,
     NonNegativeFloat,
     Parameters,
     PositiveFloat,
@@ -98,8 +98,7 @@ class StaleRuleConfig(RuleConfigBase):
     signals: list[Name] = Field(default_factory=list)
     """More signals that count as data (with `signal`); default: `signal` only."""
     off_delay_s: NonNegativeFloat = 0.0
-    """How long data must be back before the alert clears; silent again before that, the same
-    alert stays raised."""
+    """How long data must be back before the alert clears (silent again: it stays raised)."""
 
     @model_validator(mode="after")
     def _signals_unique(self) -> StaleRuleConfig:
@@ -121,13 +120,15 @@ class _Key:
     """The newest gateway time of its readings: a late reading read after it is new data."""
     gateway: str | None = None
     """plant/gateway_id of the gateway that sent its newest reading (None: not known)."""
-    silent_since: datetime | None = None
-    """The last reading before the declared silence, for the evidence."""
-    flow: str | None = None
-    """The gateway whose data-flow episode this key's silence joined."""
+    silent_since: datetime | None = None  # the last reading before the silence (evidence)
+    flow: str | None = None  # the gateway whose data-flow episode this key's silence joined
 
 
 class StaleRule(SeriesRule[StaleRuleConfig]):
+    _next_due: datetime | None = None
+    """No key is due before this (ticks before it skip the keys); None: look (one is due, a
+    gateway changed, or a rule restored from an older checkpoint)."""
+
     def __init__(self, config: StaleRuleConfig, identity: RuleIdentity | None = None) -> None:
         super().__init__(config, identity)
         self.signals = config.all_signals
@@ -169,6 +170,7 @@ class StaleRule(SeriesRule[StaleRuleConfig]):
             subject = Subject(reading.asset, signal, context.machine_class)
             ts, gateway_ts = reading.source_ts, reading.gateway_ts
             self._keys[key] = _Key(subject, ts, gate_open, gateway_ts, gateway)
+            self._due_by(ts + self.for_)
             return []
         alive_at = self._alive_at(reading, state, context.newest)
         if alive_at is None:
@@ -177,7 +179,12 @@ class StaleRule(SeriesRule[StaleRuleConfig]):
         state.last_ts, state.gate_open = alive_at, gate_open
         state.gateway_ts = max(state.gateway_ts, reading.gateway_ts)
         state.gateway = gateway or state.gateway
+        self._due_by(self._due(state))
         return events
+
+    def _due_by(self, due: datetime | None) -> None:  # None: dues changed, not known when
+        if due is None or (self._next_due is not None and due < self._next_due):
+            self._next_due = due
 
     def _alive_at(self, reading: Reading, state: _Key, newest: datetime | None) -> datetime | None:
         """As of when a reading proves its key alive: its source time when newer than the key's
@@ -213,14 +220,22 @@ class StaleRule(SeriesRule[StaleRuleConfig]):
         self._watermark = max(self._watermark, watermark)
         events: list[AlertEvent] = []
         held: dict[str, list[tuple[datetime, str]]] = {}
-        for key, state in self._keys.items():
-            events.extend(self._tick_key(key, state, watermark, held))
-        for gateway in sorted(held):
-            events.extend(self._decide(gateway, sorted(held[gateway]), watermark - self.for_))
+        if self._next_due is None or watermark >= self._next_due:
+            for key, state in self._keys.items():
+                events.extend(self._tick_key(key, state, watermark, held))
+            for gateway in sorted(held):
+                events.extend(self._decide(gateway, sorted(held[gateway]), watermark - self.for_))
+            self._next_due = self._next_look(watermark)
         for found in self._episodes.tick(watermark):
             events.append(self._key_event(found, self._keys[self._key_of(found.episode.subject)]))
         events.extend(self._flows.tick(self._emit, watermark))
         return events + self._gateways.tick(watermark)
+
+    def _next_look(self, watermark: datetime) -> datetime | None:
+        """When a tick must look at the keys again: the earliest due of a key a tick acts on;
+        None (every tick) while one is due already (held, raised or suppressed)."""
+        dues = [self._due(s) for s in self._keys.values() if s.gate_open and s.flow is None]
+        return NEVER if not dues else None if min(dues) <= watermark else min(dues)
 
     def _due(self, state: _Key) -> datetime:
         """When the key's silence reaches for_s (counted from its plant's last gateway return)."""
@@ -339,16 +354,19 @@ class StaleRule(SeriesRule[StaleRuleConfig]):
         """A gateway's death message (or other proof it is gone): one comms-loss episode, and
         the silences of its plant are suppressed until it is back. A planned stop pages no one
         and still suppresses the silences it causes."""
+        self._due_by(None)
         return self._gateways.gateway_down(plant, gateway_id, at, reason, planned)
 
     def gateway_up(self, plant: str, gateway_id: str, at: datetime) -> list[AlertEvent]:
         """Its birth message: the outage clears; the plant's silences count from now."""
+        self._due_by(None)
         return self._gateways.gateway_up(plant, gateway_id, at)
 
     def gap(
         self, plant: str, gateway_id: str, at: datetime, batches_missing: int
     ) -> list[AlertEvent]:
         """Batches of a gateway that never arrived (ingest's sequence-number ledger)."""
+        self._due_by(None)
         return self._gateways.gap(plant, gateway_id, at, batches_missing)
 
     # --- evidence ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pydantic import model_validator
 from alerting.evidence import PointWindow, alert_id, iso, num
 from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, is_bad
 from alerting.rules.common import (
+    NEVER,
     FiniteFloat,
     NonNegativeFloat,
     Parameters,
@@ -86,6 +87,11 @@ class _Series:
 
 
 class ThresholdRule(SeriesRule[ThresholdRuleConfig]):
+    _next_due: datetime | None = None
+    """No pending on-delay completes before this (NEVER: none pending), so a tick before it
+    has nothing to do; None: not known, the next tick looks (also for a rule restored from a
+    checkpoint written before this existed)."""
+
     def __init__(self, config: ThresholdRuleConfig, identity: RuleIdentity | None = None) -> None:
         super().__init__(config, identity)
         self._above = config.above is not None
@@ -111,7 +117,10 @@ class ThresholdRule(SeriesRule[ThresholdRuleConfig]):
         value = self._numeric_match(reading, context)
         if value is None:
             return []
-        series = self._series.setdefault(reading.series_key, _Series())
+        key = reading.series_key
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series()
         ts = reading.source_ts
         if self._late(series.last_ts, ts):
             return []
@@ -137,6 +146,9 @@ class ThresholdRule(SeriesRule[ThresholdRuleConfig]):
                 unit=reading.unit,
                 extreme=value,
             )
+            due = ts + timedelta(seconds=self.config.on_delay_s)
+            if self._next_due is not None and due < self._next_due:
+                self._next_due = due
             return self._advance_pending(series, episode, reading, value)
         if isinstance(episode, _Pending):
             if not holds:
@@ -164,12 +176,20 @@ class ThresholdRule(SeriesRule[ThresholdRuleConfig]):
     def tick(self, watermark: datetime) -> list[AlertEvent]:
         """Raise the pending episodes whose on-delay elapsed by `watermark`: the last reading
         held the condition, and no reading since said otherwise."""
+        if self._next_due is not None and watermark < self._next_due:
+            return []  # the service ticks after every poll: most ticks have nothing to do
         delay = timedelta(seconds=self.config.on_delay_s)
         events = []
+        next_due = NEVER
         for series in self._series.values():
             pending = series.episode
-            if isinstance(pending, _Pending) and pending.first_ts + delay <= watermark:
-                events.append(self._raise(series, pending, pending.first_ts + delay))
+            if isinstance(pending, _Pending):
+                due = pending.first_ts + delay
+                if due <= watermark:
+                    events.append(self._raise(series, pending, due))
+                else:
+                    next_due = min(next_due, due)
+        self._next_due = next_due
         return events
 
     def _raise(self, series: _Series, pending: _Pending, at: datetime) -> AlertEvent:

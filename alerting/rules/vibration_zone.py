@@ -101,6 +101,12 @@ class _Series:
     bad_ignored: int = 0
     escalated: bool = False
     unit: str | None = None
+    subject: Subject | None = None
+    """What its episodes are about (made once: the hot path)."""
+
+    def fresh(self) -> bool:
+        """Nothing of an episode kept (what a reset would give)."""
+        return not (self.window.total or self.peak or self.bad_ignored or self.escalated)
 
 
 class VibrationZoneRule(SeriesRule[VibrationZoneRuleConfig]):
@@ -139,7 +145,9 @@ class VibrationZoneRule(SeriesRule[VibrationZoneRuleConfig]):
             self.ignored_unclassified += 1
             return []
         key = reading.series_key
-        series = self._series.setdefault(key, _Series())
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series()
         ts = reading.source_ts
         if self._late(series.last_ts, ts):
             return []
@@ -155,15 +163,21 @@ class VibrationZoneRule(SeriesRule[VibrationZoneRuleConfig]):
         gate_open = self._filter.gate_open(reading.asset, context, reading.source_ts)
         clear_level = zones.c - self.config.deadband
         level = clear_level if self._zone_c.active(key) else zones.c
-        subject = Subject(reading.asset, reading.signal, context.machine_class)
+        subject = series.subject
+        if subject is None or subject.machine_class != context.machine_class:
+            subject = series.subject = Subject(reading.asset, reading.signal, context.machine_class)
         c_change = self._zone_c.observe(key, ts, gate_open and value > level, subject)
         d_change = self._zone_d.observe(key, ts, gate_open and value > zones.d, subject)
         if self._zone_c.get(key) is not None or c_change is not None:
             series.window.add(ts, value)
             series.peak = max(series.peak, value)
-        events = self._decide(key, series, c_change, d_change, value)
-        if self._zone_c.get(key) is None:
-            self._series[key] = _Series(last_ts=ts, unit=reading.unit)
+        events = (
+            []
+            if c_change is d_change is None
+            else self._decide(key, series, c_change, d_change, value)
+        )
+        if self._zone_c.get(key) is None and not series.fresh():
+            self._series[key] = _Series(last_ts=ts, unit=reading.unit, subject=subject)
         return events
 
     def tick(self, watermark: datetime) -> list[AlertEvent]:
@@ -175,7 +189,9 @@ class VibrationZoneRule(SeriesRule[VibrationZoneRuleConfig]):
             series = self._series[key]
             events += self._decide(key, series, c_changes.get(key), d_changes.get(key), None)
             if self._zone_c.get(key) is None:
-                self._series[key] = _Series(last_ts=series.last_ts, unit=series.unit)
+                self._series[key] = _Series(
+                    last_ts=series.last_ts, unit=series.unit, subject=series.subject
+                )
         return events
 
     # --- the decision, in one place -------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated
 
 from pydantic import Field
@@ -67,8 +68,10 @@ class Reading(WireModel):
     source_ts: AwareDatetime
     gateway_ts: AwareDatetime
 
-    @property
+    @cached_property
     def series_key(self) -> str:
+        """`plant/area/line/machine/signal`; made once per instance (every alerting rule on the
+        signal asks for it). Not a field, as AssetPath.key."""
         return f"{self.asset.key}/{self.signal}"
 
 
