@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import math
 import os
@@ -63,6 +64,7 @@ from alerting.rules.base import NO_CONTEXT, Context
 from plantmesh.connections import DEFAULT_KAFKA_BOOTSTRAP
 from plantmesh.contracts import AlertEvent, AssetPath, Quality, Reading, ReadingBatch, encode
 from plantmesh.contracts.readings import STATUS_BAD_SENSOR_FAILURE
+from plantmesh.lifecycle import tune_gc
 from plantmesh.stack import manager
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics
 
@@ -666,6 +668,7 @@ async def delete_topics(namespace: str) -> None:
 
 
 def part_engine(args: argparse.Namespace) -> list[str]:
+    tune_gc()  # as every service process does (plantmesh.lifecycle.run_service)
     machines = 500
     warmup_s, measured_s = (10, 30) if args.quick else (130, 150)
     target = 200_000
@@ -674,7 +677,8 @@ def part_engine(args: argparse.Namespace) -> list[str]:
         f"engine: {len(engine.rules)} rules ({dict(types)}), {machines} machines in "
         f"{len(CLASSES)} classes, {len(SIGNALS) + len(STATE_SIGNALS)} signals at 1 Hz; "
         f"{warmup_s} s of event time untimed, then {measured_s} s "
-        f"({machines * 10 * measured_s:,} readings)"
+        f"({machines * 10 * measured_s:,} readings); garbage collector thresholds "
+        f"{gc.get_threshold()} as in the services"
     )
     shipped = run_engine(engine, machines, warmup_s, measured_s, None)
     lines = report_engine("shipped", shipped, target)

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
 
 import pytest
 
-from plantmesh.lifecycle import STOP_SIGNALS, run_service, run_until_signalled
+from plantmesh.lifecycle import GC_THRESHOLDS, STOP_SIGNALS, run_service, run_until_signalled
 
 WAIT_S = 5.0
 
@@ -103,3 +104,19 @@ def test_run_service_builds_the_service_inside_its_own_loop() -> None:
     assert run_service(make, "fake") == 0
     assert len(built) == 1
     assert built[0].is_closed()  # asyncio.run's loop, closed once the service returned
+
+
+def test_run_service_runs_with_the_services_garbage_collector_thresholds() -> None:
+    seen: list[tuple[int, int, int]] = []
+    default = gc.get_threshold()
+
+    def make() -> FakeService:
+        seen.append(gc.get_threshold())
+        return FakeService()
+
+    try:
+        gc.set_threshold(700, 10, 10)
+        assert run_service(make, "fake") == 0
+    finally:
+        gc.set_threshold(*default)
+    assert seen == [GC_THRESHOLDS]
