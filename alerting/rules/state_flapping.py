@@ -36,6 +36,7 @@ from alerting.rules.base import (
 )
 from alerting.rules.common import (
     HISTORY_MARGIN_S,
+    NEVER,
     Parameters,
     PositiveFloat,
     SeriesRule,
@@ -94,6 +95,8 @@ class _Series:
     """The raised episode's transitions, for the clear's evidence."""
     peak: int = 0
     bad_ignored: int = 0
+    born: int = 0
+    """How many ticks the rule had seen when the series was first read."""
 
 
 def _same(a: StateValue, b: StateValue) -> bool:
@@ -102,6 +105,16 @@ def _same(a: StateValue, b: StateValue) -> bool:
 
 
 class StateFlappingRule(SeriesRule[StateFlappingRuleConfig]):
+    _next_due: datetime | None = None
+    """No transition leaves its window before this (NEVER: none counted), so a tick before it
+    would only move the series' clocks: it is skipped, and a series' clock catches up when the
+    series is next read (`_floors`). None: look at every series (also for a rule restored from
+    an older checkpoint)."""
+    _ticks = 0
+    _floors: tuple[tuple[int, datetime], ...] = ()
+    """(tick number, watermark) of the ticks skipped since the last full one, the watermarks
+    decreasing: the first one numbered after a series was born is the clock it was owed."""
+
     def __init__(
         self, config: StateFlappingRuleConfig, identity: RuleIdentity | None = None
     ) -> None:
@@ -132,9 +145,11 @@ class StateFlappingRule(SeriesRule[StateFlappingRuleConfig]):
             return []
         if series is None:
             subject = Subject(reading.asset, reading.signal, context.machine_class)
-            series = self._series[key] = _Series(subject, ts, reading.value, ts)
+            series = _Series(subject, ts, reading.value, ts, born=self._ticks)
+            self._series[key] = series
             self._number(series, reading.value)  # a text state gets its index, first seen first
             return []
+        self._catch_up(series)
         events = self._slide(key, series, ts)
         if not _same(reading.value, series.last_value):
             self._record(series, _Change(ts, reading.value))
@@ -149,10 +164,29 @@ class StateFlappingRule(SeriesRule[StateFlappingRuleConfig]):
 
     def tick(self, watermark: datetime) -> list[AlertEvent]:
         """Slide every series' window to `watermark`: transitions age out with no new reading."""
+        self._ticks += 1
+        if self._next_due is not None and watermark < self._next_due:
+            floors = self._floors
+            while floors and floors[-1][1] <= watermark:
+                floors = floors[:-1]
+            self._floors = (*floors, (self._ticks, watermark))
+            return []
         events: list[AlertEvent] = []
+        next_due = NEVER
         for key, series in self._series.items():
+            self._catch_up(series)
             events.extend(self._slide(key, series, watermark))
+            if series.changes:
+                next_due = min(next_due, series.changes[0].ts + self.window)
+        self._floors, self._next_due = (), next_due
         return events
+
+    def _catch_up(self, series: _Series) -> None:
+        """The clock the ticks skipped since the series was born would have given it."""
+        for number, watermark in self._floors:
+            if number > series.born:
+                series.clock = max(series.clock, watermark)
+                return
 
     # --- the decision -----------------------------------------------------------------------------
     def _holds(self, key: str, series: _Series) -> bool:
@@ -165,6 +199,9 @@ class StateFlappingRule(SeriesRule[StateFlappingRuleConfig]):
         number = self._number(series, change.value)
         if change.ts > series.clock - self.window:
             series.changes.append(change)
+            leaves = change.ts + self.window
+            if self._next_due is not None and leaves < self._next_due:
+                self._next_due = leaves
         if series.window is not None:
             series.window.add(change.ts, number)
             series.peak = max(series.peak, len(series.changes))
