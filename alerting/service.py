@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TypeVar
@@ -312,22 +313,37 @@ class AlertingService:
     # --- the loop ------------------------------------------------------------------------------
     async def _poll_once(self, consumer: AIOKafkaConsumer) -> None:
         batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
+        took: dict[str, float] = {}
+        mark = time.perf_counter()
+
+        def phase(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            took[name], mark = now - mark, now
+
         async with self._lock:
+            phase("lock")
             events: list[AlertEvent] = []
             readings = 0
             for records in batches.values():
                 for record in records:
                     readings += self._evaluate(record, events)
+            phase("evaluate")
             events.extend(self.shards.advance())  # what event time alone decides
+            phase("advance")
             await self.pipeline.process(events)
+            phase("publish")
             self.stats.events.update(event.kind.value for event in events)
             self.stats.readings += readings
             self.stats.republished_skipped = sum(
                 s.skipped for s in self.shards.by_partition.values()
             )
             self.checkpoints.turn(self.shards.by_partition.values())
+            phase("checkpoint")
         if batches:
             await self._commit(consumer)
+            phase("commit")
+        self.stats.poll_took(took)
 
     def _evaluate(self, record: ConsumerRecord[bytes, bytes], events: list[AlertEvent]) -> int:
         """Appends the record's events; returns how many readings it held."""

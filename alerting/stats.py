@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from alerting.shards import Shards
 
 log = logging.getLogger("alerting.service")
+
+SLOW_POLL_S = 0.25
 
 
 @dataclass
@@ -33,6 +37,27 @@ class ServiceStats:
     """Baseline commands received (alerting.commands)."""
     republished_skipped: int = 0
     """Events a replay made again that were published before the crash, so skipped."""
+    slow_polls: int = 0
+    """Polls whose handling took longer than SLOW_POLL_S (logged with their phases)."""
+    _slow_logged: float = -math.inf
+
+    def poll_took(self, phases: dict[str, float]) -> None:
+        """The seconds each phase of one poll took: a slow one is what delays alerts, so it
+        is logged with where the time went (at most once a minute; the rest are counted)."""
+        total = sum(phases.values())
+        if total < SLOW_POLL_S:
+            return
+        self.slow_polls += 1
+        now = time.monotonic()
+        if now - self._slow_logged >= 60.0:
+            self._slow_logged = now
+            spent = ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in phases.items())
+            log.warning(
+                "slow poll: %.0f ms (%s ms); alerts wait that long (%d slow so far)",
+                total * 1000,
+                spent,
+                self.slow_polls,
+            )
 
 
 async def report_stats(
@@ -47,7 +72,7 @@ async def report_stats(
         log.info(
             "alerting stats: messages=%d readings=%d events=%s undecodable=%s "
             "commit_failures=%d rule_errors=%d duplicate_batches=%d checkpoints=%d "
-            "restored=%d republished_skipped=%d commands=%d elsewhere=%d",
+            "restored=%d republished_skipped=%d commands=%d elsewhere=%d slow_polls=%d",
             stats.messages,
             stats.readings,
             dict(stats.events),
@@ -60,4 +85,5 @@ async def report_stats(
             stats.republished_skipped,
             stats.commands,
             shards.elsewhere,
+            stats.slow_polls,
         )

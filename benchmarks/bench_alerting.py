@@ -638,6 +638,14 @@ async def bench_latency(
         f"excursions: {len(sent)} sent, {len(latencies)} raised events received, {missing} missing",
     ]
     if latencies:
+        first = min(sent.values())
+        worst = sorted(
+            ((received[m] - at) * 1000, at - first) for m, at in sent.items() if m in received
+        )
+        lines.append(
+            "worst 5, ms (at s of the run): "
+            + ", ".join(f"{ms:.0f} ({s:.1f})" for ms, s in reversed(worst[-5:]))
+        )
         p99 = percentile(latencies, 99)
         verdict = "ok" if p99 < 500 and not missing else "below"
         lines.append(
@@ -645,6 +653,8 @@ async def bench_latency(
             f"p95 {percentile(latencies, 95):.0f}  p99 {p99:.0f}  max {max(latencies):.0f}  "
             f"mean {statistics.fmean(latencies):.0f}  (target p99 < 500: {verdict})"
         )
+    slow = [line for line in log_path.read_text(errors="replace").splitlines() if "slow" in line]
+    lines += [f"service: {line.split('] ', 1)[-1]}" for line in slow[-3:]]
     lines.append(meter.line("e2e"))
     service_cpu = meter.used.get("service")
     if service_cpu is not None:
