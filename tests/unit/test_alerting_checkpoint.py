@@ -9,29 +9,14 @@ import pickle
 import zlib
 
 import pytest
-import yaml
 
-from alerting.catalogue import load_catalogue
 from alerting.checkpoint import MAGIC, Checkpoint, CheckpointError, dump, load
-from alerting.config import AlertingConfig
 from alerting.engine import Engine
 from plantmesh.contracts import AlertEvent, ReadingBatch, decode, encode
-from tests.support.sim_stream import DEMO, Classified, simulated_batches
+from tests.support.demo_rules import demo_config, engine
+from tests.support.sim_stream import Classified, simulated_batches
 
 SECONDS = 600
-
-
-def demo_config(**rule_overrides: object) -> AlertingConfig:
-    raw = yaml.safe_load((DEMO / "alerting.yaml").read_text())
-    for rule in raw["rules"]:
-        rule.update(rule_overrides.get(rule["name"], {}))  # type: ignore[call-overload]
-    return AlertingConfig.model_validate(raw)
-
-
-def engine(config: AlertingConfig | None = None) -> Engine:
-    config = config or demo_config()
-    catalogue = load_catalogue(config.catalogue)
-    return Engine.from_config(config.rules, catalogue, lateness_s=config.lateness_s)
 
 
 def run(target: Engine, batches: tuple[Classified, ...] | list[Classified]) -> list[AlertEvent]:

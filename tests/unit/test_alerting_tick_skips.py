@@ -16,8 +16,8 @@ from alerting.rules import Rule
 from alerting.rules.base import Context
 from plantmesh.contracts import STATUS_BAD_SENSOR_FAILURE, AlertEvent, Reading
 from tests.support.alerting import MILL, at
+from tests.support.demo_rules import engine
 from tests.support.sim_stream import simulated_batches
-from tests.unit.test_alerting_checkpoint import engine
 
 SECONDS = 1200  # the fault tour's comms loss comes after 10 minutes
 
