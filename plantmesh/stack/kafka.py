@@ -259,6 +259,8 @@ class Kafka(Server):
         return [
             self._java(),
             HEAP,
+            # As Kafka's own start scripts do: pauses of the broker show up in its latency.
+            f"-Xlog:gc:file={self.dir / 'gc.log'}:time,uptime:filecount=3,filesize=10M",
             "-Djava.awt.headless=true",
             self._log4j_option(),
             "-cp",
