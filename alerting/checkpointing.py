@@ -25,11 +25,11 @@ log = logging.getLogger(__name__)
 
 
 def _written(shard: Shard, at: float) -> None:
-    """The shard as of its checkpoint: clean, and the events a replay would make again from
-    an older checkpoint are no longer expected (a replay now starts after them)."""
+    """The shard as of its checkpoint: clean. The events published before a crash that its
+    replay has not made again yet are still expected: a replay slower than the interval has not
+    reached them (each is skipped once, then forgotten)."""
     shard.dirty = False
     shard.checkpointed = at
-    shard.republished.clear()
 
 
 class Checkpointer:

@@ -73,7 +73,7 @@ async def test_a_turn_writes_the_most_overdue_changed_shard_in_the_background() 
     shards[1].republished.add(("a", "raised", datetime.now(UTC)))
     writer.turn(shards)
     assert not shards[1].dirty
-    assert not shards[1].republished  # as of the snapshot
+    assert shards[1].republished  # still expected: the replay may not have reached it
     assert shards[0].dirty
     await writer.settle()
     assert store.written == [1]
