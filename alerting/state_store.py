@@ -82,14 +82,10 @@ class StateStore:
     def _key(self, partition: int) -> bytes:
         return f"{self.group_id}/{partition}".encode()
 
-    async def save(self, checkpoints: list[Checkpoint]) -> None:
-        """Every checkpoint durably written (acks=all) before this returns; raises KafkaError
-        or CheckpointTooLargeError (then the others were still written)."""
-        await self.write([snapshot(checkpoint) for checkpoint in checkpoints])
-
     async def write(self, snapshots: list[Snapshot]) -> None:
-        """save() of checkpoints already pickled (`snapshot`), so a caller can take them at a
-        consistent point and write them later."""
+        """Checkpoints already pickled (`snapshot`, taken at a consistent point) durably written
+        (acks=all) before this returns; raises KafkaError or CheckpointTooLargeError (then the
+        others were still written)."""
         pending = []
         too_large: list[str] = []
         for partition, data in snapshots:

@@ -16,7 +16,7 @@ from pydantic import Field
 from alerting.evidence import PointWindow
 from alerting.rules.base import NO_CONTEXT, Context, RuleConfigBase, RuleIdentity, SeriesFilter
 from alerting.rules.base import numeric as _numeric
-from alerting.rules.episodes import Transition
+from alerting.rules.episodes import Subject, Transition
 from plantmesh.contracts import (
     AlertEvent,
     AlertEventKind,
@@ -96,6 +96,20 @@ class SeriesRule(Generic[ConfigT]):
             subject.machine_class,
             severity=severity,
         )
+
+
+def subject_of(known: Subject | None, reading: Reading, context: Context) -> Subject:
+    """The subject of a reading's episodes: `known` (a series' cached one) while its machine
+    class still holds, else a new one (made once per series, not per reading: the hot path)."""
+    if known is not None and known.machine_class == context.machine_class:
+        return known
+    return Subject(reading.asset, reading.signal, context.machine_class)
+
+
+def sooner(bound: datetime | None, due: datetime) -> datetime | None:
+    """A rule's "nothing due before" bound once something may be due at `due` (None: not
+    known, stays so)."""
+    return bound if bound is None or bound <= due else due
 
 
 def open_since(

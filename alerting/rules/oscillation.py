@@ -40,6 +40,8 @@ from alerting.rules.common import (
     PositiveFloat,
     SeriesRule,
     omitted_parameters,
+    sooner,
+    subject_of,
 )
 from alerting.rules.episodes import Episodes, Subject, Transition
 from plantmesh.contracts import AlertEvent, Reading
@@ -182,8 +184,7 @@ class OscillationRule(SeriesRule[OscillationRuleConfig]):
             if series.window is not None and series.window.index == index:
                 series.window.bad_ignored += 1
             return []
-        if series.subject.machine_class != context.machine_class:
-            series.subject = Subject(reading.asset, reading.signal, context.machine_class)
+        series.subject = subject_of(series.subject, reading, context)
         events: list[AlertEvent] = []
         if series.window is not None and series.window.index != index:
             events += self._close(key, series)
@@ -223,8 +224,7 @@ class OscillationRule(SeriesRule[OscillationRuleConfig]):
     def _open(self, series: _Series, index: int) -> _Window:
         window = series.window = _Window(index)
         ends = self.window_start(index + 1)
-        if self._next_close is not None and ends < self._next_close:
-            self._next_close = ends
+        self._next_close = sooner(self._next_close, ends)
         return window
 
     # --- the decision, in one place -------------------------------------------------------------

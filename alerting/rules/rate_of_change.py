@@ -35,6 +35,7 @@ from alerting.rules.common import (
     SeriesRule,
     gate_parameters,
     raised_at,
+    subject_of,
 )
 from alerting.rules.episodes import Episodes, Subject, Transition
 from plantmesh.contracts import AlertEvent, Reading
@@ -176,9 +177,7 @@ class RateOfChangeRule(SeriesRule[RateOfChangeRuleConfig]):
             series.points.popleft()
         series.rate = self._rate(series.points)
         gate_open = self._filter.gate_open(reading.asset, context, reading.source_ts)
-        subject = series.subject
-        if subject is None or subject.machine_class != context.machine_class:
-            subject = series.subject = Subject(reading.asset, reading.signal, context.machine_class)
+        subject = series.subject = subject_of(series.subject, reading, context)
         events = []
         for direction, episodes in self._episodes.items():
             holds = gate_open and self._holds(direction, series.rate, episodes.active(key))

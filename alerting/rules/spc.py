@@ -40,6 +40,7 @@ from alerting.rules.common import (
     NonNegativeFloat,
     PositiveFloat,
     SeriesRule,
+    subject_of,
     unit_suffix,
 )
 from alerting.rules.episodes import Episodes, Subject, Transition
@@ -140,9 +141,7 @@ class SpcRule(SeriesRule[SpcRuleConfig]):
             self.ignored_bad_quality += 1
             series.bad_ignored += 1
             return []
-        subject = series.subject
-        if subject is None or subject.machine_class != context.machine_class:
-            subject = series.subject = Subject(reading.asset, reading.signal, context.machine_class)
+        subject = series.subject = subject_of(series.subject, reading, context)
         series.unit = reading.unit
         holds = False
         if self._filter.gate_open(reading.asset, context, reading.source_ts):

@@ -55,7 +55,12 @@ def western_electric(history: deque[float], rules: tuple[int, ...]) -> tuple[int
     """The Western Electric rules (of `rules`) that the latest points break."""
     if len(history) == WE_HISTORY:
         return _western_electric_full(history, rules)
-    points = list(history)
+    return western_electric_any(list(history), rules)
+
+
+def western_electric_any(points: list[float], rules: tuple[int, ...]) -> tuple[int, ...]:
+    """The rules on a history of any length (the first points after a baseline): the plain
+    form, which the written-out one for a full history must agree with."""
     fired: list[int] = []
     for rule in rules:
         if rule == 1:

@@ -38,9 +38,9 @@ Gateways (fed by the service from gateway.status): `gateway_down` raises one com
 per gateway, `gateway_up` clears it. While any gateway of a plant is down, silence of that
 plant's series and machines does not raise: a comms loss is one alert, not a cascade. This is
 by plant, an approximation: a plant with several gateways suppresses all of them while one is
-down. After a gateway comes back, the plant's silences count from its return (the gateway gets
-for_s to flush and resume). Suppression is decided when the silence is (on tick): a silence
-raised before the death message arrived stays raised. Gateway messages older than the gateway's last one are ignored.
+down. After a gateway is back, its plant's silences count from its return (it gets for_s to
+flush and resume). Suppression is decided when the silence is (on tick): a silence raised
+before the death message arrived stays raised. Older gateway messages than its last are ignored.
 Completeness gaps (`gap`): while a gateway is down, or within for_s of its return, a gap is the
 outage's own consequence and folds into the gateway's record (reported in its clear, or counted
 when it comes after); otherwise one comms-loss episode per gateway burst of gaps, raised at the
@@ -65,6 +65,7 @@ from alerting.rules.common import (
     PositiveFloat,
     SeriesRule,
     gate_parameters,
+    sooner,
 )
 from alerting.rules.episodes import Episodes, Subject, Transition
 from alerting.rules.stale_flows import DataFlows, Silence
@@ -183,8 +184,7 @@ class StaleRule(SeriesRule[StaleRuleConfig]):
         return events
 
     def _due_by(self, due: datetime | None) -> None:  # None: dues changed, not known when
-        if due is None or (self._next_due is not None and due < self._next_due):
-            self._next_due = due
+        self._next_due = None if due is None else sooner(self._next_due, due)
 
     def _alive_at(self, reading: Reading, state: _Key, newest: datetime | None) -> datetime | None:
         """As of when a reading proves its key alive: its source time when newer than the key's

@@ -43,6 +43,7 @@ from alerting.rules.common import (
     gate_parameters,
     omitted_parameters,
     raised_at,
+    sooner,
 )
 from alerting.rules.episodes import Episodes, Subject, Transition
 from plantmesh.contracts import AlertEvent, Reading
@@ -199,9 +200,7 @@ class StateFlappingRule(SeriesRule[StateFlappingRuleConfig]):
         number = self._number(series, change.value)
         if change.ts > series.clock - self.window:
             series.changes.append(change)
-            leaves = change.ts + self.window
-            if self._next_due is not None and leaves < self._next_due:
-                self._next_due = leaves
+            self._next_due = sooner(self._next_due, change.ts + self.window)
         if series.window is not None:
             series.window.add(change.ts, number)
             series.peak = max(series.peak, len(series.changes))

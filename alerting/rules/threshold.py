@@ -29,6 +29,7 @@ from alerting.rules.common import (
     Parameters,
     SeriesRule,
     omitted_parameters,
+    sooner,
     unit_suffix,
 )
 from plantmesh.contracts import AlertEvent, AlertEventKind, AssetPath, Evidence, Reading
@@ -147,8 +148,7 @@ class ThresholdRule(SeriesRule[ThresholdRuleConfig]):
                 extreme=value,
             )
             due = ts + timedelta(seconds=self.config.on_delay_s)
-            if self._next_due is not None and due < self._next_due:
-                self._next_due = due
+            self._next_due = sooner(self._next_due, due)
             return self._advance_pending(series, episode, reading, value)
         if isinstance(episode, _Pending):
             if not holds:

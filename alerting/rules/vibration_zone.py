@@ -34,6 +34,7 @@ from alerting.rules.common import (
     PositiveFloat,
     SeriesRule,
     omitted_parameters,
+    subject_of,
     unit_suffix,
 )
 from alerting.rules.episodes import Episodes, Subject, Transition
@@ -163,9 +164,7 @@ class VibrationZoneRule(SeriesRule[VibrationZoneRuleConfig]):
         gate_open = self._filter.gate_open(reading.asset, context, reading.source_ts)
         clear_level = zones.c - self.config.deadband
         level = clear_level if self._zone_c.active(key) else zones.c
-        subject = series.subject
-        if subject is None or subject.machine_class != context.machine_class:
-            subject = series.subject = Subject(reading.asset, reading.signal, context.machine_class)
+        subject = series.subject = subject_of(series.subject, reading, context)
         c_change = self._zone_c.observe(key, ts, gate_open and value > level, subject)
         d_change = self._zone_d.observe(key, ts, gate_open and value > zones.d, subject)
         if self._zone_c.get(key) is not None or c_change is not None:

@@ -130,11 +130,15 @@ async def test_a_flush_lands_after_the_write_in_flight() -> None:
     shards = [shard(0, age_s=6, clock=clock), shard(1, age_s=7, clock=clock)]
     writer.turn(shards)  # shard 1, held back by the store
     shards[1].dirty = True  # changed again since its snapshot
-    flushing = asyncio.create_task(writer.flush(shards))
-    await asyncio.sleep(0)  # let the flush start: it must wait for the write in flight
-    assert store.written == []
-    store.release.set()
-    await flushing
+    before_release: list[list[int]] = []
+
+    def release() -> None:  # runs once the flush below is waiting
+        before_release.append(list(store.written))
+        store.release.set()
+
+    asyncio.get_running_loop().call_soon(release)
+    await writer.flush(shards)
+    assert before_release == [[]]
     assert store.written == [1, 0, 1]  # the older record of shard 1 first, then the newer
     assert not any(s.dirty for s in shards)
 

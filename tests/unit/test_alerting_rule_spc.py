@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from alerting.rules.base import Context, MachineStates
 from alerting.rules.spc import SpcRule, SpcRuleConfig
 from alerting.rules.spc_baseline import Baseline
+from alerting.rules.spc_charts import WE_HISTORY, western_electric, western_electric_any
 from plantmesh.contracts import Quality, Reading
 from tests.support.alerting import (
     CLEARED,
@@ -358,3 +360,22 @@ def test_replay_is_deterministic_and_duplicates_change_nothing(
     steps: list[tuple[int, float, bool]],
 ) -> None:
     assert_replay_and_duplicates_change_nothing(_fresh, _inputs(steps), end=100)
+
+
+Z_ON_AND_OFF_LIMITS = [z / 2 for z in range(-7, 8)]
+"""-3.5 .. 3.5 by halves: the limits themselves (2.0, -1.0, 0.0, ...) are where > and >= part."""
+
+
+@settings(max_examples=300)
+@given(
+    history=st.lists(
+        st.sampled_from(Z_ON_AND_OFF_LIMITS), min_size=WE_HISTORY, max_size=WE_HISTORY
+    ),
+    rules=st.lists(st.integers(1, 4), unique=True).map(tuple),
+)
+def test_western_electric_written_out_agrees_with_the_plain_form(
+    history: list[float], rules: tuple[int, ...]
+) -> None:
+    assert western_electric(deque(history, maxlen=WE_HISTORY), rules) == western_electric_any(
+        history, rules
+    )
