@@ -1,4 +1,5 @@
-"""`plantmesh stack up|down|status|logs|env`: Mosquitto, Kafka and InfluxDB on loopback."""
+"""`plantmesh stack up|down|status|logs|env`: Mosquitto, Kafka, InfluxDB and PostgreSQL on
+loopback."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ SERVERS_HELP = f"{', '.join(manager.NAMES)} (or mqtt, influx); default: all"
 def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "stack",
-        help="provision and run Mosquitto, Kafka and InfluxDB locally",
+        help="provision and run Mosquitto, Kafka, InfluxDB and PostgreSQL locally",
         description=(
             "Run the real servers on 127.0.0.1 without Docker. Downloads and builds are cached in "
             "$PLANTMESH_CACHE (default ~/.cache/plantmesh), runtime files live in $PLANTMESH_STATE "
             "(default <cache>/state). Ports: PLANTMESH_STACK_MQTT_PORT (11883), "
-            "PLANTMESH_STACK_KAFKA_PORT (19092, controller +1), PLANTMESH_STACK_INFLUX_PORT (18086)."
+            "PLANTMESH_STACK_KAFKA_PORT (19092, controller +1), PLANTMESH_STACK_INFLUX_PORT (18086), "
+            "PLANTMESH_STACK_POSTGRES_PORT (15432)."
         ),
     )
     parser.set_defaults(func=lambda _: _usage(parser))
@@ -92,10 +94,10 @@ def _status(args: argparse.Namespace) -> int:
         print(f"plantmesh stack status failed: {exc}", file=sys.stderr)
         return 1
     if not args.quiet:
-        print(f"{'SERVER':<10} {'ADDRESS':<24} {'PID':>7}  {'VERSION':<8} STATE")
+        print(f"{'SERVER':<10} {'ADDRESS':<48} {'PID':>7}  {'VERSION':<8} STATE")
         for s in statuses:
             pid = str(s.pid) if s.pid else "-"
-            print(f"{s.name:<10} {s.address:<24} {pid:>7}  {s.version or '?':<8} {s.state}")
+            print(f"{s.name:<10} {s.address:<48} {pid:>7}  {s.version or '?':<8} {s.state}")
     return 0 if all(s.healthy for s in statuses) else 1
 
 

@@ -25,6 +25,7 @@ from plantmesh.stack.influxdb import InfluxDB
 from plantmesh.stack.kafka import Kafka
 from plantmesh.stack.mosquitto import Mosquitto
 from plantmesh.stack.paths import HOST, StackConfig
+from plantmesh.stack.postgres import Postgres
 from plantmesh.stack.process import (
     alive,
     exited,
@@ -40,9 +41,9 @@ from plantmesh.stack.process import (
 from plantmesh.stack.server import Server
 from plantmesh.stack.system import Progress, Report, ensure_installed, file_lock
 
-SERVER_TYPES: tuple[type[Server], ...] = (Mosquitto, Kafka, InfluxDB)
+SERVER_TYPES: tuple[type[Server], ...] = (Mosquitto, Kafka, InfluxDB, Postgres)
 NAMES: tuple[str, ...] = tuple(t.name for t in SERVER_TYPES)
-ALIASES = {"mqtt": "mosquitto", "influx": "influxdb"}
+ALIASES = {"mqtt": "mosquitto", "influx": "influxdb", "postgresql": "postgres", "pg": "postgres"}
 
 
 def resolve_name(name: str) -> str:
@@ -97,7 +98,7 @@ def status(
         result.append(
             ServerStatus(
                 name=server.name,
-                address=server.address,
+                address=server.shown_address,
                 port=server.port,
                 pid=pid,
                 version=server.version(),
@@ -145,7 +146,7 @@ def bring_up(
                 continue
             result.already_running.append(server.name)
             _wait_ready(server, pid, None, progress)
-            progress(server.name, f"already running (pid {pid}) on {server.address}")
+            progress(server.name, f"already running (pid {pid}) on {server.shown_address}")
         if not to_start:
             progress("stack", "already running: nothing to do")
             return result
@@ -177,7 +178,8 @@ def bring_up(
                 server.pid_file.remove()
             raise StackError("\n\n".join(errors))
         result.started = [s.name for s, _ in started]
-    progress("stack", "up: " + "  ".join(f"{k}={v}" for k, v in result.urls.items()))
+    shown = {s.env_var: s.shown_address for s in selected}
+    progress("stack", "up: " + "  ".join(f"{k}={v}" for k, v in shown.items()))
     return result
 
 
@@ -197,7 +199,9 @@ def _launch(server: Server, progress: Progress) -> int:
     server.prepare(progress)
     proc = start_detached(server.command(), server.log_path, cwd=server.dir)
     server.pid_file.write(proc.pid)
-    progress(server.name, f"started (pid {proc.pid}), waiting for it to answer on {server.address}")
+    progress(
+        server.name, f"started (pid {proc.pid}), waiting for it to answer on {server.shown_address}"
+    )
     return proc.pid
 
 
@@ -222,7 +226,7 @@ def _wait_ready(server: Server, pid: int, log_offset: int | None, progress: Prog
             )
         if time.monotonic() > deadline:
             raise StackError(
-                f"{server.name} (pid {pid}) did not answer on {server.address} within "
+                f"{server.name} (pid {pid}) did not answer on {server.shown_address} within "
                 f"{server.startup_timeout:.0f}s; last lines of {server.log_path}:\n"
                 + tail(server.log_path, 30)
             )
@@ -230,7 +234,7 @@ def _wait_ready(server: Server, pid: int, log_offset: int | None, progress: Prog
 
 
 def _stop_one(server: Server, pid: int) -> Literal["stopped", "killed"]:
-    request_stop(pid, server.identity)
+    request_stop(pid, server.identity, server.stop_signal)
     return _finish_stop(server, pid)
 
 
@@ -279,7 +283,7 @@ def down(
                 outcomes[server.name] = StopOutcome(server.name, recorded, "refused", detail)
                 server.pid_file.remove()  # stale: it names somebody else's process
             pid = server.running_pid()
-            if pid is not None and request_stop(pid, server.identity):
+            if pid is not None and request_stop(pid, server.identity, server.stop_signal):
                 signalled.append((server, pid))
             elif server.name not in outcomes:
                 outcomes[server.name] = StopOutcome(server.name, None, "not running")

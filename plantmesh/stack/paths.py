@@ -18,10 +18,12 @@ INFLUXDB_VERSION = "1.8.10"
 DEFAULT_MQTT_PORT = 11883
 DEFAULT_KAFKA_PORT = 19092
 DEFAULT_INFLUX_PORT = 18086
+DEFAULT_POSTGRES_PORT = 15432
 
 MQTT_PORT_VAR = "PLANTMESH_STACK_MQTT_PORT"
 KAFKA_PORT_VAR = "PLANTMESH_STACK_KAFKA_PORT"
 INFLUX_PORT_VAR = "PLANTMESH_STACK_INFLUX_PORT"
+POSTGRES_PORT_VAR = "PLANTMESH_STACK_POSTGRES_PORT"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Ports:
     mqtt: int = DEFAULT_MQTT_PORT
     kafka: int = DEFAULT_KAFKA_PORT
     influx: int = DEFAULT_INFLUX_PORT
+    postgres: int = DEFAULT_POSTGRES_PORT
 
     @property
     def kafka_controller(self) -> int:
@@ -78,6 +81,7 @@ class StackConfig:
             mqtt=_port(env, MQTT_PORT_VAR, DEFAULT_MQTT_PORT, 0),
             kafka=_port(env, KAFKA_PORT_VAR, DEFAULT_KAFKA_PORT, 1),
             influx=_port(env, INFLUX_PORT_VAR, DEFAULT_INFLUX_PORT, 2),
+            postgres=_port(env, POSTGRES_PORT_VAR, DEFAULT_POSTGRES_PORT, 0),
         )
         return cls(cache=cache, state=(state or cache / "state").absolute(), ports=ports)
 

@@ -168,9 +168,10 @@ def _signal_if_ours(pid: int, identity: Identity, sig: signal.Signals) -> bool:
         os.close(fd)
 
 
-def request_stop(pid: int, identity: Identity) -> bool:
-    """SIGTERM our server. False (and nothing sent) if the pid is gone or is not ours."""
-    return _signal_if_ours(pid, identity, signal.SIGTERM)
+def request_stop(pid: int, identity: Identity, sig: signal.Signals = signal.SIGTERM) -> bool:
+    """Ask our server to stop (SIGTERM unless it wants another signal). False (and nothing
+    sent) if the pid is gone or is not ours."""
+    return _signal_if_ours(pid, identity, sig)
 
 
 def force_kill(pid: int, identity: Identity) -> bool:

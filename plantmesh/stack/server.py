@@ -3,6 +3,7 @@ state dir, a command line, a health check and a version."""
 
 from __future__ import annotations
 
+import signal
 import urllib.request
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -25,6 +26,8 @@ class Server(ABC):
     """The variable that moves this server to another port."""
     startup_timeout: ClassVar[float] = 60.0
     stop_timeout: ClassVar[float] = 20.0
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+    """What asks this server to shut down cleanly."""
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
@@ -55,6 +58,11 @@ class Server(ABC):
     @abstractmethod
     def address(self) -> str:
         """The value of `env_var`, e.g. mqtt://127.0.0.1:11883."""
+
+    @property
+    def shown_address(self) -> str:
+        """The address for logs and status lines: without a secret in it."""
+        return self.address
 
     @property
     @abstractmethod

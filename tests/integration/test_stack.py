@@ -19,8 +19,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from plantmesh.stack import manager
 from plantmesh.stack.errors import StackError
 from plantmesh.stack.paths import INFLUXDB_VERSION, KAFKA_VERSION, Ports, StackConfig
+from plantmesh.stack.postgres import Postgres
 from plantmesh.stack.process import port_free
 from tests.support.ports import free_ports
+from tests.support.stack import remove_server_files
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -31,10 +33,13 @@ def config(tmp_path: Path) -> Iterator[StackConfig]:
     cfg = StackConfig(
         cache=StackConfig.from_env().cache,  # the shared cache: nothing is rebuilt
         state=tmp_path / "state",
-        ports=Ports(mqtt=free_ports(0), kafka=free_ports(1), influx=free_ports(2)),
+        ports=Ports(
+            mqtt=free_ports(0), kafka=free_ports(1), influx=free_ports(2), postgres=free_ports(0)
+        ),
     )
     yield cfg
     manager.down(cfg, report=lambda _: None)  # whatever a failed test left running
+    remove_server_files(cfg)
 
 
 def _cli_env(cfg: StackConfig) -> dict[str, str]:
@@ -46,6 +51,7 @@ def _cli_env(cfg: StackConfig) -> dict[str, str]:
         "PLANTMESH_STACK_MQTT_PORT": str(cfg.ports.mqtt),
         "PLANTMESH_STACK_KAFKA_PORT": str(cfg.ports.kafka),
         "PLANTMESH_STACK_INFLUX_PORT": str(cfg.ports.influx),
+        "PLANTMESH_STACK_POSTGRES_PORT": str(cfg.ports.postgres),
     }
 
 
@@ -78,7 +84,9 @@ def _our_processes(state: Path) -> list[int]:
 def test_up_status_env_down(config: StackConfig) -> None:
     up = _cli(config, "up")
     assert up.returncode == 0, up.stdout + up.stderr
-    assert up.stdout.count("healthy after") == 3, up.stdout
+    assert up.stdout.count("healthy after") == 4, up.stdout
+    password = Postgres(config).password()
+    assert password not in up.stdout + up.stderr, "the database password reached the output"
 
     # The servers outlived the CLI process that started them, each in a session of its own.
     statuses = manager.status(config)
@@ -86,36 +94,42 @@ def test_up_status_env_down(config: StackConfig) -> None:
         ("mosquitto", config.ports.mqtt, "healthy"),
         ("kafka", config.ports.kafka, "healthy"),
         ("influxdb", config.ports.influx, "healthy"),
+        ("postgres", config.ports.postgres, "healthy"),
     ]
     versions = {s.name: s.version for s in statuses}
     assert versions["kafka"] == KAFKA_VERSION
     assert versions["influxdb"] == INFLUXDB_VERSION
     assert (versions["mosquitto"] or "").startswith("2.")
+    assert int((versions["postgres"] or "0").split(".")[0]) >= 13
     for s in statuses:
         assert s.pid is not None
         assert os.getsid(s.pid) == s.pid
 
     again = manager.bring_up(config, report=lambda _: None)
     assert again.started == []
-    assert again.already_running == ["mosquitto", "kafka", "influxdb"]
+    assert again.already_running == ["mosquitto", "kafka", "influxdb", "postgres"]
 
     status = _cli(config, "status")
     assert status.returncode == 0
-    assert status.stdout.count("healthy") == 3, status.stdout
+    assert status.stdout.count("healthy") == 4, status.stdout
+    assert password not in status.stdout
     env = _cli(config, "env")
     assert env.returncode == 0
     assert env.stdout.splitlines() == [
         f"export PLANTMESH_MQTT_URL=mqtt://127.0.0.1:{config.ports.mqtt}",
         f"export PLANTMESH_KAFKA_BOOTSTRAP=127.0.0.1:{config.ports.kafka}",
         f"export PLANTMESH_INFLUX_URL=http://127.0.0.1:{config.ports.influx}",
+        "export PLANTMESH_DATABASE_URL="
+        f"postgresql://plantmesh:{password}@127.0.0.1:{config.ports.postgres}/plantmesh",
     ]
     assert _our_processes(config.state)
 
     down = _cli(config, "down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert down.stdout.count("stopped (pid") == 3, down.stdout
+    assert down.stdout.count("stopped (pid") == 4, down.stdout
     assert _our_processes(config.state) == []
     ports = [config.ports.mqtt, config.ports.kafka, config.ports.kafka + 1, config.ports.influx]
+    ports.append(config.ports.postgres)
     assert [p for p in ports if not port_free(p)] == []
     assert _cli(config, "status", "--quiet").returncode == 1
 

@@ -26,7 +26,7 @@ def test_cache_and_state_default_outside_the_repository(tmp_path: Path) -> None:
     cfg = StackConfig.from_env({"XDG_CACHE_HOME": str(tmp_path / "xdg")})
     assert cfg.cache == tmp_path / "xdg" / "plantmesh"
     assert cfg.state == cfg.cache / "state"
-    assert cfg.ports == Ports(mqtt=11883, kafka=19092, influx=18086)
+    assert cfg.ports == Ports(mqtt=11883, kafka=19092, influx=18086, postgres=15432)
 
 
 def test_environment_moves_cache_state_and_ports(tmp_path: Path) -> None:
@@ -37,8 +37,10 @@ def test_environment_moves_cache_state_and_ports(tmp_path: Path) -> None:
             "PLANTMESH_STACK_MQTT_PORT": "31883",
             "PLANTMESH_STACK_KAFKA_PORT": "39092",
             "PLANTMESH_STACK_INFLUX_PORT": "38086",
+            "PLANTMESH_STACK_POSTGRES_PORT": "35432",
         }
     )
+    assert cfg.ports.postgres == 35432
     assert (cfg.cache, cfg.state) == (tmp_path / "c", tmp_path / "s")
     assert (cfg.ports.kafka_controller, cfg.ports.influx_rpc) == (39093, 38088)
 
@@ -136,7 +138,10 @@ def test_env_is_what_connections_read(tmp_path: Path, monkeypatch: pytest.Monkey
         "PLANTMESH_MQTT_URL": "mqtt://127.0.0.1:31883",
         "PLANTMESH_KAFKA_BOOTSTRAP": "127.0.0.1:39092",
         "PLANTMESH_INFLUX_URL": "http://127.0.0.1:38086",
+        "PLANTMESH_DATABASE_URL": variables["PLANTMESH_DATABASE_URL"],
     }
+    assert variables["PLANTMESH_DATABASE_URL"].startswith("postgresql://plantmesh:")
+    assert variables["PLANTMESH_DATABASE_URL"].endswith("@127.0.0.1:15432/plantmesh")
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     assert (MqttConnection().host, MqttConnection().port) == ("127.0.0.1", 31883)
@@ -148,8 +153,13 @@ def test_each_server_recognises_its_own_command_line_only(tmp_path: Path) -> Non
     ours = StackConfig(cache=tmp_path / "c", state=tmp_path / "a")
     other = StackConfig(cache=tmp_path / "c", state=tmp_path / "b")
     for mine, theirs in zip(manager.servers(ours), manager.servers(other), strict=True):
-        assert mine.identity.matches(mine.command()), mine.name
-        assert not mine.identity.matches(theirs.command()), mine.name
+        assert mine.identity.matches(_executed(mine.command())), mine.name
+        assert not mine.identity.matches(_executed(theirs.command())), mine.name
+
+
+def _executed(argv: list[str]) -> list[str]:
+    """The command line the process has once `setpriv` (PostgreSQL as root) exec'd it."""
+    return argv[argv.index("--") + 1 :] if argv[0] == "setpriv" else argv
 
 
 def test_server_names_and_aliases() -> None:
