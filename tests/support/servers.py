@@ -1,7 +1,8 @@
 """Where integration tests get their real servers (a pytest plugin, loaded by conftest.py).
 
 For each server, the first that applies:
-1. its environment variable: PLANTMESH_MQTT_URL, PLANTMESH_KAFKA_BOOTSTRAP, PLANTMESH_INFLUX_URL;
+1. its environment variable: PLANTMESH_MQTT_URL, PLANTMESH_KAFKA_BOOTSTRAP, PLANTMESH_INFLUX_URL,
+   PLANTMESH_DATABASE_URL;
 2. a container from the official image (testcontainers) when a Docker engine answers;
 3. the project's local stack (`plantmesh stack up`, on the ports it is configured for), brought
    up for the session; what this session started it stops at the end, nothing else.
@@ -31,6 +32,7 @@ ENV_VARS = {
     "mosquitto": "PLANTMESH_MQTT_URL",
     "kafka": "PLANTMESH_KAFKA_BOOTSTRAP",
     "influxdb": "PLANTMESH_INFLUX_URL",
+    "postgres": "PLANTMESH_DATABASE_URL",
 }
 
 
@@ -105,6 +107,14 @@ class Containers:
             )
             container.waiting_for(LogMessageWaitStrategy("Kafka Server started"))
             inner, url = 9092, f"127.0.0.1:{port}"
+        elif server == "postgres":
+            container = DockerContainer("postgres:15").with_envs(
+                POSTGRES_USER="plantmesh", POSTGRES_PASSWORD="plantmesh", POSTGRES_DB="plantmesh"
+            )
+            container.waiting_for(
+                LogMessageWaitStrategy("database system is ready to accept connections")
+            )
+            inner, url = 5432, f"postgresql://plantmesh:plantmesh@127.0.0.1:{port}/plantmesh"
         else:
             container = DockerContainer("influxdb:1.8").with_env(
                 "INFLUXDB_HTTP_FLUX_ENABLED", "true"
@@ -207,6 +217,55 @@ def influx_query(url: str, statement: str, db: str | None = None) -> dict[str, A
     if error:
         raise AssertionError(f"InfluxQL {statement!r} failed: {error}")
     return answer
+
+
+@pytest.fixture(scope="session")
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """postgresql://user:password@host:port/db of a PostgreSQL server (the user may create
+    databases)."""
+    return _resolve(request, "postgres")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of this test's own, once on SQLite and once on PostgreSQL: the alarm
+    records run the same code and the same tests on both."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'alarms.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_url")
+    name = f"t{uuid.uuid4().hex[:12]}"
+    _postgres_admin(server, f'CREATE DATABASE "{name}"')
+    parts = urllib.parse.urlsplit(server)
+    yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+    _postgres_admin(server, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _postgres_admin(server: str, statement: str) -> None:
+    """One statement outside a transaction (CREATE/DROP DATABASE), from a thread of its own so
+    it works inside and outside a running event loop."""
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(server)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
 
 
 @pytest.fixture

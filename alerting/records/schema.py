@@ -1,0 +1,102 @@
+"""The tables, as SQLAlchemy Core metadata. Migrations (migrations/versions) create them; this
+module is what the code reads and writes through, and a test holds the two together.
+
+- `alarms`: one row per occurrence, its current state (kept here so lists need no replay).
+- `alarm_trail`: append-only, every transition and every action with its actor. The database
+  itself refuses UPDATE and DELETE on it (a trigger in PostgreSQL and in SQLite).
+- `alarm_timers`: due times (re-alarm, end of shelving, escalation levels), claimed by whoever
+  runs them, never sleeping tasks.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+ID = String(64)
+NAME = String(128)
+WHEN = DateTime(timezone=True)
+
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", ID, primary_key=True),
+    # rule|asset|signal while the occurrence is open, NULL once normal: at most one open
+    # occurrence per key, held by the database (NULLs never collide in a unique index).
+    Column("open_key", String(400), unique=True, nullable=True),
+    Column("rule", NAME, nullable=False),
+    Column("rule_version", String(64), nullable=False),
+    Column("issue_type", NAME, nullable=False),
+    Column("machine_class", NAME, nullable=True),
+    Column("plant", NAME, nullable=False),
+    Column("area", NAME, nullable=False),
+    Column("line", NAME, nullable=False),
+    Column("machine", NAME, nullable=False),
+    Column("signal", NAME, nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("acknowledged", Boolean, nullable=False),
+    Column("resolved", Boolean, nullable=False),
+    Column("shelving", String(16), nullable=True),
+    Column("shelved_until", WHEN, nullable=True),
+    Column("suppressed_by", String(400), nullable=True),
+    Column("out_of_service", Boolean, nullable=False),
+    Column("assignee", NAME, nullable=True),
+    Column("raised_at", WHEN, nullable=False),  # event time of the first RAISED (source time)
+    Column("opened_at", WHEN, nullable=False),  # recorded: where time to acknowledge starts
+    Column("acknowledged_at", WHEN, nullable=True),
+    Column("closed_at", WHEN, nullable=True),
+    Column("updated_at", WHEN, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Index("ix_alarms_plant_state", "plant", "state"),
+    Index("ix_alarms_opened_at", "opened_at"),
+)
+
+alarm_trail = Table(
+    "alarm_trail",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("alarm_id", ID, ForeignKey("alarms.id"), nullable=False),
+    Column("at", WHEN, nullable=False),  # when it was recorded (wall time)
+    Column("event_at", WHEN, nullable=True),  # RAISED/CLEARED: the event time the rule decided
+    Column("action", String(32), nullable=False),
+    Column("actor", NAME, nullable=False),
+    Column("from_state", String(32), nullable=True),
+    Column("to_state", String(32), nullable=True),
+    Column("text", Text, nullable=True),
+    Column("details", JSON, nullable=False),
+    # The detection event it records ("<alert id>:raised"): a replayed event is refused here.
+    Column("source_event", String(80), unique=True, nullable=True),
+    Index("ix_alarm_trail_alarm", "alarm_id", "seq"),
+)
+
+alarm_timers = Table(
+    "alarm_timers",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("alarm_id", ID, ForeignKey("alarms.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("due_at", WHEN, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_alarm_timers_due", "due_at"),
+    Index("ix_alarm_timers_alarm_kind", "alarm_id", "kind", unique=True),
+)

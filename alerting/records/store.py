@@ -1,0 +1,361 @@
+"""Alarms in the database: the detection's events and people's actions go through the pure
+lifecycle (alerting/lifecycle/machine.py) and land as the alarm's new state plus an entry of
+its append-only trail, in one transaction.
+
+Idempotent by construction: a detection event is recorded at most once (the trail's
+`source_event` is unique), so Kafka's at-least-once delivery and replays change nothing.
+Concurrency: the alarm's row is locked (`FOR UPDATE` in PostgreSQL; SQLite has one writer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from alerting.lifecycle.machine import Action, Policy, Request, apply
+from alerting.lifecycle.states import RAISED, Alarm, AlarmState, Shelving
+from alerting.records.schema import alarm_trail, alarms
+from plantmesh.contracts import AlertEvent, AlertEventKind
+
+Clock = Callable[[], datetime]
+DETECTION = "detection"
+"""The actor of RAISED and CLEARED: the rules, not a person."""
+
+
+class AlarmNotFoundError(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What changed, for those who notify and escalate."""
+
+    alarm_id: str
+    action: Action
+    from_state: AlarmState | None
+    to_state: AlarmState
+    hidden: bool
+    at: datetime
+
+
+def open_key(event: AlertEvent) -> str:
+    return f"{event.rule}|{event.asset}|{event.signal}"
+
+
+def alarm_of(row: Row[Any]) -> Alarm:
+    return Alarm(
+        active=row.active,
+        acknowledged=row.acknowledged,
+        shelving=Shelving(row.shelving) if row.shelving else None,
+        shelved_until=_aware(row.shelved_until),
+        suppressed_by=row.suppressed_by,
+        out_of_service=row.out_of_service,
+        resolved=row.resolved,
+    )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite gives timestamps back without their zone; we store UTC only."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _columns(alarm: Alarm) -> dict[str, Any]:
+    return {
+        "state": alarm.state.value,
+        "active": alarm.active,
+        "acknowledged": alarm.acknowledged,
+        "resolved": alarm.resolved,
+        "shelving": alarm.shelving.value if alarm.shelving else None,
+        "shelved_until": alarm.shelved_until,
+        "suppressed_by": alarm.suppressed_by,
+        "out_of_service": alarm.out_of_service,
+    }
+
+
+class AlarmStore:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        policy: Policy | None = None,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.policy = policy or Policy()
+        self.clock = clock
+
+    # --- the detection's events ---------------------------------------------------------------
+    async def record(self, event: AlertEvent) -> Transition | None:
+        """Apply one RAISED or CLEARED; None when it changes nothing (a duplicate, a replay, a
+        CLEARED for an occurrence already over)."""
+        source = f"{event.alert_id}:{event.kind.value}"
+        try:
+            async with self.engine.begin() as conn:
+                if await self._seen(conn, source):
+                    return None
+                if event.kind is AlertEventKind.RAISED:
+                    return await self._raised(conn, event, source)
+                return await self._cleared(conn, event, source)
+        except IntegrityError:
+            # Another process recorded the same event (or opened the same key) first.
+            return None
+
+    async def _seen(self, conn: AsyncConnection, source: str) -> bool:
+        query = select(alarm_trail.c.seq).where(alarm_trail.c.source_event == source)
+        return (await conn.execute(query)).first() is not None
+
+    async def _open_row(self, conn: AsyncConnection, key: str) -> Row[Any] | None:
+        query = select(alarms).where(alarms.c.open_key == key).with_for_update()
+        return (await conn.execute(query)).first()
+
+    async def _raised(
+        self, conn: AsyncConnection, event: AlertEvent, source: str
+    ) -> Transition | None:
+        now = self.clock()
+        row = await self._open_row(conn, open_key(event))
+        if row is None:
+            await conn.execute(
+                insert(alarms).values(
+                    id=event.alert_id,
+                    open_key=open_key(event),
+                    rule=event.rule,
+                    rule_version=event.rule_version,
+                    issue_type=event.issue_type,
+                    machine_class=event.machine_class,
+                    plant=event.asset.plant,
+                    area=event.asset.area,
+                    line=event.asset.line,
+                    machine=event.asset.machine,
+                    signal=event.signal,
+                    priority=event.severity.value,
+                    assignee=None,
+                    raised_at=event.at,
+                    opened_at=now,
+                    updated_at=now,
+                    evidence=event.evidence.model_dump(mode="json"),
+                    **_columns(RAISED),
+                )
+            )
+            await self._trail(
+                conn,
+                event.alert_id,
+                Action.RAISE,
+                DETECTION,
+                None,
+                RAISED,
+                now,
+                event_at=event.at,
+                source=source,
+                details=_event_details(event),
+            )
+            return Transition(event.alert_id, Action.RAISE, None, RAISED.state, False, now)
+        before = alarm_of(row)
+        after = apply(before, Request(Action.RAISE, now), self.policy)
+        if after == before:
+            return None
+        await conn.execute(
+            update(alarms)
+            .where(alarms.c.id == row.id)
+            .values(
+                updated_at=now, evidence=event.evidence.model_dump(mode="json"), **_columns(after)
+            )
+        )
+        await self._trail(
+            conn,
+            row.id,
+            Action.RAISE,
+            DETECTION,
+            before,
+            after,
+            now,
+            event_at=event.at,
+            source=source,
+            details=_event_details(event),
+        )
+        return Transition(row.id, Action.RAISE, before.state, after.state, after.hidden, now)
+
+    async def _cleared(
+        self, conn: AsyncConnection, event: AlertEvent, source: str
+    ) -> Transition | None:
+        row = await self._open_row(conn, open_key(event))
+        if row is None:
+            return None
+        return await self._change(
+            conn,
+            row,
+            Request(Action.CLEAR, self.clock()),
+            DETECTION,
+            None,
+            event_at=event.at,
+            source=source,
+            details=_event_details(event),
+        )
+
+    # --- people and timers ------------------------------------------------------------------
+    async def act(
+        self,
+        alarm_id: str,
+        action: Action,
+        actor: str,
+        *,
+        text: str | None = None,
+        shelving: Shelving | None = None,
+        until: datetime | None = None,
+    ) -> Transition | None:
+        """Acknowledge, shelve, resolve ... as `actor`. LifecycleError when refused,
+        AlarmNotFoundError for an unknown id."""
+        async with self.engine.begin() as conn:
+            row = await self._locked(conn, alarm_id)
+            request = Request(action, self.clock(), shelving, until, text)
+            return await self._change(conn, row, request, actor, text)
+
+    async def comment(self, alarm_id: str, actor: str, text: str) -> None:
+        async with self.engine.begin() as conn:
+            row = await self._locked(conn, alarm_id)
+            state = AlarmState(row.state)
+            await self._note(conn, alarm_id, "comment", actor, state, text, {})
+
+    async def assign(self, alarm_id: str, actor: str, assignee: str | None) -> None:
+        async with self.engine.begin() as conn:
+            row = await self._locked(conn, alarm_id)
+            now = self.clock()
+            await conn.execute(
+                update(alarms)
+                .where(alarms.c.id == alarm_id)
+                .values(assignee=assignee, updated_at=now)
+            )
+            await self._note(
+                conn,
+                alarm_id,
+                "assign",
+                actor,
+                AlarmState(row.state),
+                None,
+                {"assignee": assignee, "previous": row.assignee},
+            )
+
+    async def _locked(self, conn: AsyncConnection, alarm_id: str) -> Row[Any]:
+        query = select(alarms).where(alarms.c.id == alarm_id).with_for_update()
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise AlarmNotFoundError(f"no alarm {alarm_id!r}")
+        return row
+
+    async def _change(
+        self,
+        conn: AsyncConnection,
+        row: Row[Any],
+        request: Request,
+        actor: str,
+        text: str | None,
+        *,
+        event_at: datetime | None = None,
+        source: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Transition | None:
+        before = alarm_of(row)
+        after = apply(before, request, self.policy)
+        if after == before:
+            return None
+        now = request.at
+        values: dict[str, Any] = {"updated_at": now, **_columns(after)}
+        if after.acknowledged and not before.acknowledged and row.acknowledged_at is None:
+            values["acknowledged_at"] = now
+        if after.closed:
+            values.update(open_key=None, closed_at=now)
+        await conn.execute(update(alarms).where(alarms.c.id == row.id).values(**values))
+        await self._trail(
+            conn,
+            row.id,
+            request.action,
+            actor,
+            before,
+            after,
+            now,
+            text=text,
+            event_at=event_at,
+            source=source,
+            details=details or {},
+        )
+        return Transition(row.id, request.action, before.state, after.state, after.hidden, now)
+
+    async def _trail(
+        self,
+        conn: AsyncConnection,
+        alarm_id: str,
+        action: Action,
+        actor: str,
+        before: Alarm | None,
+        after: Alarm,
+        at: datetime,
+        *,
+        text: str | None = None,
+        event_at: datetime | None = None,
+        source: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        await conn.execute(
+            insert(alarm_trail).values(
+                alarm_id=alarm_id,
+                at=at,
+                event_at=event_at,
+                action=action.value,
+                actor=actor,
+                from_state=None if before is None else before.state.value,
+                to_state=after.state.value,
+                text=text,
+                details={**(details or {}), "hidden": after.hidden},
+                source_event=source,
+            )
+        )
+
+    async def _note(
+        self,
+        conn: AsyncConnection,
+        alarm_id: str,
+        kind: str,
+        actor: str,
+        state: AlarmState,
+        text: str | None,
+        details: dict[str, Any],
+    ) -> None:
+        await conn.execute(
+            insert(alarm_trail).values(
+                alarm_id=alarm_id,
+                at=self.clock(),
+                action=kind,
+                actor=actor,
+                from_state=state.value,
+                to_state=state.value,
+                text=text,
+                details=details,
+            )
+        )
+
+    # --- reading ----------------------------------------------------------------------------
+    async def get(self, alarm_id: str) -> Row[Any]:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(alarms).where(alarms.c.id == alarm_id))).first()
+        if row is None:
+            raise AlarmNotFoundError(f"no alarm {alarm_id!r}")
+        return row
+
+    async def trail(self, alarm_id: str) -> Sequence[Row[Any]]:
+        query = (
+            select(alarm_trail)
+            .where(alarm_trail.c.alarm_id == alarm_id)
+            .order_by(alarm_trail.c.seq)
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).all()
+
+
+def _event_details(event: AlertEvent) -> dict[str, Any]:
+    return {"alert_id": event.alert_id, "summary": event.evidence.summary}

@@ -1,0 +1,183 @@
+"""Alarms in the database, the same tests on SQLite and on the local PostgreSQL: migrations,
+the append-only trail, the detection's events recorded once, people's actions and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alerting.lifecycle.machine import Action, LifecycleError
+from alerting.lifecycle.states import AlarmState, Shelving
+from alerting.records.database import DatabaseUrlError, async_url, open_database, shown
+from alerting.records.migrate import current, downgrade, head, upgrade
+from alerting.records.schema import alarm_trail, alarms, metadata
+from alerting.records.store import AlarmNotFoundError, AlarmStore
+from tests.support.alarms import Clock, alert_event, migrated
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    async with migrated(database_url) as engine:
+        yield engine
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(engine: AsyncEngine, clock: Clock) -> AlarmStore:
+    return AlarmStore(engine, clock=clock)
+
+
+async def _trail_actions(store: AlarmStore, alarm_id: str) -> list[tuple[str, str, str | None]]:
+    return [(r.action, r.actor, r.to_state) for r in await store.trail(alarm_id)]
+
+
+async def test_migrations_make_exactly_the_schema_the_code_uses(engine: AsyncEngine) -> None:
+    assert await current(engine) == head()
+
+    def differences(sync: object) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(sync), metadata))  # type: ignore[arg-type]
+
+    async with engine.connect() as conn:
+        assert await conn.run_sync(differences) == []
+    await downgrade(engine, "base")
+    assert await current(engine) is None
+    await upgrade(engine)
+    assert await current(engine) == head()
+
+
+async def test_the_trail_is_append_only_in_the_database_itself(store: AlarmStore) -> None:
+    await store.record(alert_event("a1"))
+    for statement in (
+        update(alarm_trail).values(actor="someone else"),
+        delete(alarm_trail),
+    ):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with store.engine.begin() as conn:
+                await conn.execute(statement)
+    assert await _trail_actions(store, "a1") == [("raise", "detection", "active_unacknowledged")]
+
+
+async def test_a_full_occurrence_and_a_new_one_for_the_same_key(
+    store: AlarmStore, clock: Clock
+) -> None:
+    raised = await store.record(alert_event("a1"))
+    assert raised is not None
+    assert (raised.from_state, raised.to_state) == (None, AlarmState.ACTIVE_UNACKNOWLEDGED)
+    clock.advance(30)
+    await store.act("a1", Action.ACKNOWLEDGE, "user:ops-a")
+    clock.advance(60)
+    cleared = await store.record(alert_event("a1", "cleared", at=90))
+    assert cleared is not None
+    assert cleared.to_state is AlarmState.NORMAL
+    row = await store.get("a1")
+    assert row.open_key is None
+    assert (row.acknowledged_at - row.opened_at).total_seconds() == 30
+    assert (row.closed_at - row.opened_at).total_seconds() == 90
+
+    again = await store.record(alert_event("a2", at=200))
+    assert again is not None
+    assert again.alarm_id == "a2"  # the first occurrence is over: a new one opens
+    assert await _trail_actions(store, "a1") == [
+        ("raise", "detection", "active_unacknowledged"),
+        ("acknowledge", "user:ops-a", "active_acknowledged"),
+        ("clear", "detection", "normal"),
+    ]
+
+
+async def test_replayed_and_duplicated_events_are_recorded_once(store: AlarmStore) -> None:
+    first = [alert_event("a1"), alert_event("a1", "cleared", at=5)]
+    for event in first + first:
+        await store.record(event)
+    assert [a for a, _, _ in await _trail_actions(store, "a1")] == ["raise", "clear"]
+    # Raised again before anybody acknowledged: the same occurrence, active again.
+    again = await store.record(alert_event("a2", at=10))
+    assert again is not None
+    assert (again.alarm_id, again.to_state) == ("a1", AlarmState.ACTIVE_UNACKNOWLEDGED)
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(alarms))).scalar() == 1
+
+
+async def test_two_writers_record_one_event_once(database_url: str, store: AlarmStore) -> None:
+    other_engine = open_database(database_url)
+    try:
+        other = AlarmStore(other_engine)
+        events = [alert_event(f"a{n}", machine=f"mill-{n:02d}") for n in range(20)]
+        await asyncio.gather(*(s.record(e) for e in events for s in (store, other)))
+    finally:
+        await other_engine.dispose()
+    async with store.engine.connect() as conn:
+        trail = (await conn.execute(select(func.count()).select_from(alarm_trail))).scalar()
+        count = (await conn.execute(select(func.count()).select_from(alarms))).scalar()
+    assert (count, trail) == (20, 20)
+
+
+async def test_refused_actions_record_nothing(store: AlarmStore) -> None:
+    await store.record(alert_event("a1"))
+    await store.act("a1", Action.ACKNOWLEDGE, "user:ops-a")
+    with pytest.raises(LifecycleError, match="already acknowledged"):
+        await store.act("a1", Action.ACKNOWLEDGE, "user:ops-b")
+    with pytest.raises(AlarmNotFoundError):
+        await store.act("nope", Action.ACKNOWLEDGE, "user:ops-b")
+    assert len(await store.trail("a1")) == 2
+
+
+async def test_shelving_comments_and_assignment_are_in_the_trail_with_their_actor(
+    store: AlarmStore, clock: Clock
+) -> None:
+    await store.record(alert_event("a1"))
+    until = clock.now.replace(hour=10)
+    await store.act(
+        "a1",
+        Action.SHELVE,
+        "user:lead",
+        text="bearing on order",
+        until=until,
+        shelving=Shelving.TIMED,
+    )
+    row = await store.get("a1")
+    assert (row.shelving, row.state) == ("timed", "active_unacknowledged")
+    assert row.shelved_until.replace(tzinfo=None) == until.replace(tzinfo=None)
+    await store.comment("a1", "user:tech", "grease applied, watching it")
+    await store.assign("a1", "user:lead", "tech-7")
+    trail = await store.trail("a1")
+    assert [(r.action, r.actor, r.text) for r in trail[1:]] == [
+        ("shelve", "user:lead", "bearing on order"),
+        ("comment", "user:tech", "grease applied, watching it"),
+        ("assign", "user:lead", None),
+    ]
+    assert trail[1].details["hidden"] is True
+    assert (await store.get("a1")).assignee == "tech-7"
+
+
+def test_database_urls() -> None:
+    assert async_url("postgresql://u:secret@127.0.0.1:5432/db").drivername == "postgresql+asyncpg"
+    assert async_url("sqlite:////var/lib/plantmesh/alarms.db").drivername == "sqlite+aiosqlite"
+    assert "secret" not in shown(async_url("postgresql://u:secret@127.0.0.1:5432/db"))
+    with pytest.raises(DatabaseUrlError, match="'mysql' is not supported"):
+        async_url("mysql://u@h/db")
+    with pytest.raises(DatabaseUrlError, match="needs a file"):
+        async_url("sqlite://")
+    with pytest.raises(DatabaseUrlError, match="not a database URL"):
+        async_url("::nonsense")
+
+
+async def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
+    engine = open_database(f"sqlite:///{tmp_path}/x.db")
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+    finally:
+        await engine.dispose()
