@@ -64,6 +64,8 @@ class Request:
 class Policy:
     max_shelve: timedelta = timedelta(hours=8)
     """ISA-18.2: shelving is temporary; a longer time is refused, not cut short silently."""
+    re_alarm_after: timedelta | None = None
+    """An acknowledged alarm still active this long is unacknowledged again (None: never)."""
 
 
 def apply(alarm: Alarm, request: Request, policy: Policy = Policy()) -> Alarm:

@@ -10,6 +10,8 @@ module is what the code reads and writes through, and a test holds the two toget
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -100,3 +102,8 @@ alarm_timers = Table(
     Index("ix_alarm_timers_due", "due_at"),
     Index("ix_alarm_timers_alarm_kind", "alarm_id", "kind", unique=True),
 )
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite gives timestamps back without their zone; everything stored is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -20,12 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerting.lifecycle.machine import Action, Policy, Request, apply
 from alerting.lifecycle.states import RAISED, Alarm, AlarmState, Shelving
-from alerting.records.schema import alarm_trail, alarms
+from alerting.records import timers
+from alerting.records.schema import alarm_trail, alarms, aware
 from plantmesh.contracts import AlertEvent, AlertEventKind
 
 Clock = Callable[[], datetime]
 DETECTION = "detection"
 """The actor of RAISED and CLEARED: the rules, not a person."""
+TIMER = "timer"
+"""The actor of re-alarms and of timed shelving's end."""
 
 
 class AlarmNotFoundError(LookupError):
@@ -53,18 +56,11 @@ def alarm_of(row: Row[Any]) -> Alarm:
         active=row.active,
         acknowledged=row.acknowledged,
         shelving=Shelving(row.shelving) if row.shelving else None,
-        shelved_until=_aware(row.shelved_until),
+        shelved_until=None if row.shelved_until is None else aware(row.shelved_until),
         suppressed_by=row.suppressed_by,
         out_of_service=row.out_of_service,
         resolved=row.resolved,
     )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite gives timestamps back without their zone; we store UTC only."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def _columns(alarm: Alarm) -> dict[str, Any]:
@@ -155,31 +151,19 @@ class AlarmStore:
                 source=source,
                 details=_event_details(event),
             )
+            await timers.follow(conn, event.alert_id, None, RAISED, now, self.policy)
             return Transition(event.alert_id, Action.RAISE, None, RAISED.state, False, now)
-        before = alarm_of(row)
-        after = apply(before, Request(Action.RAISE, now), self.policy)
-        if after == before:
-            return None
-        await conn.execute(
-            update(alarms)
-            .where(alarms.c.id == row.id)
-            .values(
-                updated_at=now, evidence=event.evidence.model_dump(mode="json"), **_columns(after)
-            )
-        )
-        await self._trail(
+        return await self._change(
             conn,
-            row.id,
-            Action.RAISE,
+            row,
+            Request(Action.RAISE, now),
             DETECTION,
-            before,
-            after,
-            now,
+            None,
             event_at=event.at,
             source=source,
             details=_event_details(event),
+            extra={"evidence": event.evidence.model_dump(mode="json")},
         )
-        return Transition(row.id, Action.RAISE, before.state, after.state, after.hidden, now)
 
     async def _cleared(
         self, conn: AsyncConnection, event: AlertEvent, source: str
@@ -241,6 +225,24 @@ class AlarmStore:
                 {"assignee": assignee, "previous": row.assignee},
             )
 
+    async def fire_due(self, limit: int = 100) -> list[Transition]:
+        """Fire the timers that are due (re-alarm, end of timed shelving): each in a transaction
+        of its own, the alarm locked first as by every action."""
+        now = self.clock()
+        async with self.engine.connect() as conn:
+            found = await timers.due(conn, now, limit)
+        fired = []
+        for timer in found:
+            async with self.engine.begin() as conn:
+                query = select(alarms).where(alarms.c.id == timer.alarm_id)
+                row = (await conn.execute(query.with_for_update(skip_locked=True))).first()
+                if row is None or not await timers.claim(conn, timer):
+                    continue  # being changed by another process, or fired by one
+                request = Request(timer.kind.action, now)
+                if change := await self._change(conn, row, request, TIMER, None):
+                    fired.append(change)
+        return fired
+
     async def _locked(self, conn: AsyncConnection, alarm_id: str) -> Row[Any]:
         query = select(alarms).where(alarms.c.id == alarm_id).with_for_update()
         row = (await conn.execute(query)).first()
@@ -259,18 +261,20 @@ class AlarmStore:
         event_at: datetime | None = None,
         source: str | None = None,
         details: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Transition | None:
         before = alarm_of(row)
         after = apply(before, request, self.policy)
         if after == before:
             return None
         now = request.at
-        values: dict[str, Any] = {"updated_at": now, **_columns(after)}
+        values: dict[str, Any] = {"updated_at": now, **_columns(after), **(extra or {})}
         if after.acknowledged and not before.acknowledged and row.acknowledged_at is None:
             values["acknowledged_at"] = now
         if after.closed:
             values.update(open_key=None, closed_at=now)
         await conn.execute(update(alarms).where(alarms.c.id == row.id).values(**values))
+        await timers.follow(conn, row.id, before, after, now, self.policy)
         await self._trail(
             conn,
             row.id,

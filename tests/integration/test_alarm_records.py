@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -13,11 +14,11 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alerting.lifecycle.machine import Action, LifecycleError
+from alerting.lifecycle.machine import Action, LifecycleError, Policy
 from alerting.lifecycle.states import AlarmState, Shelving
 from alerting.records.database import DatabaseUrlError, async_url, open_database, shown
 from alerting.records.migrate import current, downgrade, head, upgrade
-from alerting.records.schema import alarm_trail, alarms, metadata
+from alerting.records.schema import alarm_timers, alarm_trail, alarms, metadata
 from alerting.records.store import AlarmNotFoundError, AlarmStore
 from tests.support.alarms import Clock, alert_event, migrated
 
@@ -181,3 +182,63 @@ async def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
     finally:
         await engine.dispose()
+
+
+async def test_timers_re_alarm_and_end_shelving_then_vanish_with_the_occurrence(
+    engine: AsyncEngine, clock: Clock
+) -> None:
+    store = AlarmStore(engine, Policy(re_alarm_after=timedelta(minutes=10)), clock=clock)
+    await store.record(alert_event("a1"))
+    await store.act("a1", Action.ACKNOWLEDGE, "user:ops-a")
+    clock.advance(599)
+    assert await store.fire_due() == []
+    clock.advance(1)
+    [re_alarm] = await store.fire_due()
+    assert (re_alarm.action, re_alarm.to_state) == (
+        Action.RE_ALARM,
+        AlarmState.ACTIVE_UNACKNOWLEDGED,
+    )
+    assert (await store.trail("a1"))[-1].actor == "timer"
+
+    await store.act(
+        "a1",
+        Action.SHELVE,
+        "user:lead",
+        shelving=Shelving.TIMED,
+        until=clock.now + timedelta(hours=1),
+        text="vendor on site",
+    )
+    clock.advance(3600)
+    [unshelved] = await store.fire_due()
+    assert unshelved.action is Action.SHELF_EXPIRED
+    assert (await store.get("a1")).shelving is None
+
+    await store.act("a1", Action.ACKNOWLEDGE, "user:ops-a")  # sets a new re-alarm
+    await store.record(alert_event("a1", "cleared", at=7000))
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(alarm_timers))).scalar() == 0
+    clock.advance(3600)
+    assert await store.fire_due() == []
+
+
+async def test_two_services_fire_each_due_timer_once(
+    database_url: str, engine: AsyncEngine, clock: Clock
+) -> None:
+    policy = Policy(re_alarm_after=timedelta(minutes=1))
+    store = AlarmStore(engine, policy, clock=clock)
+    for n in range(30):
+        await store.record(alert_event(f"a{n}", machine=f"mill-{n:02d}"))
+        await store.act(f"a{n}", Action.ACKNOWLEDGE, "user:ops-a")
+    clock.advance(61)
+    other_engine = open_database(database_url)
+    try:
+        other = AlarmStore(other_engine, policy, clock=clock)
+        fired = await asyncio.gather(store.fire_due(limit=50), other.fire_due(limit=50))
+    finally:
+        await other_engine.dispose()
+    assert sum(len(f) for f in fired) == 30
+    async with engine.connect() as conn:
+        query = (
+            select(func.count()).select_from(alarm_trail).where(alarm_trail.c.action == "re_alarm")
+        )
+        assert (await conn.execute(query)).scalar() == 30
