@@ -1,5 +1,5 @@
-"""Subcommands of `plantmesh alerting`: `run`, `check-config`, `backtest`, `explain` and
-`baseline`."""
+"""Subcommands of `plantmesh alerting`: `run`, `check-config`, `backtest`, `explain`,
+`baseline` and `db`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from alerting.backtest import Backtest, BacktestError, Progress, read_jsonl, rea
 from alerting.commands_cli import register_baseline
 from alerting.config import AlertingConfig, load_alerting_config
 from alerting.explain_cli import register_explain
+from alerting.records.cli import register_db
 from alerting.rules import RuleConfig, RuleConfigBase, ThresholdRuleConfig
 from alerting.service import AlertingService
 from plantmesh.cli import Subparsers
@@ -42,6 +43,7 @@ def register(subparsers: Subparsers) -> None:
     _register_backtest(commands)
     register_explain(commands)
     register_baseline(commands)
+    register_db(commands)
 
 
 def _run(args: argparse.Namespace) -> int:

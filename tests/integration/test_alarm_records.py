@@ -4,6 +4,8 @@ the append-only trail, the detection's events recorded once, people's actions an
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -242,3 +244,34 @@ async def test_two_services_fire_each_due_timer_once(
             select(func.count()).select_from(alarm_trail).where(alarm_trail.c.action == "re_alarm")
         )
         assert (await conn.execute(query)).scalar() == 30
+
+
+def test_db_command_migrates_and_reports_the_revision(database_url: str) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "alerting", "db", *args, "--url", database_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    before = cli("current")
+    assert (before.returncode, before.stdout.strip()) == (
+        1,
+        f"database not migrated, code {head()}",
+    )
+    upgraded = cli("upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"at revision {head()}" in upgraded.stdout
+    assert "plantmesh:" not in upgraded.stdout or "***" in upgraded.stdout  # no password shown
+    assert cli("current").returncode == 0
+    bad = subprocess.run(
+        [sys.executable, "-m", "alerting", "db", "current", "--url", "mysql://x@y/z"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "not supported" in bad.stderr
