@@ -26,7 +26,15 @@ from alerting.config import AlertingConfig
 from alerting.engine import Engine
 from alerting.explain_trace import Recorder
 from alerting.rules import RuleConfig, build_rule
-from plantmesh.contracts import AlertEvent, DecodeError, Reading, ReadingBatch, decode, encode
+from plantmesh.contracts import (
+    AlertEvent,
+    DecodeError,
+    Reading,
+    ReadingBatch,
+    decode,
+    encode,
+    is_transition,
+)
 from plantmesh.kafka.clients import make_consumer, start_client
 
 DEFAULT_HISTORY_S = 600.0
@@ -79,6 +87,8 @@ async def read_alert_topic(config: AlertingConfig, topic: str) -> list[AlertEven
             consumer, config.kafka, topic, None, None
         )
         async for record in _merged(consumer, ranges, 30.0):
+            if is_transition(record.headers):
+                continue  # the lifecycle's records share the topic
             try:
                 events.append(decode(AlertEvent, record.value or b""))
             except DecodeError:

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from alerting.checkpoint import Checkpoint, CheckpointError, load, packed, pickled
 from plantmesh.connections import KafkaConnection
-from plantmesh.contracts import AlertEvent, DecodeError, decode
+from plantmesh.contracts import AlertEvent, DecodeError, decode, is_transition
 from plantmesh.kafka.clients import make_consumer, make_producer, start_client
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,8 @@ class StateStore:
                     reader.seek(tp, found.offset)
             ids: set[EventId] = set()
             for record in await _read_to_end(reader, tps):
+                if is_transition(record.headers):
+                    continue  # the lifecycle's records share the topic
                 try:
                     ids.add(event_id(decode(AlertEvent, record.value or b"")))
                 except DecodeError:

@@ -12,20 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-
-class AlarmState(StrEnum):
-    ACTIVE_UNACKNOWLEDGED = "active_unacknowledged"
-    ACTIVE_ACKNOWLEDGED = "active_acknowledged"
-    RETURNED_UNACKNOWLEDGED = "returned_unacknowledged"
-    """The condition cleared before anybody acknowledged: someone must still see it."""
-    NORMAL = "normal"
-    """Cleared and acknowledged: this occurrence is over."""
-
-    @classmethod
-    def of(cls, active: bool, acknowledged: bool) -> AlarmState:
-        if active:
-            return cls.ACTIVE_ACKNOWLEDGED if acknowledged else cls.ACTIVE_UNACKNOWLEDGED
-        return cls.NORMAL if acknowledged else cls.RETURNED_UNACKNOWLEDGED
+from plantmesh.contracts import AlarmState
 
 
 class Shelving(StrEnum):

@@ -10,7 +10,6 @@ Concurrency: the alarm's row is locked (`FOR UPDATE` in PostgreSQL; SQLite has o
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,10 +18,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerting.lifecycle.machine import Action, Policy, Request, apply
-from alerting.lifecycle.states import RAISED, Alarm, AlarmState, Shelving
+from alerting.lifecycle.states import RAISED, Alarm, Shelving
 from alerting.records import timers
 from alerting.records.schema import alarm_trail, alarms, aware
-from plantmesh.contracts import AlertEvent, AlertEventKind
+from plantmesh.contracts import (
+    AlarmTransition,
+    AlertEvent,
+    AlertEventKind,
+    AssetPath,
+    Severity,
+)
 
 Clock = Callable[[], datetime]
 DETECTION = "detection"
@@ -33,18 +38,6 @@ TIMER = "timer"
 
 class AlarmNotFoundError(LookupError):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """What changed, for those who notify and escalate."""
-
-    alarm_id: str
-    action: Action
-    from_state: AlarmState | None
-    to_state: AlarmState
-    hidden: bool
-    at: datetime
 
 
 def open_key(event: AlertEvent) -> str:
@@ -88,7 +81,7 @@ class AlarmStore:
         self.clock = clock
 
     # --- the detection's events ---------------------------------------------------------------
-    async def record(self, event: AlertEvent) -> Transition | None:
+    async def record(self, event: AlertEvent) -> AlarmTransition | None:
         """Apply one RAISED or CLEARED; None when it changes nothing (a duplicate, a replay, a
         CLEARED for an occurrence already over)."""
         source = f"{event.alert_id}:{event.kind.value}"
@@ -113,7 +106,7 @@ class AlarmStore:
 
     async def _raised(
         self, conn: AsyncConnection, event: AlertEvent, source: str
-    ) -> Transition | None:
+    ) -> AlarmTransition | None:
         now = self.clock()
         row = await self._open_row(conn, open_key(event))
         if row is None:
@@ -139,9 +132,10 @@ class AlarmStore:
                     **_columns(RAISED),
                 )
             )
-            await self._trail(
+            await timers.follow(conn, event.alert_id, None, RAISED, now, self.policy)
+            return await self._trail(
                 conn,
-                event.alert_id,
+                await self._locked(conn, event.alert_id),
                 Action.RAISE,
                 DETECTION,
                 None,
@@ -151,8 +145,6 @@ class AlarmStore:
                 source=source,
                 details=_event_details(event),
             )
-            await timers.follow(conn, event.alert_id, None, RAISED, now, self.policy)
-            return Transition(event.alert_id, Action.RAISE, None, RAISED.state, False, now)
         return await self._change(
             conn,
             row,
@@ -167,7 +159,7 @@ class AlarmStore:
 
     async def _cleared(
         self, conn: AsyncConnection, event: AlertEvent, source: str
-    ) -> Transition | None:
+    ) -> AlarmTransition | None:
         row = await self._open_row(conn, open_key(event))
         if row is None:
             return None
@@ -192,7 +184,7 @@ class AlarmStore:
         text: str | None = None,
         shelving: Shelving | None = None,
         until: datetime | None = None,
-    ) -> Transition | None:
+    ) -> AlarmTransition | None:
         """Acknowledge, shelve, resolve ... as `actor`. LifecycleError when refused,
         AlarmNotFoundError for an unknown id."""
         async with self.engine.begin() as conn:
@@ -200,13 +192,15 @@ class AlarmStore:
             request = Request(action, self.clock(), shelving, until, text)
             return await self._change(conn, row, request, actor, text)
 
-    async def comment(self, alarm_id: str, actor: str, text: str) -> None:
+    async def comment(self, alarm_id: str, actor: str, text: str) -> AlarmTransition:
         async with self.engine.begin() as conn:
             row = await self._locked(conn, alarm_id)
-            state = AlarmState(row.state)
-            await self._note(conn, alarm_id, "comment", actor, state, text, {})
+            alarm = alarm_of(row)
+            return await self._trail(
+                conn, row, "comment", actor, alarm, alarm, self.clock(), text=text
+            )
 
-    async def assign(self, alarm_id: str, actor: str, assignee: str | None) -> None:
+    async def assign(self, alarm_id: str, actor: str, assignee: str | None) -> AlarmTransition:
         async with self.engine.begin() as conn:
             row = await self._locked(conn, alarm_id)
             now = self.clock()
@@ -215,17 +209,13 @@ class AlarmStore:
                 .where(alarms.c.id == alarm_id)
                 .values(assignee=assignee, updated_at=now)
             )
-            await self._note(
-                conn,
-                alarm_id,
-                "assign",
-                actor,
-                AlarmState(row.state),
-                None,
-                {"assignee": assignee, "previous": row.assignee},
+            alarm = alarm_of(row)
+            details = {"assignee": assignee, "previous": row.assignee}
+            return await self._trail(
+                conn, row, "assign", actor, alarm, alarm, now, text=assignee, details=details
             )
 
-    async def fire_due(self, limit: int = 100) -> list[Transition]:
+    async def fire_due(self, limit: int = 100) -> list[AlarmTransition]:
         """Fire the timers that are due (re-alarm, end of timed shelving): each in a transaction
         of its own, the alarm locked first as by every action."""
         now = self.clock()
@@ -262,7 +252,7 @@ class AlarmStore:
         source: str | None = None,
         details: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> Transition | None:
+    ) -> AlarmTransition | None:
         before = alarm_of(row)
         after = apply(before, request, self.policy)
         if after == before:
@@ -275,9 +265,9 @@ class AlarmStore:
             values.update(open_key=None, closed_at=now)
         await conn.execute(update(alarms).where(alarms.c.id == row.id).values(**values))
         await timers.follow(conn, row.id, before, after, now, self.policy)
-        await self._trail(
+        return await self._trail(
             conn,
-            row.id,
+            row,
             request.action,
             actor,
             before,
@@ -288,13 +278,12 @@ class AlarmStore:
             source=source,
             details=details or {},
         )
-        return Transition(row.id, request.action, before.state, after.state, after.hidden, now)
 
     async def _trail(
         self,
         conn: AsyncConnection,
-        alarm_id: str,
-        action: Action,
+        row: Row[Any],
+        action: Action | str,
         actor: str,
         before: Alarm | None,
         after: Alarm,
@@ -304,13 +293,16 @@ class AlarmStore:
         event_at: datetime | None = None,
         source: str | None = None,
         details: dict[str, Any] | None = None,
-    ) -> None:
-        await conn.execute(
-            insert(alarm_trail).values(
-                alarm_id=alarm_id,
+    ) -> AlarmTransition:
+        """Append to the trail; the entry as the transition the lifecycle publishes."""
+        name = action.value if isinstance(action, Action) else action
+        inserted = await conn.execute(
+            insert(alarm_trail)
+            .values(
+                alarm_id=row.id,
                 at=at,
                 event_at=event_at,
-                action=action.value,
+                action=name,
                 actor=actor,
                 from_state=None if before is None else before.state.value,
                 to_state=after.state.value,
@@ -318,29 +310,24 @@ class AlarmStore:
                 details={**(details or {}), "hidden": after.hidden},
                 source_event=source,
             )
+            .returning(alarm_trail.c.seq)
         )
-
-    async def _note(
-        self,
-        conn: AsyncConnection,
-        alarm_id: str,
-        kind: str,
-        actor: str,
-        state: AlarmState,
-        text: str | None,
-        details: dict[str, Any],
-    ) -> None:
-        await conn.execute(
-            insert(alarm_trail).values(
-                alarm_id=alarm_id,
-                at=self.clock(),
-                action=kind,
-                actor=actor,
-                from_state=state.value,
-                to_state=state.value,
-                text=text,
-                details=details,
-            )
+        return AlarmTransition(
+            alarm_id=row.id,
+            seq=inserted.scalar_one(),
+            action=name,
+            actor=actor,
+            from_state=None if before is None else before.state,
+            to_state=after.state,
+            hidden=after.hidden,
+            at=at,
+            issue_type=row.issue_type,
+            rule=row.rule,
+            machine_class=row.machine_class,
+            asset=AssetPath(plant=row.plant, area=row.area, line=row.line, machine=row.machine),
+            signal=row.signal,
+            priority=Severity(row.priority),
+            text=text,
         )
 
     # --- reading ----------------------------------------------------------------------------

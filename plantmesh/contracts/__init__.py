@@ -1,5 +1,12 @@
 """The wire contracts every plantmesh service speaks. Import from here, not the submodules."""
 
+from plantmesh.contracts.alarms import (
+    ALARM_TRANSITION_CONTRACT,
+    CONTRACT_HEADER,
+    AlarmState,
+    AlarmTransition,
+    is_transition,
+)
 from plantmesh.contracts.alerts import AlertEvent, AlertEventKind, Evidence, EvidencePoint, Severity
 from plantmesh.contracts.common import (
     NAME_PATTERN,
@@ -30,6 +37,8 @@ from plantmesh.contracts.readings import (
 )
 
 __all__ = [
+    "ALARM_TRANSITION_CONTRACT",
+    "CONTRACT_HEADER",
     "NAME_PATTERN",
     "QUALITY_VALUES",
     "SCHEMA_VERSION",
@@ -40,6 +49,8 @@ __all__ = [
     "STATUS_CODE_MAX",
     "STATUS_GOOD",
     "STATUS_UNCERTAIN",
+    "AlarmState",
+    "AlarmTransition",
     "AlertEvent",
     "AlertEventKind",
     "AssetPath",
@@ -64,4 +75,5 @@ __all__ = [
     "Value",
     "decode",
     "encode",
+    "is_transition",
 ]

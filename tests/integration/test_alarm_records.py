@@ -17,11 +17,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerting.lifecycle.machine import Action, LifecycleError, Policy
-from alerting.lifecycle.states import AlarmState, Shelving
+from alerting.lifecycle.states import Shelving
 from alerting.records.database import DatabaseUrlError, async_url, open_database, shown
 from alerting.records.migrate import current, downgrade, head, upgrade
 from alerting.records.schema import alarm_timers, alarm_trail, alarms, metadata
 from alerting.records.store import AlarmNotFoundError, AlarmStore
+from plantmesh.contracts import AlarmState
 from tests.support.alarms import Clock, alert_event, migrated
 
 pytestmark = pytest.mark.integration
@@ -159,7 +160,7 @@ async def test_shelving_comments_and_assignment_are_in_the_trail_with_their_acto
     assert [(r.action, r.actor, r.text) for r in trail[1:]] == [
         ("shelve", "user:lead", "bearing on order"),
         ("comment", "user:tech", "grease applied, watching it"),
-        ("assign", "user:lead", None),
+        ("assign", "user:lead", "tech-7"),
     ]
     assert trail[1].details["hidden"] is True
     assert (await store.get("a1")).assignee == "tech-7"
@@ -212,7 +213,7 @@ async def test_timers_re_alarm_and_end_shelving_then_vanish_with_the_occurrence(
     )
     clock.advance(3600)
     [unshelved] = await store.fire_due()
-    assert unshelved.action is Action.SHELF_EXPIRED
+    assert unshelved.action == Action.SHELF_EXPIRED
     assert (await store.get("a1")).shelving is None
 
     await store.act("a1", Action.ACKNOWLEDGE, "user:ops-a")  # sets a new re-alarm

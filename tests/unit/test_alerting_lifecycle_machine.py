@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerting.lifecycle.machine import Action, LifecycleError, Policy, Request, apply
-from alerting.lifecycle.states import RAISED, Alarm, AlarmState, Shelving
+from alerting.lifecycle.states import RAISED, Alarm, Shelving
+from plantmesh.contracts import AlarmState
 
 T0 = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
 
