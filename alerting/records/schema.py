@@ -6,6 +6,12 @@ module is what the code reads and writes through, and a test holds the two toget
   itself refuses UPDATE and DELETE on it (a trigger in PostgreSQL and in SQLite).
 - `alarm_timers`: due times (re-alarm, end of shelving, escalation levels), claimed by whoever
   runs them, never sleeping tasks.
+- `alarm_deliveries`: one row per notification to send, unique per (alarm, trail entry, level,
+  contact, channel), so a restart or a second process never sends one twice; attempts, the
+  next attempt's time and the last error are kept on it.
+- `alarm_outbox`: each trail entry still to publish (Kafka, InfluxDB, andon boards), written in
+  the transaction that made it, deleted once published: nothing is lost between the commit
+  and the publication.
 """
 
 from __future__ import annotations
@@ -65,6 +71,9 @@ alarms = Table(
     Column("closed_at", WHEN, nullable=True),
     Column("updated_at", WHEN, nullable=False),
     Column("evidence", JSON, nullable=False),
+    Column("escalation_policy", NAME, nullable=True),
+    Column("escalation_level", Integer, nullable=True),
+    Column("escalation_round", Integer, nullable=True),
     Index("ix_alarms_plant_state", "plant", "state"),
     Index("ix_alarms_opened_at", "opened_at"),
 )
@@ -107,3 +116,42 @@ alarm_timers = Table(
 def aware(value: datetime) -> datetime:
     """SQLite gives timestamps back without their zone; everything stored is UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+alarm_deliveries = Table(
+    "alarm_deliveries",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("dedupe_key", String(400), unique=True, nullable=False),
+    Column("alarm_id", ID, ForeignKey("alarms.id"), nullable=False),
+    Column("trail_seq", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("level", Integer, nullable=True),
+    Column("contact", NAME, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("channel_index", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("due_at", WHEN, nullable=False),
+    Column("created_at", WHEN, nullable=False),
+    Column("sent_at", WHEN, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_alarm_deliveries_due", "status", "due_at"),
+    Index("ix_alarm_deliveries_alarm", "alarm_id"),
+)
+
+alarm_outbox = Table(
+    "alarm_outbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("sink", String(16), nullable=False),
+    Column("trail_seq", BigInteger, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("due_at", WHEN, nullable=False),
+    Index("ix_alarm_outbox_due", "due_at"),
+)

@@ -17,10 +17,14 @@ from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from alerting.lifecycle.escalation import Position
 from alerting.lifecycle.machine import Action, Policy, Request, apply
+from alerting.lifecycle.policies import EscalationConfig
 from alerting.lifecycle.states import RAISED, Alarm, Shelving
-from alerting.records import timers
+from alerting.records import escalating, outbox, timers
+from alerting.records.queries import AlarmNotFoundError
 from alerting.records.schema import alarm_trail, alarms, aware
+from alerting.records.timers import TimerKind
 from plantmesh.contracts import (
     AlarmTransition,
     AlertEvent,
@@ -34,10 +38,6 @@ DETECTION = "detection"
 """The actor of RAISED and CLEARED: the rules, not a person."""
 TIMER = "timer"
 """The actor of re-alarms and of timed shelving's end."""
-
-
-class AlarmNotFoundError(LookupError):
-    pass
 
 
 def open_key(event: AlertEvent) -> str:
@@ -75,9 +75,16 @@ class AlarmStore:
         engine: AsyncEngine,
         policy: Policy | None = None,
         clock: Clock = lambda: datetime.now(UTC),
+        *,
+        escalation: EscalationConfig | None = None,
+        sinks: Sequence[str] = (),
     ) -> None:
+        """`escalation`: policies and contacts (None: nobody is notified); `sinks`: the outbox
+        sinks every trail entry is queued for (e.g. "kafka", "influx", "andon")."""
         self.engine = engine
         self.policy = policy or Policy()
+        self.escalation = escalation
+        self.sinks = tuple(sinks)
         self.clock = clock
 
     # --- the detection's events ---------------------------------------------------------------
@@ -228,10 +235,42 @@ class AlarmStore:
                 row = (await conn.execute(query.with_for_update(skip_locked=True))).first()
                 if row is None or not await timers.claim(conn, timer):
                     continue  # being changed by another process, or fired by one
-                request = Request(timer.kind.action, now)
-                if change := await self._change(conn, row, request, TIMER, None):
+                action = timer.kind.action
+                if action is None:
+                    fired += await self._climb(conn, row, timer.kind, now)
+                elif change := await self._change(conn, row, Request(action, now), TIMER, None):
                     fired.append(change)
         return fired
+
+    async def _climb(
+        self, conn: AsyncConnection, row: Row[Any], kind: TimerKind, now: datetime
+    ) -> list[AlarmTransition]:
+        """An escalation timer: the next level is told, as a trail entry of its own."""
+        if self.escalation is None:
+            return []
+        alarm = alarm_of(row)
+        made: list[AlarmTransition] = []
+
+        async def entry(position: Position) -> int:
+            details = {"level": position.level + 1, "round": position.round + 1}
+            made.append(
+                await self._trail(
+                    conn,
+                    row,
+                    kind.value,
+                    TIMER,
+                    alarm,
+                    alarm,
+                    now,
+                    text=position.shown,
+                    details=details,
+                    follow=False,
+                )
+            )
+            return made[-1].seq
+
+        await escalating.climb(conn, self.escalation, row, alarm, kind, entry, now)
+        return made
 
     async def _locked(self, conn: AsyncConnection, alarm_id: str) -> Row[Any]:
         query = select(alarms).where(alarms.c.id == alarm_id).with_for_update()
@@ -293,8 +332,10 @@ class AlarmStore:
         event_at: datetime | None = None,
         source: str | None = None,
         details: dict[str, Any] | None = None,
+        follow: bool = True,
     ) -> AlarmTransition:
-        """Append to the trail; the entry as the transition the lifecycle publishes."""
+        """Append to the trail; the entry as the transition the lifecycle publishes. Queues it
+        for the outbox's sinks, and (`follow`) lets escalation react to the change."""
         name = action.value if isinstance(action, Action) else action
         inserted = await conn.execute(
             insert(alarm_trail)
@@ -312,7 +353,7 @@ class AlarmStore:
             )
             .returning(alarm_trail.c.seq)
         )
-        return AlarmTransition(
+        transition = AlarmTransition(
             alarm_id=row.id,
             seq=inserted.scalar_one(),
             action=name,
@@ -329,23 +370,10 @@ class AlarmStore:
             priority=Severity(row.priority),
             text=text,
         )
-
-    # --- reading ----------------------------------------------------------------------------
-    async def get(self, alarm_id: str) -> Row[Any]:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(alarms).where(alarms.c.id == alarm_id))).first()
-        if row is None:
-            raise AlarmNotFoundError(f"no alarm {alarm_id!r}")
-        return row
-
-    async def trail(self, alarm_id: str) -> Sequence[Row[Any]]:
-        query = (
-            select(alarm_trail)
-            .where(alarm_trail.c.alarm_id == alarm_id)
-            .order_by(alarm_trail.c.seq)
-        )
-        async with self.engine.connect() as conn:
-            return (await conn.execute(query)).all()
+        await outbox.enqueue(conn, transition, self.sinks, at)
+        if follow and self.escalation is not None and before != after:
+            await escalating.follow(conn, self.escalation, row, before, after, transition.seq, at)
+        return transition
 
 
 def _event_details(event: AlertEvent) -> dict[str, Any]:

@@ -26,10 +26,18 @@ from alerting.records.schema import alarm_timers, aware
 class TimerKind(StrEnum):
     SHELF_EXPIRED = "shelf_expired"
     RE_ALARM = "re_alarm"
+    ESCALATE = "escalate"
+    """The current escalation level did not acknowledge in time."""
+    RE_ESCALATE = "re_escalate"
+    """Acknowledged, but not resolved in the policy's time."""
 
     @property
-    def action(self) -> Action:
-        return Action(self.value)
+    def action(self) -> Action | None:
+        """The lifecycle action it fires; None for the escalation timers (no state change)."""
+        return Action(self.value) if self.value in LIFECYCLE_TIMERS else None
+
+
+LIFECYCLE_TIMERS = frozenset({"shelf_expired", "re_alarm"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,9 @@ from alerting.lifecycle.machine import Action, LifecycleError, Policy
 from alerting.lifecycle.states import Shelving
 from alerting.records.database import DatabaseUrlError, async_url, open_database, shown
 from alerting.records.migrate import current, downgrade, head, upgrade
+from alerting.records.queries import AlarmNotFoundError, get_alarm, trail_of
 from alerting.records.schema import alarm_timers, alarm_trail, alarms, metadata
-from alerting.records.store import AlarmNotFoundError, AlarmStore
+from alerting.records.store import AlarmStore
 from plantmesh.contracts import AlarmState
 from tests.support.alarms import Clock, alert_event, migrated
 
@@ -45,7 +46,7 @@ def store(engine: AsyncEngine, clock: Clock) -> AlarmStore:
 
 
 async def _trail_actions(store: AlarmStore, alarm_id: str) -> list[tuple[str, str, str | None]]:
-    return [(r.action, r.actor, r.to_state) for r in await store.trail(alarm_id)]
+    return [(r.action, r.actor, r.to_state) for r in await trail_of(store.engine, alarm_id)]
 
 
 async def test_migrations_make_exactly_the_schema_the_code_uses(engine: AsyncEngine) -> None:
@@ -86,7 +87,7 @@ async def test_a_full_occurrence_and_a_new_one_for_the_same_key(
     cleared = await store.record(alert_event("a1", "cleared", at=90))
     assert cleared is not None
     assert cleared.to_state is AlarmState.NORMAL
-    row = await store.get("a1")
+    row = await get_alarm(store.engine, "a1")
     assert row.open_key is None
     assert (row.acknowledged_at - row.opened_at).total_seconds() == 30
     assert (row.closed_at - row.opened_at).total_seconds() == 90
@@ -135,7 +136,7 @@ async def test_refused_actions_record_nothing(store: AlarmStore) -> None:
         await store.act("a1", Action.ACKNOWLEDGE, "user:ops-b")
     with pytest.raises(AlarmNotFoundError):
         await store.act("nope", Action.ACKNOWLEDGE, "user:ops-b")
-    assert len(await store.trail("a1")) == 2
+    assert len(await trail_of(store.engine, "a1")) == 2
 
 
 async def test_shelving_comments_and_assignment_are_in_the_trail_with_their_actor(
@@ -151,19 +152,19 @@ async def test_shelving_comments_and_assignment_are_in_the_trail_with_their_acto
         until=until,
         shelving=Shelving.TIMED,
     )
-    row = await store.get("a1")
+    row = await get_alarm(store.engine, "a1")
     assert (row.shelving, row.state) == ("timed", "active_unacknowledged")
     assert row.shelved_until.replace(tzinfo=None) == until.replace(tzinfo=None)
     await store.comment("a1", "user:tech", "grease applied, watching it")
     await store.assign("a1", "user:lead", "tech-7")
-    trail = await store.trail("a1")
+    trail = await trail_of(store.engine, "a1")
     assert [(r.action, r.actor, r.text) for r in trail[1:]] == [
         ("shelve", "user:lead", "bearing on order"),
         ("comment", "user:tech", "grease applied, watching it"),
         ("assign", "user:lead", "tech-7"),
     ]
     assert trail[1].details["hidden"] is True
-    assert (await store.get("a1")).assignee == "tech-7"
+    assert (await get_alarm(store.engine, "a1")).assignee == "tech-7"
 
 
 def test_database_urls() -> None:
@@ -201,7 +202,7 @@ async def test_timers_re_alarm_and_end_shelving_then_vanish_with_the_occurrence(
         Action.RE_ALARM,
         AlarmState.ACTIVE_UNACKNOWLEDGED,
     )
-    assert (await store.trail("a1"))[-1].actor == "timer"
+    assert (await trail_of(store.engine, "a1"))[-1].actor == "timer"
 
     await store.act(
         "a1",
@@ -214,7 +215,7 @@ async def test_timers_re_alarm_and_end_shelving_then_vanish_with_the_occurrence(
     clock.advance(3600)
     [unshelved] = await store.fire_due()
     assert unshelved.action == Action.SHELF_EXPIRED
-    assert (await store.get("a1")).shelving is None
+    assert (await get_alarm(store.engine, "a1")).shelving is None
 
     await store.act("a1", Action.ACKNOWLEDGE, "user:ops-a")  # sets a new re-alarm
     await store.record(alert_event("a1", "cleared", at=7000))

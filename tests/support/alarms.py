@@ -43,6 +43,7 @@ class Clock:
     """A clock the test moves by hand."""
 
     def __init__(self, start: datetime = T0) -> None:
+        self.start = start
         self.now = start
 
     def __call__(self) -> datetime:

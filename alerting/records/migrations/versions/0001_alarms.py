@@ -1,4 +1,4 @@
-"""Alarms, their append-only trail and their timers.
+"""Alarms, their append-only trail, timers, deliveries and outbox.
 
 Revision ID: 0001
 Revises:
@@ -68,6 +68,9 @@ def upgrade() -> None:
         sa.Column("closed_at", WHEN, nullable=True),
         sa.Column("updated_at", WHEN, nullable=False),
         sa.Column("evidence", sa.JSON, nullable=False),
+        sa.Column("escalation_policy", sa.String(128), nullable=True),
+        sa.Column("escalation_level", sa.Integer, nullable=True),
+        sa.Column("escalation_round", sa.Integer, nullable=True),
     )
     op.create_index("ix_alarms_plant_state", "alarms", ["plant", "state"])
     op.create_index("ix_alarms_opened_at", "alarms", ["opened_at"])
@@ -96,6 +99,36 @@ def upgrade() -> None:
     )
     op.create_index("ix_alarm_timers_due", "alarm_timers", ["due_at"])
     op.create_index("ix_alarm_timers_alarm_kind", "alarm_timers", ["alarm_id", "kind"], unique=True)
+    op.create_table(
+        "alarm_deliveries",
+        sa.Column("id", SERIAL, primary_key=True, autoincrement=True),
+        sa.Column("dedupe_key", sa.String(400), unique=True, nullable=False),
+        sa.Column("alarm_id", sa.String(64), sa.ForeignKey("alarms.id"), nullable=False),
+        sa.Column("trail_seq", sa.BigInteger, nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("level", sa.Integer, nullable=True),
+        sa.Column("contact", sa.String(128), nullable=False),
+        sa.Column("channel", sa.String(16), nullable=False),
+        sa.Column("channel_index", sa.Integer, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("due_at", WHEN, nullable=False),
+        sa.Column("created_at", WHEN, nullable=False),
+        sa.Column("sent_at", WHEN, nullable=True),
+        sa.Column("last_error", sa.Text, nullable=True),
+    )
+    op.create_index("ix_alarm_deliveries_due", "alarm_deliveries", ["status", "due_at"])
+    op.create_index("ix_alarm_deliveries_alarm", "alarm_deliveries", ["alarm_id"])
+    op.create_table(
+        "alarm_outbox",
+        sa.Column("id", SERIAL, primary_key=True, autoincrement=True),
+        sa.Column("sink", sa.String(16), nullable=False),
+        sa.Column("trail_seq", sa.BigInteger, nullable=False),
+        sa.Column("payload", sa.JSON, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("due_at", WHEN, nullable=False),
+    )
+    op.create_index("ix_alarm_outbox_due", "alarm_outbox", ["due_at"])
     dialect = op.get_bind().dialect.name
     for statement in POSTGRES_APPEND_ONLY if dialect == "postgresql" else SQLITE_APPEND_ONLY:
         op.execute(statement)
@@ -106,6 +139,8 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS alarm_trail_no_truncate ON alarm_trail")
         op.execute("DROP TRIGGER IF EXISTS alarm_trail_append_only ON alarm_trail")
         op.execute("DROP FUNCTION IF EXISTS plantmesh_refuse_change()")
+    op.drop_table("alarm_outbox")
+    op.drop_table("alarm_deliveries")
     op.drop_table("alarm_timers")
     op.drop_table("alarm_trail")
     op.drop_table("alarms")
