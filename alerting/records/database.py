@@ -45,16 +45,26 @@ def open_database(raw: str, pool_size: int = 5) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, pool_size=pool_size, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     """WAL so readers (the API) never block the writer; foreign keys on; wait for a lock
-    instead of failing at once when two tasks write."""
+    instead of failing at once when two tasks write. The driver's own transaction handling is
+    turned off: `_sqlite_begin` opens every transaction itself."""
+    connection.isolation_level = None
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    """Every transaction takes the write lock when it starts (BEGIN IMMEDIATE): a claim that
+    reads due rows and then leases them is never interleaved with another's, which SQLite's
+    default deferred transactions allow (PostgreSQL uses row locks for this)."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,1 @@
+"""Telling people: one Notifier per channel type, made by the registry in registry.py."""

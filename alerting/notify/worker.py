@@ -1,0 +1,116 @@
+"""The delivery stage: leases due deliveries, sends them concurrently, records each outcome.
+A receiver that is down is retried with capped backoff up to `max_attempts`; a refusal that
+retrying cannot fix (HTTP 4xx, an unknown mailbox, a contact no longer configured) fails at
+once. Every outcome stays on the delivery's row."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alerting.catalogue import Catalogue
+from alerting.lifecycle.policies import EscalationConfig
+from alerting.notify.base import DeliveryError, Notification, Notifier
+from alerting.notify.registry import make_notifiers
+from alerting.records import deliveries
+from alerting.records.deliveries import Delivery
+from alerting.records.queries import AlarmNotFoundError, get_alarm
+from alerting.records.schema import aware
+
+log = logging.getLogger(__name__)
+
+CONCURRENCY = 20
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        config: EscalationConfig,
+        catalogue: Catalogue,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_attempts: int = 8,
+        notifiers: dict[str, Notifier] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.catalogue = catalogue
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.notifiers = notifiers if notifiers is not None else make_notifiers(config)
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self.sent = 0
+        self.failed = 0
+
+    async def run_once(self, limit: int = 100) -> int:
+        """Send what is due; how many deliveries were handled."""
+        batch = await deliveries.claim(self.engine, self.clock(), limit)
+        await asyncio.gather(*(self._deliver(d) for d in batch))
+        return len(batch)
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        async with self._slots:
+            try:
+                notification, target = await self._prepare(delivery)
+                await self.notifiers[delivery.channel].send(notification, target)
+            except DeliveryError as exc:
+                attempts = self.max_attempts if exc.retryable else 0
+                final = await deliveries.mark_failed(
+                    self.engine, delivery, str(exc), self.clock(), attempts
+                )
+                self.failed += final
+                log.warning(
+                    "delivery %s (%s to %s via %s) failed%s: %s",
+                    delivery.id,
+                    delivery.kind,
+                    delivery.contact,
+                    delivery.channel,
+                    ", giving up" if final else ", will retry",
+                    exc,
+                )
+            else:
+                await deliveries.mark_sent(self.engine, delivery, self.clock())
+                self.sent += 1
+
+    async def _prepare(self, delivery: Delivery) -> tuple[Notification, object]:
+        contact = next((c for c in self.config.contacts if c.name == delivery.contact), None)
+        if contact is None or delivery.channel_index >= len(contact.channels):
+            raise DeliveryError(f"contact {delivery.contact!r} is no longer configured", False)
+        target = contact.channels[delivery.channel_index]
+        if delivery.channel not in self.notifiers or target.type != delivery.channel:
+            raise DeliveryError(f"{delivery.contact!r} channel changed since", retryable=False)
+        try:
+            row = await get_alarm(self.engine, delivery.alarm_id)
+        except AlarmNotFoundError as exc:
+            raise DeliveryError(str(exc), retryable=False) from exc
+        try:
+            issue = self.catalogue.get(row.issue_type)
+            title, first_response = issue.title, issue.first_response
+        except KeyError:
+            title, first_response = row.issue_type, "(not in the catalogue)"
+        notification = Notification(
+            kind=delivery.kind.value,
+            alarm_id=row.id,
+            issue_type=row.issue_type,
+            title=title,
+            priority=row.priority,
+            plant=row.plant,
+            asset=f"{row.plant}/{row.area}/{row.line}/{row.machine}",
+            signal=row.signal,
+            state=row.state,
+            summary=str(row.evidence.get("summary", "")),
+            first_response=first_response,
+            link=f"{self.config.console_url.rstrip('/')}/alarms/{row.id}",
+            level=delivery.level,
+            contact=delivery.contact,
+            raised_at=aware(row.raised_at).isoformat(),
+        )
+        return notification, target
+
+    async def close(self) -> None:
+        for notifier in {id(n): n for n in self.notifiers.values()}.values():
+            await notifier.close()
