@@ -9,6 +9,8 @@ module is what the code reads and writes through, and a test holds the two toget
 - `alarm_deliveries`: one row per notification to send, unique per (alarm, trail entry, level,
   contact, channel), so a restart or a second process never sends one twice; attempts, the
   next attempt's time and the last error are kept on it.
+- `api_tokens`: who may use the API: a name, a role, the plants in scope, and the SHA-256 of
+  the token (never the token itself).
 - `alarm_outbox`: each trail entry still to publish (Kafka, InfluxDB, andon boards), written in
   the transaction that made it, deleted once published: nothing is lost between the commit
   and the publication.
@@ -154,4 +156,18 @@ alarm_outbox = Table(
     Column("attempts", Integer, nullable=False),
     Column("due_at", WHEN, nullable=False),
     Index("ix_alarm_outbox_due", "due_at"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("name", NAME, unique=True, nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("plants", JSON, nullable=False),
+    Column("token_hash", String(64), unique=True, nullable=False),
+    Column("created_at", WHEN, nullable=False),
+    Column("revoked_at", WHEN, nullable=True),
 )

@@ -1,4 +1,4 @@
-"""Alarms, their append-only trail, timers, deliveries and outbox.
+"""Alarms, their append-only trail, timers, deliveries, outbox and API tokens.
 
 Revision ID: 0001
 Revises:
@@ -129,6 +129,16 @@ def upgrade() -> None:
         sa.Column("due_at", WHEN, nullable=False),
     )
     op.create_index("ix_alarm_outbox_due", "alarm_outbox", ["due_at"])
+    op.create_table(
+        "api_tokens",
+        sa.Column("id", SERIAL, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(128), unique=True, nullable=False),
+        sa.Column("role", sa.String(32), nullable=False),
+        sa.Column("plants", sa.JSON, nullable=False),
+        sa.Column("token_hash", sa.String(64), unique=True, nullable=False),
+        sa.Column("created_at", WHEN, nullable=False),
+        sa.Column("revoked_at", WHEN, nullable=True),
+    )
     dialect = op.get_bind().dialect.name
     for statement in POSTGRES_APPEND_ONLY if dialect == "postgresql" else SQLITE_APPEND_ONLY:
         op.execute(statement)
@@ -139,6 +149,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS alarm_trail_no_truncate ON alarm_trail")
         op.execute("DROP TRIGGER IF EXISTS alarm_trail_append_only ON alarm_trail")
         op.execute("DROP FUNCTION IF EXISTS plantmesh_refuse_change()")
+    op.drop_table("api_tokens")
     op.drop_table("alarm_outbox")
     op.drop_table("alarm_deliveries")
     op.drop_table("alarm_timers")

@@ -1,0 +1,32 @@
+"""The alarm API. Every request carries `Authorization: Bearer <token>`; the token's role says
+what it may do and its plant scope which alarms it sees. A list never shows an alarm outside
+the scope; acting on one (or reading it) is 403. Refused lifecycle steps (acknowledging twice,
+shelving beyond the maximum) are 409 with the reason. Every action lands in the alarm's trail
+with its actor. OpenAPI at /openapi.json."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from alerting.api import actions, reads
+from alerting.records.store import AlarmStore
+
+
+def make_app(store: AlarmStore) -> FastAPI:
+    app = FastAPI(
+        title="plantmesh alarms",
+        version="1",
+        description="Alarms after ISA-18.2: list, inspect, acknowledge, shelve, resolve.",
+    )
+    app.state.store = store
+    app.include_router(reads.router)
+    app.include_router(actions.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, bool]:
+        async with store.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"ok": True}
+
+    return app
