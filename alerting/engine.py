@@ -24,6 +24,7 @@ from alerting.catalogue import Catalogue
 from alerting.dedupe import SeenBatches
 from alerting.rules import Rule, RuleConfig, build_rule
 from alerting.rules.base import Context, GatewayRule, MachineStates
+from alerting.rules.stale_gateways import GATEWAY_AREA
 from plantmesh.contracts import (
     AlertEvent,
     CompletenessEvent,
@@ -84,6 +85,9 @@ class Engine:
         """Batches already evaluated, by gateway, session and sequence number."""
         self._context = Context()
         """The context of the last reading, reused while it still holds."""
+        self.gateway_of: dict[str, str] = {}
+        """Per machine (asset key), the gateway its readings last came through: every event
+        names it, so a gateway's comms loss can suppress its machines' alarms downstream."""
 
     def _index(self) -> None:
         """The routing tables of the rule list (again after adopt() swapped rules in)."""
@@ -120,12 +124,15 @@ class Engine:
         what stays the same over a batch is looked up once, and the rule call is inlined rather
         than made through _guarded."""
         events: list[AlertEvent] = []
-        gates, states, routes = self.gate_signals, self.states, self._routes
+        gates, states, routes, via = self.gate_signals, self.states, self._routes, self.gateway_of
         for reading in readings:
             signal, ts = reading.signal, reading.source_ts
             if signal in gates:
                 states.update(reading)
-            states.saw(reading.asset.key, ts)
+            machine = reading.asset.key
+            states.saw(machine, ts)
+            if gateway_id is not None:
+                via[machine] = gateway_id
             if self.newest is None or ts > self.newest:
                 self.newest = ts
             context = self._context
@@ -146,7 +153,7 @@ class Engine:
                     self._failed_once(rule, exc)
                     continue
                 if made:
-                    events.extend(made)
+                    events.extend(self._stamped(made, gateway_id))
         return events
 
     def _route(self, signal: str, machine_class: str | None) -> list[Rule]:
@@ -250,6 +257,7 @@ class Engine:
         self._sessions = previous._sessions
         self.seen = previous.seen
         self.ignored_stale_deaths = previous.ignored_stale_deaths
+        self.gateway_of = getattr(previous, "gateway_of", {})  # checkpoints before it: none
         kept = {(rule.name, rule_version(rule)): rule for rule in previous.rules}
         fresh: list[str] = []
         for i, rule in enumerate(self.rules):
@@ -263,10 +271,26 @@ class Engine:
 
     def _guarded(self, rule: Rule, call: Callable[[], list[AlertEvent]]) -> list[AlertEvent]:
         try:
-            return call()
+            return self._stamped(call())
         except Exception as exc:
             self._failed_once(rule, exc)
             return []
+
+    def _stamped(self, events: list[AlertEvent], gateway_id: str | None = None) -> list[AlertEvent]:
+        """The events, each naming the gateway of its machine (a gateway's own events: itself)."""
+        if not events:
+            return events
+        stamped = []
+        for event in events:
+            if event.gateway_id is None:
+                asset = event.asset
+                found = gateway_id or (
+                    asset.machine if asset.area == GATEWAY_AREA else self.gateway_of.get(asset.key)
+                )
+                if found is not None:
+                    event = event.model_copy(update={"gateway_id": found})
+            stamped.append(event)
+        return stamped
 
     def _failed_once(self, rule: Rule, exc: Exception) -> None:
         """A rule bug must not stop the other rules nor the service; say so once per kind

@@ -289,9 +289,18 @@ class Verdict:
     fields: list[tuple[str, Any, Any]] = field(default_factory=list)
 
 
+def _decision(event: AlertEvent) -> AlertEvent:
+    """The event without the gateway it names: where the data came through, not what decided
+    (a replay from a file does not know it)."""
+    return event.model_copy(update={"gateway_id": None})
+
+
 def compare(logged: list[AlertEvent], replayed: list[AlertEvent]) -> Verdict:
-    """Exact when the replayed events of the alert equal the logged ones, encode() bytes."""
-    for index, (a, b) in enumerate(zip(logged, replayed, strict=False)):
+    """Exact when the replayed events of the alert equal the logged ones, encode() bytes (the
+    gateway they name aside)."""
+    for index, (a, b) in enumerate(
+        zip(map(_decision, logged), map(_decision, replayed), strict=False)
+    ):
         if encode(a) != encode(b):
             return Verdict(False, index, differences(a, b))
     if len(logged) != len(replayed):

@@ -62,3 +62,6 @@ class AlertEvent(WireModel):
     at: AwareDatetime
     """Event time: when the condition was met (raised) or left (cleared), in source time."""
     evidence: Evidence
+    gateway_id: Name | None = None
+    """The gateway the machine's data came through (for a gateway's own alerts: itself), so a
+    gateway's comms loss can suppress its machines' alarms."""

@@ -178,3 +178,33 @@ def test_health_after_a_death_is_the_gateway_back_even_if_its_birth_went_missing
     # s2 is the live session now: a late death of s1 is not news.
     assert engine.gateway_status(status(GatewayState.DEATH, 30, "s1"), at(60)) == []
     assert engine.ignored_stale_deaths == 1
+
+
+def test_every_event_names_the_gateway_its_machine_came_through() -> None:
+    engine = Engine(
+        [
+            threshold("t", "temp"),
+            StaleRule(
+                StaleRuleConfig(
+                    name="silent", type="stale", issue_type="comms-loss", signal="temp", for_s=30.0
+                )
+            ),
+        ]
+    )
+    batch = ReadingBatch(
+        gateway_id="gw-1", session_id="s1", seq=0, sent_at=T0, readings=[reading("temp", 5.0)]
+    )
+    [raised] = engine.process_batch(batch)
+    assert raised.gateway_id == "gw-1"
+    # A decision made on a tick, long after the batch: the machine's gateway is remembered.
+    silent = [e for e in engine.advance(at(120)) if e.rule == "silent"]
+    assert [e.gateway_id for e in silent] == ["gw-1"]
+    engine.gateway_status(status(GatewayState.BIRTH, 130, "s1"), at(130))
+    [down] = engine.gateway_status(status(GatewayState.DEATH, 140, "s1"), at(140))
+    assert (down.asset.machine, down.gateway_id) == ("gw-1", "gw-1")
+    # Checkpoints from before this field restore without it.
+    old = Engine([threshold("t", "temp")])
+    del old.gateway_of
+    fresh = Engine([threshold("t", "temp")])
+    fresh.adopt(old)
+    assert fresh.gateway_of == {}
