@@ -57,6 +57,7 @@ alarms = Table(
     Column("line", NAME, nullable=False),
     Column("machine", NAME, nullable=False),
     Column("signal", NAME, nullable=False),
+    Column("gateway_id", NAME, nullable=True),
     Column("priority", String(16), nullable=False),
     Column("state", String(32), nullable=False),
     Column("active", Boolean, nullable=False),
@@ -78,6 +79,7 @@ alarms = Table(
     Column("escalation_round", Integer, nullable=True),
     Index("ix_alarms_plant_state", "plant", "state"),
     Index("ix_alarms_opened_at", "opened_at"),
+    Index("ix_alarms_gateway", "plant", "gateway_id"),
 )
 
 alarm_trail = Table(

@@ -10,6 +10,7 @@ Concurrency: the alarm's row is locked (`FOR UPDATE` in PostgreSQL; SQLite has o
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,9 +22,10 @@ from alerting.lifecycle.escalation import Position
 from alerting.lifecycle.machine import Action, Policy, Request, apply
 from alerting.lifecycle.policies import EscalationConfig
 from alerting.lifecycle.states import RAISED, Alarm, Shelving
-from alerting.records import escalating, outbox, timers
+from alerting.records import escalating, outbox, suppression, timers
 from alerting.records.queries import AlarmNotFoundError
-from alerting.records.schema import alarm_trail, alarms, aware
+from alerting.records.rows import alarm_of, columns_of, event_details, open_key
+from alerting.records.schema import alarm_trail, alarms
 from alerting.records.timers import TimerKind
 from plantmesh.contracts import (
     AlarmTransition,
@@ -38,35 +40,8 @@ DETECTION = "detection"
 """The actor of RAISED and CLEARED: the rules, not a person."""
 TIMER = "timer"
 """The actor of re-alarms and of timed shelving's end."""
-
-
-def open_key(event: AlertEvent) -> str:
-    return f"{event.rule}|{event.asset}|{event.signal}"
-
-
-def alarm_of(row: Row[Any]) -> Alarm:
-    return Alarm(
-        active=row.active,
-        acknowledged=row.acknowledged,
-        shelving=Shelving(row.shelving) if row.shelving else None,
-        shelved_until=None if row.shelved_until is None else aware(row.shelved_until),
-        suppressed_by=row.suppressed_by,
-        out_of_service=row.out_of_service,
-        resolved=row.resolved,
-    )
-
-
-def _columns(alarm: Alarm) -> dict[str, Any]:
-    return {
-        "state": alarm.state.value,
-        "active": alarm.active,
-        "acknowledged": alarm.acknowledged,
-        "resolved": alarm.resolved,
-        "shelving": alarm.shelving.value if alarm.shelving else None,
-        "shelved_until": alarm.shelved_until,
-        "suppressed_by": alarm.suppressed_by,
-        "out_of_service": alarm.out_of_service,
-    }
+SUPPRESSION = "suppression"
+"""The actor of suppression by design (a gateway's comms loss)."""
 
 
 class AlarmStore:
@@ -88,20 +63,36 @@ class AlarmStore:
         self.clock = clock
 
     # --- the detection's events ---------------------------------------------------------------
-    async def record(self, event: AlertEvent) -> AlarmTransition | None:
-        """Apply one RAISED or CLEARED; None when it changes nothing (a duplicate, a replay, a
+    async def record(self, event: AlertEvent) -> list[AlarmTransition]:
+        """Apply one RAISED or CLEARED: its transition, and those of the alarms a gateway's comms
+        loss suppresses or shows again. Empty when it changes nothing (a duplicate, a replay, a
         CLEARED for an occurrence already over)."""
         source = f"{event.alert_id}:{event.kind.value}"
         try:
             async with self.engine.begin() as conn:
                 if await self._seen(conn, source):
-                    return None
+                    return []
                 if event.kind is AlertEventKind.RAISED:
-                    return await self._raised(conn, event, source)
-                return await self._cleared(conn, event, source)
+                    made = await self._raised(conn, event, source)
+                else:
+                    made = await self._cleared(conn, event, source)
+                if made is None:
+                    return []
+                return [made, *await self._cascade(conn, made.alarm_id)]
         except IntegrityError:
             # Another process recorded the same event (or opened the same key) first.
-            return None
+            return []
+
+    async def _cascade(self, conn: AsyncConnection, alarm_id: str) -> list[AlarmTransition]:
+        row = await self._locked(conn, alarm_id)
+        if not suppression.suppresses(row):
+            return []
+
+        async def change(target: Row[Any], action: Action, why: str) -> AlarmTransition | None:
+            request = Request(action, self.clock(), reason=why)
+            return await self._change(conn, target, request, SUPPRESSION, why)
+
+        return await suppression.cascade(conn, row, change)
 
     async def _seen(self, conn: AsyncConnection, source: str) -> bool:
         query = select(alarm_trail.c.seq).where(alarm_trail.c.source_event == source)
@@ -117,6 +108,9 @@ class AlarmStore:
         now = self.clock()
         row = await self._open_row(conn, open_key(event))
         if row is None:
+            area, gateway = event.asset.area, event.gateway_id
+            why = await suppression.reason_for(conn, event.asset.plant, area, gateway)
+            first = replace(RAISED, suppressed_by=why)
             await conn.execute(
                 insert(alarms).values(
                     id=event.alert_id,
@@ -130,27 +124,28 @@ class AlarmStore:
                     line=event.asset.line,
                     machine=event.asset.machine,
                     signal=event.signal,
+                    gateway_id=event.gateway_id,
                     priority=event.severity.value,
                     assignee=None,
                     raised_at=event.at,
                     opened_at=now,
                     updated_at=now,
                     evidence=event.evidence.model_dump(mode="json"),
-                    **_columns(RAISED),
+                    **columns_of(first),
                 )
             )
-            await timers.follow(conn, event.alert_id, None, RAISED, now, self.policy)
+            await timers.follow(conn, event.alert_id, None, first, now, self.policy)
             return await self._trail(
                 conn,
                 await self._locked(conn, event.alert_id),
                 Action.RAISE,
                 DETECTION,
                 None,
-                RAISED,
+                first,
                 now,
                 event_at=event.at,
                 source=source,
-                details=_event_details(event),
+                details=event_details(event),
             )
         return await self._change(
             conn,
@@ -160,7 +155,7 @@ class AlarmStore:
             None,
             event_at=event.at,
             source=source,
-            details=_event_details(event),
+            details=event_details(event),
             extra={"evidence": event.evidence.model_dump(mode="json")},
         )
 
@@ -178,7 +173,7 @@ class AlarmStore:
             None,
             event_at=event.at,
             source=source,
-            details=_event_details(event),
+            details=event_details(event),
         )
 
     # --- people and timers ------------------------------------------------------------------
@@ -297,7 +292,7 @@ class AlarmStore:
         if after == before:
             return None
         now = request.at
-        values: dict[str, Any] = {"updated_at": now, **_columns(after), **(extra or {})}
+        values: dict[str, Any] = {"updated_at": now, **columns_of(after), **(extra or {})}
         if after.acknowledged and not before.acknowledged and row.acknowledged_at is None:
             values["acknowledged_at"] = now
         if after.closed:
@@ -374,7 +369,3 @@ class AlarmStore:
         if follow and self.escalation is not None and before != after:
             await escalating.follow(conn, self.escalation, row, before, after, transition.seq, at)
         return transition
-
-
-def _event_details(event: AlertEvent) -> dict[str, Any]:
-    return {"alert_id": event.alert_id, "summary": event.evidence.summary}

@@ -16,9 +16,9 @@ from alerting.lifecycle.machine import Action
 from alerting.lifecycle.policies import EscalationConfig
 from alerting.lifecycle.states import Shelving
 from alerting.records.database import open_database
-from alerting.records.queries import deliveries_of, trail_of
+from alerting.records.queries import deliveries_of, get_alarm, trail_of
 from alerting.records.store import AlarmStore
-from tests.support.alarms import Clock, alert_event, migrated
+from tests.support.alarms import Clock, alert_event, comms_loss_event, migrated
 
 pytestmark = pytest.mark.integration
 
@@ -181,3 +181,31 @@ async def test_two_services_escalate_each_alarm_once(
     assert sum(len(f) for f in fired) == 25
     for n in range(25):
         assert [t[:2] for t in await _told(store, f"a{n}")] == [("raised", 1), ("escalated", 2)]
+
+
+async def test_a_gateways_comms_loss_suppresses_its_machines_alarms_until_it_is_back(
+    store: AlarmStore, clock: Clock
+) -> None:
+    await store.record(alert_event("m1", machine="mill-01", gateway="gw-1"))
+    await store.record(alert_event("other", machine="mill-09", gateway="gw-2"))
+    made = await store.record(comms_loss_event("gw", gateway="gw-1"))
+    assert [(t.alarm_id, t.action, t.hidden) for t in made] == [
+        ("gw", "raise", False),
+        ("m1", "suppress", True),
+    ]
+    assert made[1].actor == "suppression"
+    # Born during the outage: suppressed from the start, nobody told.
+    await store.record(alert_event("m2", machine="mill-02", gateway="gw-1"))
+    assert await _told(store, "m2") == []
+    assert (await get_alarm(store.engine, "m2")).suppressed_by.startswith("comms-loss of gateway")
+    assert await _at(store, clock, 60) == ["escalate level 2"]  # "other" only: m1 is suppressed
+    assert await _told(store, "m1") == [("raised", 1, "ops-a")]
+    # The gateway is back: its machines' alarms show again and their level is told again.
+    clock.advance(10)
+    back = await store.record(comms_loss_event("gw", "cleared", gateway="gw-1"))
+    assert sorted((t.alarm_id, t.action) for t in back[1:]) == [
+        ("m1", "unsuppress"),
+        ("m2", "unsuppress"),
+    ]
+    assert (await _told(store, "m2"))[-1] == ("shown", 1, "ops-a")
+    assert (await _told(store, "other"))[-1][:2] == ("escalated", 2)

@@ -78,22 +78,19 @@ async def test_the_trail_is_append_only_in_the_database_itself(store: AlarmStore
 async def test_a_full_occurrence_and_a_new_one_for_the_same_key(
     store: AlarmStore, clock: Clock
 ) -> None:
-    raised = await store.record(alert_event("a1"))
-    assert raised is not None
+    [raised] = await store.record(alert_event("a1"))
     assert (raised.from_state, raised.to_state) == (None, AlarmState.ACTIVE_UNACKNOWLEDGED)
     clock.advance(30)
     await store.act("a1", Action.ACKNOWLEDGE, "user:ops-a")
     clock.advance(60)
-    cleared = await store.record(alert_event("a1", "cleared", at=90))
-    assert cleared is not None
+    [cleared] = await store.record(alert_event("a1", "cleared", at=90))
     assert cleared.to_state is AlarmState.NORMAL
     row = await get_alarm(store.engine, "a1")
     assert row.open_key is None
     assert (row.acknowledged_at - row.opened_at).total_seconds() == 30
     assert (row.closed_at - row.opened_at).total_seconds() == 90
 
-    again = await store.record(alert_event("a2", at=200))
-    assert again is not None
+    [again] = await store.record(alert_event("a2", at=200))
     assert again.alarm_id == "a2"  # the first occurrence is over: a new one opens
     assert await _trail_actions(store, "a1") == [
         ("raise", "detection", "active_unacknowledged"),
@@ -108,8 +105,7 @@ async def test_replayed_and_duplicated_events_are_recorded_once(store: AlarmStor
         await store.record(event)
     assert [a for a, _, _ in await _trail_actions(store, "a1")] == ["raise", "clear"]
     # Raised again before anybody acknowledged: the same occurrence, active again.
-    again = await store.record(alert_event("a2", at=10))
-    assert again is not None
+    [again] = await store.record(alert_event("a2", at=10))
     assert (again.alarm_id, again.to_state) == ("a1", AlarmState.ACTIVE_UNACKNOWLEDGED)
     async with store.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(alarms))).scalar() == 1

@@ -23,6 +23,7 @@ def alert_event(
     plant: str = "plant-a",
     rule: str = "mill-vibration",
     at: float = 0.0,
+    gateway: str | None = "gw-1",
 ) -> AlertEvent:
     return AlertEvent(
         alert_id=alert_id,
@@ -36,6 +37,26 @@ def alert_event(
         severity=Severity.HIGH,
         at=T0 + timedelta(seconds=at),
         evidence=Evidence(summary=f"{alert_id} {kind}", condition="zone C for >= 10 s"),
+        gateway_id=gateway,
+    )
+
+
+def comms_loss_event(
+    alert_id: str, kind: str = "raised", *, gateway: str = "gw-1", plant: str = "plant-a"
+) -> AlertEvent:
+    """A gateway's own comms-loss alert, as the stale rule names it."""
+    return AlertEvent(
+        alert_id=alert_id,
+        kind=AlertEventKind(kind),
+        issue_type="comms-loss",
+        rule="gateway-silent",
+        rule_version="0123456789ab",
+        asset=AssetPath.parse(f"{plant}/gateway/gateway/{gateway}"),
+        signal="gateway-status",
+        severity=Severity.HIGH,
+        at=T0,
+        evidence=Evidence(summary=f"{gateway} {kind}", condition="death message"),
+        gateway_id=gateway,
     )
 
 

@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("line", sa.String(128), nullable=False),
         sa.Column("machine", sa.String(128), nullable=False),
         sa.Column("signal", sa.String(128), nullable=False),
+        sa.Column("gateway_id", sa.String(128), nullable=True),
         sa.Column("priority", sa.String(16), nullable=False),
         sa.Column("state", sa.String(32), nullable=False),
         sa.Column("active", sa.Boolean, nullable=False),
@@ -74,6 +75,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_alarms_plant_state", "alarms", ["plant", "state"])
     op.create_index("ix_alarms_opened_at", "alarms", ["opened_at"])
+    op.create_index("ix_alarms_gateway", "alarms", ["plant", "gateway_id"])
     op.create_table(
         "alarm_trail",
         sa.Column("seq", SERIAL, primary_key=True, autoincrement=True),
