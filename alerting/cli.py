@@ -1,5 +1,5 @@
 """Subcommands of `plantmesh alerting`: `run`, `check-config`, `backtest`, `explain`,
-`baseline` and `db`."""
+`baseline`, `db`, `alarms` and `token`; and `plantmesh alerts`, the alarm API's client."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError
 
+from alerting.alarm_service.cli import register_alarms
+from alerting.api.client_cli import register_alerts
 from alerting.backtest import Backtest, BacktestError, Progress, read_jsonl, read_kafka, summarize
 from alerting.commands_cli import register_baseline
 from alerting.config import AlertingConfig, load_alerting_config
@@ -44,6 +46,8 @@ def register(subparsers: Subparsers) -> None:
     register_explain(commands)
     register_baseline(commands)
     register_db(commands)
+    register_alarms(commands)
+    register_alerts(subparsers)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -89,6 +89,29 @@ class InfluxConnection(ConfigModel):
         return self.bucket.split("/", 1)[0]
 
 
+class DatabaseConnection(ConfigModel):
+    """The alarm database: postgresql://user:password@host:port/db, or sqlite:///path for one
+    small site. Default: $PLANTMESH_DATABASE_URL (the local stack exports its own)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    url: SecretStr = Field(
+        default_factory=lambda: SecretStr(os.environ.get("PLANTMESH_DATABASE_URL", ""))
+    )
+    pool_size: Annotated[int, Field(ge=1, le=100)] = 5
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: SecretStr) -> SecretStr:
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("postgresql", "postgres", "sqlite"):
+            raise ValueError(
+                "expected postgresql://user:password@host:port/db or sqlite:///path "
+                "(or set PLANTMESH_DATABASE_URL)"
+            )
+        return value
+
+
 class MetricsEndpoint(ConfigModel):
     """Where a service serves Prometheus metrics; off unless `listen` is set."""
 

@@ -61,6 +61,12 @@ class AlarmStore:
         self.escalation = escalation
         self.sinks = tuple(sinks)
         self.clock = clock
+        self.on_change: Callable[[], None] | None = None
+        """Called after a commit that made transitions (wakes the delivery and outbox stages)."""
+
+    def _changed(self, made: object) -> None:
+        if made and self.on_change is not None:
+            self.on_change()
 
     # --- the detection's events ---------------------------------------------------------------
     async def record(self, event: AlertEvent) -> list[AlarmTransition]:
@@ -78,7 +84,9 @@ class AlarmStore:
                     made = await self._cleared(conn, event, source)
                 if made is None:
                     return []
-                return [made, *await self._cascade(conn, made.alarm_id)]
+                changes = [made, *await self._cascade(conn, made.alarm_id)]
+            self._changed(changes)
+            return changes
         except IntegrityError:
             # Another process recorded the same event (or opened the same key) first.
             return []
@@ -192,15 +200,19 @@ class AlarmStore:
         async with self.engine.begin() as conn:
             row = await self._locked(conn, alarm_id)
             request = Request(action, self.clock(), shelving, until, text)
-            return await self._change(conn, row, request, actor, text)
+            made = await self._change(conn, row, request, actor, text)
+        self._changed(made)
+        return made
 
     async def comment(self, alarm_id: str, actor: str, text: str) -> AlarmTransition:
         async with self.engine.begin() as conn:
             row = await self._locked(conn, alarm_id)
             alarm = alarm_of(row)
-            return await self._trail(
+            made = await self._trail(
                 conn, row, "comment", actor, alarm, alarm, self.clock(), text=text
             )
+        self._changed(made)
+        return made
 
     async def assign(self, alarm_id: str, actor: str, assignee: str | None) -> AlarmTransition:
         async with self.engine.begin() as conn:
@@ -213,9 +225,11 @@ class AlarmStore:
             )
             alarm = alarm_of(row)
             details = {"assignee": assignee, "previous": row.assignee}
-            return await self._trail(
+            made = await self._trail(
                 conn, row, "assign", actor, alarm, alarm, now, text=assignee, details=details
             )
+        self._changed(made)
+        return made
 
     async def fire_due(self, limit: int = 100) -> list[AlarmTransition]:
         """Fire the timers that are due (re-alarm, end of timed shelving): each in a transaction
@@ -235,6 +249,7 @@ class AlarmStore:
                     fired += await self._climb(conn, row, timer.kind, now)
                 elif change := await self._change(conn, row, Request(action, now), TIMER, None):
                     fired.append(change)
+        self._changed(fired)
         return fired
 
     async def _climb(
