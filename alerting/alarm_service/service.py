@@ -96,6 +96,12 @@ class AlarmService:
         if self._server is not None:
             self._server.should_exit = True
 
+    @staticmethod
+    async def _quietly(work: Awaitable[None]) -> None:
+        """A stage's task: a stop requested while it retries ends it, not the TaskGroup."""
+        with contextlib.suppress(StopRequestedError):
+            await work
+
     def _woken(self) -> None:
         for event in self._wake.values():
             event.set()
@@ -137,26 +143,29 @@ class AlarmService:
                         config.max_delivery_attempts,
                     )
                 publishers = self._publishers(engine)
-                for publisher in publishers:
-                    await self._retry(f"starting the {publisher.sink} sink", publisher.start)
-                consumer = await self._retry("connecting to Kafka", self._consumer)
                 log.info(
                     "alarm service: %s -> %s (%s)",
                     self.topics.alert_events,
                     shown(database_url(url)),
                     ", ".join(config.sinks),
                 )
+                # The stages that live on the database start at once: a deadline due while
+                # Kafka is slow to let us into the group (a killed member's session lingering
+                # for its timeout) is still met.
                 async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(self._record(consumer, store), name="record")
-                    tasks.create_task(self._due(store), name="due")
+                    tasks.create_task(self._quietly(self._due(store)), name="due")
                     if worker is not None:
-                        tasks.create_task(self._deliver(worker), name="deliver")
+                        tasks.create_task(self._quietly(self._deliver(worker)), name="deliver")
                     for publisher in publishers:
-                        tasks.create_task(self._publish(engine, publisher), name=publisher.sink)
+                        tasks.create_task(
+                            self._quietly(self._publish(engine, publisher)), name=publisher.sink
+                        )
                     if config.api.enabled:
-                        tasks.create_task(self._serve(store), name="api")
+                        tasks.create_task(self._quietly(self._serve(store)), name="api")
                     else:
                         self.ready.set()
+                    consumer = await self._retry("connecting to Kafka", self._consumer)
+                    tasks.create_task(self._quietly(self._record(consumer, store)), name="record")
         finally:
             if consumer is not None:
                 await consumer.stop()
@@ -252,6 +261,7 @@ class AlarmService:
                 await self._nap(self._wake["deliver"], self.config.tick_s)
 
     async def _publish(self, engine: AsyncEngine, publisher: Publisher) -> None:
+        await self._retry(f"starting the {publisher.sink} sink", publisher.start)
         errors = ErrorLog(log, f"publishing to {publisher.sink}")
         while not self._stop.is_set():
             rows = await self._retry(

@@ -16,18 +16,17 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
-import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerting.alarm_service.config import load_alarm_config
 from alerting.alarm_service.service import AlarmService
 from alerting.api.roles import Role
 from alerting.api.tokens import create_token
-from plantmesh.contracts import AlarmTransition, AlertEvent, encode, is_transition
+from plantmesh.contracts import AlarmTransition
 from plantmesh.topics import Topics
+from tests.support.alarm_service import send, transitions_on, write_config
 from tests.support.alarms import alert_event
-from tests.support.kafka import partitions_of
 from tests.support.receivers import HttpReceiver, SmtpReceiver, http_receiver, smtp_receiver
 from tests.support.servers import influx_query
 from tests.support.waiting import SCALE, async_wait_for
@@ -45,90 +44,6 @@ def http() -> Iterator[HttpReceiver]:
 def smtp() -> Iterator[SmtpReceiver]:
     with smtp_receiver() as receiver:
         yield receiver
-
-
-def write_config(
-    tmp_path: Path,
-    *,
-    namespace: str,
-    kafka: str,
-    database: str,
-    http: HttpReceiver,
-    smtp: SmtpReceiver,
-    ack_within_s: float = 60,
-    extra: dict[str, Any] | None = None,
-) -> Path:
-    escalation = {
-        "version": "test",
-        "smtp": {"host": "127.0.0.1", "port": smtp.port},
-        "policies": [
-            {
-                "name": "all",
-                "levels": [
-                    {"roles": ["operator"], "ack_within_s": ack_within_s},
-                    {"roles": ["maintenance"], "ack_within_s": ack_within_s},
-                ],
-            }
-        ],
-        "contacts": [
-            {
-                "plant": "*",
-                "role": "operator",
-                "name": "ops",
-                "channels": [{"type": "webhook", "url": f"{http.url}/ops", "secret": "x"}],
-            },
-            {
-                "plant": "*",
-                "role": "maintenance",
-                "name": "maint",
-                "channels": [
-                    {"type": "webhook", "url": f"{http.url}/maint"},
-                    {"type": "email", "to": ["maint@example.com"]},
-                ],
-            },
-        ],
-    }
-    (tmp_path / "escalation.yaml").write_text(yaml.safe_dump(escalation))
-    config = {
-        "namespace": namespace,
-        "kafka": {"bootstrap": kafka},
-        "database": {"url": database},
-        "escalation": "escalation.yaml",
-        "api": {"port": 0},
-        "tick_s": 0.2,
-        "backoff": {"initial_s": 0.1, "max_s": 1},
-        **(extra or {}),
-    }
-    path = tmp_path / "alarms.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-async def transitions_on(bootstrap: str, topic: str) -> list[AlarmTransition]:
-    """Every AlarmTransition on the topic now (the detection's events skipped by header)."""
-    partitions = await partitions_of(bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[AlarmTransition] = []
-        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                found += [
-                    AlarmTransition.model_validate_json(r.value or b"")
-                    for r in records
-                    if is_transition(r.headers)
-                ]
-        return found
-    finally:
-        await consumer.stop()
-
-
-async def send(producer: AIOKafkaProducer, topic: str, event: AlertEvent) -> None:
-    key = f"{event.asset.plant}/{event.asset.machine}".encode()
-    await producer.send_and_wait(topic, encode(event), key=key)
 
 
 def andon_message(mqtt_url: str, topic: str) -> dict[str, Any] | None:
@@ -232,9 +147,13 @@ async def test_a_raise_is_recorded_notified_published_and_acknowledged_through_t
     )
     assert [r[2] for r in rows] == ["raise", "acknowledge", "clear"]
 
-    board = andon_message(mqtt_url, f"{namespace}/andon/plant-a/milling/line1")
-    assert board is not None
-    assert (board["active"], board["alarms"]) == (0, [])  # the line is clear again
+    async def board_clear() -> dict[str, Any] | None:
+        topic = f"{namespace}/andon/plant-a/milling/line1"
+        board = await asyncio.to_thread(andon_message, mqtt_url, topic)
+        return board if board is not None and board["active"] == 0 else None
+
+    board = await async_wait_for(board_clear, 30, "the andon board to show the line clear")
+    assert (board["unacknowledged"], board["alarms"]) == (0, [])
 
     resolved = await async_wait_for(
         lambda: _async(

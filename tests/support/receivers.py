@@ -5,6 +5,7 @@ records every request (and answers with the statuses a test scripts), and an SMT
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.time)
+    """Wall-clock time of arrival."""
 
 
 @dataclass
