@@ -40,7 +40,7 @@ from alerting.api.app import make_app
 from alerting.catalogue import load_catalogue
 from alerting.lifecycle.policies import load_escalation
 from alerting.notify.worker import DeliveryWorker
-from alerting.records import outbox
+from alerting.records import maintenance, outbox
 from alerting.records.database import async_url as database_url
 from alerting.records.database import open_database, shown
 from alerting.records.migrate import current, head, upgrade
@@ -252,6 +252,7 @@ class AlarmService:
     async def _due(self, store: AlarmStore) -> None:
         while not self._stop.is_set():
             await self._retry("firing due times", store.fire_due)
+            await self._retry("ending maintenance windows", partial(maintenance.end_due, store))
             await self._nap(None, self.config.tick_s)
 
     async def _deliver(self, worker: DeliveryWorker) -> None:

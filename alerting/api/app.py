@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from alerting.api import actions, reads
+from alerting.api import actions, maintenance_routes, reads
 from alerting.records.store import AlarmStore
 
 
@@ -22,6 +22,7 @@ def make_app(store: AlarmStore) -> FastAPI:
     app.state.store = store
     app.include_router(reads.router)
     app.include_router(actions.router)
+    app.include_router(maintenance_routes.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:

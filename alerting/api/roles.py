@@ -25,11 +25,13 @@ class Permission(StrEnum):
     ASSIGN = "assign"
     SERVICE = "service"
     """Take an alarm out of service and return it."""
+    MAINTENANCE = "maintenance"
+    """Put a machine in planned maintenance (its alarms suppressed by design) and end it."""
 
 
 _EVERYONE = {Permission.READ, Permission.COMMENT}
 _ON_SITE = _EVERYONE | {Permission.ACKNOWLEDGE, Permission.SHELVE}
-_MAINTAINERS = _ON_SITE | {Permission.RESOLVE, Permission.ASSIGN}
+_MAINTAINERS = _ON_SITE | {Permission.RESOLVE, Permission.ASSIGN, Permission.MAINTENANCE}
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OPERATOR: frozenset(_ON_SITE),

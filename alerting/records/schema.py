@@ -9,6 +9,8 @@ module is what the code reads and writes through, and a test holds the two toget
 - `alarm_deliveries`: one row per notification to send, unique per (alarm, trail entry, level,
   contact, channel), so a restart or a second process never sends one twice; attempts, the
   next attempt's time and the last error are kept on it.
+- `maintenance_windows`: planned maintenance of a machine: its alarms are suppressed by design
+  until the window ends (or is ended early).
 - `api_tokens`: who may use the API: a name, a role, the plants in scope, and the SHA-256 of
   the token (never the token itself).
 - `alarm_outbox`: each trail entry still to publish (Kafka, InfluxDB, andon boards), written in
@@ -172,4 +174,20 @@ api_tokens = Table(
     Column("token_hash", String(64), unique=True, nullable=False),
     Column("created_at", WHEN, nullable=False),
     Column("revoked_at", WHEN, nullable=True),
+)
+
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("plant", NAME, nullable=False),
+    Column("machine", NAME, nullable=False),
+    Column("starts_at", WHEN, nullable=False),
+    Column("ends_at", WHEN, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", NAME, nullable=False),
+    Column("ended_at", WHEN, nullable=True),
+    Index("ix_maintenance_machine", "plant", "machine"),
 )

@@ -64,7 +64,8 @@ class AlarmStore:
         self.on_change: Callable[[], None] | None = None
         """Called after a commit that made transitions (wakes the delivery and outbox stages)."""
 
-    def _changed(self, made: object) -> None:
+    def notify_change(self, made: object) -> None:
+        """After a commit: wake whoever waits for transitions, if there were any."""
         if made and self.on_change is not None:
             self.on_change()
 
@@ -85,7 +86,7 @@ class AlarmStore:
                 if made is None:
                     return []
                 changes = [made, *await self._cascade(conn, made.alarm_id)]
-            self._changed(changes)
+            self.notify_change(changes)
             return changes
         except IntegrityError:
             # Another process recorded the same event (or opened the same key) first.
@@ -98,7 +99,7 @@ class AlarmStore:
 
         async def change(target: Row[Any], action: Action, why: str) -> AlarmTransition | None:
             request = Request(action, self.clock(), reason=why)
-            return await self._change(conn, target, request, SUPPRESSION, why)
+            return await self.change(conn, target, request, SUPPRESSION, why)
 
         return await suppression.cascade(conn, row, change)
 
@@ -116,8 +117,10 @@ class AlarmStore:
         now = self.clock()
         row = await self._open_row(conn, open_key(event))
         if row is None:
-            area, gateway = event.asset.area, event.gateway_id
-            why = await suppression.reason_for(conn, event.asset.plant, area, gateway)
+            asset = event.asset
+            why = await suppression.reason_for(
+                conn, asset.plant, asset.area, asset.machine, event.gateway_id, now
+            )
             first = replace(RAISED, suppressed_by=why)
             await conn.execute(
                 insert(alarms).values(
@@ -155,7 +158,7 @@ class AlarmStore:
                 source=source,
                 details=event_details(event),
             )
-        return await self._change(
+        return await self.change(
             conn,
             row,
             Request(Action.RAISE, now),
@@ -173,7 +176,7 @@ class AlarmStore:
         row = await self._open_row(conn, open_key(event))
         if row is None:
             return None
-        return await self._change(
+        return await self.change(
             conn,
             row,
             Request(Action.CLEAR, self.clock()),
@@ -200,8 +203,8 @@ class AlarmStore:
         async with self.engine.begin() as conn:
             row = await self._locked(conn, alarm_id)
             request = Request(action, self.clock(), shelving, until, text)
-            made = await self._change(conn, row, request, actor, text)
-        self._changed(made)
+            made = await self.change(conn, row, request, actor, text)
+        self.notify_change(made)
         return made
 
     async def comment(self, alarm_id: str, actor: str, text: str) -> AlarmTransition:
@@ -211,7 +214,7 @@ class AlarmStore:
             made = await self._trail(
                 conn, row, "comment", actor, alarm, alarm, self.clock(), text=text
             )
-        self._changed(made)
+        self.notify_change(made)
         return made
 
     async def assign(self, alarm_id: str, actor: str, assignee: str | None) -> AlarmTransition:
@@ -228,7 +231,7 @@ class AlarmStore:
             made = await self._trail(
                 conn, row, "assign", actor, alarm, alarm, now, text=assignee, details=details
             )
-        self._changed(made)
+        self.notify_change(made)
         return made
 
     async def fire_due(self, limit: int = 100) -> list[AlarmTransition]:
@@ -247,9 +250,9 @@ class AlarmStore:
                 action = timer.kind.action
                 if action is None:
                     fired += await self._climb(conn, row, timer.kind, now)
-                elif change := await self._change(conn, row, Request(action, now), TIMER, None):
+                elif change := await self.change(conn, row, Request(action, now), TIMER, None):
                     fired.append(change)
-        self._changed(fired)
+        self.notify_change(fired)
         return fired
 
     async def _climb(
@@ -289,7 +292,7 @@ class AlarmStore:
             raise AlarmNotFoundError(f"no alarm {alarm_id!r}")
         return row
 
-    async def _change(
+    async def change(
         self,
         conn: AsyncConnection,
         row: Row[Any],

@@ -4,11 +4,13 @@ series are the same fault seen again), and shown again when the gateway is back.
 alarms are recorded and shown, never notified or escalated (ISA-18.2's "suppressed by design").
 
 The machines of a gateway are known from the alert events themselves: each names the gateway
-its machine's data came through."""
+its machine's data came through. Planned maintenance (maintenance.py) suppresses a machine's
+alarms the same way for the time of its window."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerting.lifecycle.machine import Action
 from alerting.records.schema import alarms
+from alerting.records.windows import active_window
 from alerting.rules.stale_gateways import GATEWAY_AREA
 
 SUPPRESSING_ISSUE_TYPES = frozenset({"comms-loss"})
@@ -37,9 +40,18 @@ def reason(gateway_alarm: Any) -> str:
 
 
 async def reason_for(
-    conn: AsyncConnection, plant: str, area: str, gateway_id: str | None
+    conn: AsyncConnection,
+    plant: str,
+    area: str,
+    machine: str,
+    gateway_id: str | None,
+    now: datetime,
 ) -> str | None:
-    """Why a new alarm of this machine is born suppressed (None: it is not)."""
+    """Why a new alarm of this machine is born suppressed (None: it is not): its machine is in
+    planned maintenance, or its gateway has lost its link."""
+    window = await active_window(conn, plant, machine, now)
+    if window is not None:
+        return window.why
     if gateway_id is None or area == GATEWAY_AREA:
         return None
     query = select(alarms).where(

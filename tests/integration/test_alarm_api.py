@@ -5,6 +5,7 @@ refused lifecycle step, every action in the trail with its actor."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alerting.api.app import make_app
 from alerting.api.roles import Role
 from alerting.api.tokens import create_token, revoke_token
+from alerting.records import maintenance
 from alerting.records.store import AlarmStore
 from tests.support.alarms import Clock, alert_event, migrated
 
@@ -137,3 +139,44 @@ async def test_openapi_describes_every_route(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     assert {"/api/v1/alarms", "/api/v1/alarms/{alarm_id}/acknowledge"} <= set(spec["paths"])
     assert (await client.get("/healthz")).json() == {"ok": True}
+
+
+async def test_planned_maintenance_suppresses_a_machines_alarms_for_its_window(
+    client: httpx.AsyncClient, store: AlarmStore
+) -> None:
+    lead = await _token(store, "lead-a", Role.MAINTENANCE, "plant-a")
+    ops = await _token(store, "ops-a", Role.OPERATOR, "plant-a")
+    body = {"plant": "plant-a", "machine": "mill-01", "duration_s": 3600, "reason": "bearing swap"}
+    assert (await client.post("/api/v1/maintenance", headers=ops, json=body)).status_code == 403
+    other = {**body, "plant": "plant-b"}
+    assert (await client.post("/api/v1/maintenance", headers=lead, json=other)).status_code == 403
+    started = await client.post("/api/v1/maintenance", headers=lead, json=body)
+    assert (started.status_code, started.json()["suppressed"]) == (200, 1)
+    alarm = (await client.get("/api/v1/alarms/a1", headers=lead)).json()
+    assert alarm["suppressed_by"].startswith("planned maintenance of plant-a/mill-01")
+    # Raised during the window: born suppressed.
+    await store.record(alert_event("a2", plant="plant-a", rule="mill-temperature"))
+    born = (await client.get("/api/v1/alarms/a2", headers=lead)).json()
+    assert born["suppressed_by"] == alarm["suppressed_by"]
+    window = started.json()["id"]
+    listed = (await client.get("/api/v1/maintenance", headers=ops)).json()
+    assert [w["id"] for w in listed] == [window]
+    ended = await client.post(f"/api/v1/maintenance/{window}/end", headers=lead)
+    assert (ended.status_code, ended.json()["suppressed"]) == (200, 2)
+    assert (await client.get("/api/v1/alarms/a1", headers=lead)).json()["suppressed_by"] is None
+    again = await client.post(f"/api/v1/maintenance/{window}/end", headers=lead)
+    assert again.status_code == 409
+
+
+async def test_a_window_ends_by_itself_when_its_time_is_up(store: AlarmStore) -> None:
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    window, suppressed = await maintenance.start(
+        store, "plant-a", "mill-01", clock.now + timedelta(minutes=30), "oil change", "user:lead"
+    )
+    assert [t.alarm_id for t in suppressed] == ["a1"]
+    assert await maintenance.end_due(store) == []
+    clock.advance(1800)
+    shown = await maintenance.end_due(store)
+    assert [(t.alarm_id, t.action) for t in shown] == [("a1", "unsuppress")]
+    assert (await maintenance.get_window(store, window.id)).ended_at == clock.now

@@ -1,4 +1,4 @@
-"""Alarms, their append-only trail, timers, deliveries, outbox and API tokens.
+"""Alarms, their append-only trail, timers, deliveries, outbox, API tokens and maintenance windows.
 
 Revision ID: 0001
 Revises:
@@ -141,6 +141,18 @@ def upgrade() -> None:
         sa.Column("created_at", WHEN, nullable=False),
         sa.Column("revoked_at", WHEN, nullable=True),
     )
+    op.create_table(
+        "maintenance_windows",
+        sa.Column("id", SERIAL, primary_key=True, autoincrement=True),
+        sa.Column("plant", sa.String(128), nullable=False),
+        sa.Column("machine", sa.String(128), nullable=False),
+        sa.Column("starts_at", WHEN, nullable=False),
+        sa.Column("ends_at", WHEN, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("actor", sa.String(128), nullable=False),
+        sa.Column("ended_at", WHEN, nullable=True),
+    )
+    op.create_index("ix_maintenance_machine", "maintenance_windows", ["plant", "machine"])
     dialect = op.get_bind().dialect.name
     for statement in POSTGRES_APPEND_ONLY if dialect == "postgresql" else SQLITE_APPEND_ONLY:
         op.execute(statement)
@@ -151,6 +163,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS alarm_trail_no_truncate ON alarm_trail")
         op.execute("DROP TRIGGER IF EXISTS alarm_trail_append_only ON alarm_trail")
         op.execute("DROP FUNCTION IF EXISTS plantmesh_refuse_change()")
+    op.drop_table("maintenance_windows")
     op.drop_table("api_tokens")
     op.drop_table("alarm_outbox")
     op.drop_table("alarm_deliveries")
