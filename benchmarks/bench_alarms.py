@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -163,25 +164,49 @@ async def latency(database: str, rate: int, seconds: int) -> list[float]:
     return sorted(receiver.arrived[a] - t for a, t in sent.items() if a in receiver.arrived)
 
 
+async def _admin(server: str, statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(server)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def fresh_postgres(server: str) -> tuple[str, str]:
+    """A database of this run's own on the server (the shared one holds other alarms, whose
+    pending deliveries would queue ahead of ours); (its URL, its name)."""
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    parts = urlsplit(server)
+    return urlunsplit(parts._replace(path=f"/{name}")), name
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
     count = 200 if args.quick else 2000
-    postgres = os.environ.get("PLANTMESH_DATABASE_URL")
+    server = os.environ.get("PLANTMESH_DATABASE_URL")
+    made: list[str] = []
     targets = [("sqlite", f"sqlite:///{tempfile.mkdtemp(prefix='bench-alarms-')}/alarms.db")]
-    if postgres:
-        targets.insert(0, ("postgresql", postgres))
+    if server:
+        url, name = fresh_postgres(server)
+        made.append(name)
+        targets.insert(0, ("postgresql", url))
     for name, url in targets:
         raised, cleared = asyncio.run(record_rate(url, count))
         print(
             f"records {name:<10} {raised:8.0f} RAISED/s, {cleared:8.0f} CLEARED/s "
             f"({count} alarms; each with its trail entry, delivery, timer and outbox row)"
         )
-    if not args.skip_latency and postgres:
+    if not args.skip_latency and server:
         seconds = 5 if args.quick else 30
-        lat = asyncio.run(latency(postgres, 100, seconds))
+        url, name = fresh_postgres(server)
+        made.append(name)
+        lat = asyncio.run(latency(url, 100, seconds))
         expected = 100 * seconds
         p = statistics.quantiles(lat, n=100) if len(lat) > 1 else [float("nan")] * 99
         print(
@@ -189,6 +214,8 @@ def main() -> int:
             f"{len(lat)}/{expected} delivered, p50 {p[49] * 1000:.0f} ms, p95 {p[94] * 1000:.0f} "
             f"ms, p99 {p[98] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms"
         )
+    for name in made:
+        asyncio.run(_admin(server or "", f'DROP DATABASE "{name}" WITH (FORCE)'))
     return 0
 
 
