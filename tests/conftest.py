@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.support.namespaces import NAMESPACES
 
-pytest_plugins = ["tests.support.servers"]
+pytest_plugins = ["tests.support.servers", "tests.support.alarm_fixtures"]
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerting.api.auth import Caller, store_of
@@ -17,6 +17,8 @@ from alerting.records.windows import Window
 
 router = APIRouter(prefix="/api/v1")
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+WindowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+"""A database row id: beyond 64 bits it cannot exist (and the driver would overflow)."""
 
 
 class MaintenanceIn(BaseModel):
@@ -83,7 +85,7 @@ async def list_maintenance(request: Request, caller: Caller) -> list[WindowOut]:
 
 
 @router.post("/maintenance/{window_id}/end", response_model=WindowOut)
-async def end_maintenance(request: Request, caller: Caller, window_id: int) -> WindowOut:
+async def end_maintenance(request: Request, caller: Caller, window_id: WindowId) -> WindowOut:
     store = store_of(request)
     try:
         window = await maintenance.get_window(store, window_id)

@@ -16,15 +16,9 @@ from alerting.api.roles import Role
 from alerting.api.tokens import create_token, revoke_token
 from alerting.records import maintenance
 from alerting.records.store import AlarmStore
-from tests.support.alarms import Clock, alert_event, migrated
+from tests.support.alarms import Clock, alert_event
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    async with migrated(database_url) as engine:
-        yield engine
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ everyone who was told. The same tests on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -18,7 +17,7 @@ from alerting.lifecycle.states import Shelving
 from alerting.records.database import open_database
 from alerting.records.queries import deliveries_of, get_alarm, trail_of
 from alerting.records.store import AlarmStore
-from tests.support.alarms import Clock, alert_event, comms_loss_event, migrated
+from tests.support.alarms import Clock, alert_event, comms_loss_event
 
 pytestmark = pytest.mark.integration
 
@@ -58,17 +57,6 @@ def _config(repeat: int = 1) -> EscalationConfig:
             ],
         }
     )
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    async with migrated(database_url) as engine:
-        yield engine
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,24 +20,12 @@ from alerting.notify.worker import DeliveryWorker
 from alerting.records.database import open_database
 from alerting.records.queries import deliveries_of
 from alerting.records.store import AlarmStore
-from tests.support.alarms import Clock, alert_event, migrated
-from tests.support.receivers import HttpReceiver, SmtpReceiver, http_receiver, smtp_receiver
+from tests.support.alarms import Clock, alert_event
+from tests.support.receivers import HttpReceiver, SmtpReceiver
 
 pytestmark = pytest.mark.integration
 
 SECRET = "s3cret-for-tests"
-
-
-@pytest.fixture
-def http() -> Iterator[HttpReceiver]:
-    with http_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpReceiver]:
-    with smtp_receiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture
@@ -78,17 +66,6 @@ def config(http: HttpReceiver, smtp: SmtpReceiver) -> EscalationConfig:
             "console_url": "http://console.example:8600",
         }
     )
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    async with migrated(database_url) as engine:
-        yield engine
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

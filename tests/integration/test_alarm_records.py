@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -24,20 +23,9 @@ from alerting.records.queries import AlarmNotFoundError, get_alarm, trail_of
 from alerting.records.schema import alarm_timers, alarm_trail, alarms, metadata
 from alerting.records.store import AlarmStore
 from plantmesh.contracts import AlarmState
-from tests.support.alarms import Clock, alert_event, migrated
+from tests.support.alarms import Clock, alert_event
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    async with migrated(database_url) as engine:
-        yield engine
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +27,11 @@ from plantmesh.contracts import AlarmTransition
 from plantmesh.topics import Topics
 from tests.support.alarm_service import send, transitions_on, write_config
 from tests.support.alarms import alert_event
-from tests.support.receivers import HttpReceiver, SmtpReceiver, http_receiver, smtp_receiver
+from tests.support.receivers import HttpReceiver, SmtpReceiver
 from tests.support.servers import influx_query
 from tests.support.waiting import SCALE, async_wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def http() -> Iterator[HttpReceiver]:
-    with http_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpReceiver]:
-    with smtp_receiver() as receiver:
-        yield receiver
 
 
 def andon_message(mqtt_url: str, topic: str) -> dict[str, Any] | None:
