@@ -1,0 +1,58 @@
+"""`plantmesh demo`, the README's main command, run whole on the project's stack: three plants'
+data reach InfluxDB, the scripted overheats raise alerts, and the escalation story plays out as
+scripted: plant-a's alarm, left unanswered, reaches level 2; plant-b's, acknowledged through the
+API a few seconds after its first notification, does not. The demo checks its own outcome (exit
+code 1 when any of that did not happen); this test also reads the story from what it printed."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.waiting import SCALE
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def test_demo_escalates_the_unanswered_alarm_and_not_the_acknowledged_one(
+    tmp_path: Path, mqtt_url: str, kafka_bootstrap: str, influx_url: str, postgres_url: str
+) -> None:
+    # Its own session, so a timeout can interrupt it (SIGINT) and it stops its services itself.
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "plantmesh.cli", "demo", "--run-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = demo.communicate(timeout=240 * SCALE)
+    except subprocess.TimeoutExpired:
+        demo.send_signal(signal.SIGINT)
+        output, _ = demo.communicate(timeout=120)
+        pytest.fail(f"the demo did not finish; it printed:\n{output}")
+    assert demo.returncode == 0, output
+    assert "Demo incomplete" not in output
+    lines = output.splitlines()
+
+    def printed(*parts: str) -> list[str]:
+        return [line for line in lines if all(part in line for part in parts)]
+
+    assert printed(
+        "notified operators (level 1, signed): raised", "plant-a/stamping/line1/press-01"
+    )
+    assert printed("notified line-maintenance (level 2, signed): escalated", "plant-a/")
+    assert not printed("level 2", "escalated", "plant-b/")
+    assert printed("plant-b maintenance acknowledged through the API: POST /api/v1/alarms/")
+    assert printed("acknowledge by user:plant-b-maintenance -> active_acknowledged")
+    assert printed("resolved told to operators", "sent")
+    assert not printed("acknowledging through the API failed")
+    assert "Alarms (2)," in output  # this run's two overheats, nothing of an earlier run
+    assert "Escalation, as scripted:" in output
+    assert (tmp_path / "alerts.jsonl").exists()
+    logs = {p.name for p in tmp_path.glob("*.log")}
+    assert {"alarms.log", "alerting.log", "ingest-writer.log", "simulators.log"} <= logs
