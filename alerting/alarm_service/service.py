@@ -142,6 +142,7 @@ class AlarmService:
                         self.clock,
                         config.max_delivery_attempts,
                     )
+                    worker.on_done = self._wake["deliver"].set
                 publishers = self._publishers(engine)
                 log.info(
                     "alarm service: %s -> %s (%s)",
@@ -257,9 +258,9 @@ class AlarmService:
 
     async def _deliver(self, worker: DeliveryWorker) -> None:
         while not self._stop.is_set():
-            handled = await self._retry("sending notifications", worker.run_once)
-            if not handled:
-                await self._nap(self._wake["deliver"], self.config.tick_s)
+            await self._retry("sending notifications", worker.dispatch)
+            # Until a record makes a delivery, or a send ends while some were held back.
+            await self._nap(self._wake["deliver"], self.config.tick_s)
 
     async def _publish(self, engine: AsyncEngine, publisher: Publisher) -> None:
         await self._retry(f"starting the {publisher.sink} sink", publisher.start)

@@ -5,13 +5,13 @@ key is what makes a restart or a second process never send one twice."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerting.lifecycle.policies import Contact
@@ -94,12 +94,37 @@ async def notified(conn: AsyncConnection, alarm_id: str) -> set[tuple[str, int]]
     return {(r.contact, r.channel_index) for r in (await conn.execute(query)).all()}
 
 
-async def claim(engine: AsyncEngine, now: datetime, limit: int) -> list[Delivery]:
+async def claim(
+    engine: AsyncEngine,
+    now: datetime,
+    limit: int,
+    per_contact: int | None = None,
+    in_flight: Mapping[str, int] | None = None,
+) -> list[Delivery]:
+    """Lease the oldest due deliveries. With `per_contact`, at most that many for one contact
+    less what it has `in_flight`: the deliveries behind a receiver that hangs are left for
+    later, and the ones to other contacts do not wait behind them."""
+    c = alarm_deliveries.c
+    due = (c.status == Status.PENDING.value) & (c.due_at <= now)
+    if per_contact is None:
+        chosen = select(c.id).where(due).order_by(c.due_at, c.id).limit(limit)
+    else:
+        rank = func.row_number().over(partition_by=c.contact, order_by=(c.due_at, c.id))
+        ranked = select(c.id, c.contact, c.due_at, rank.label("rank")).where(due).subquery()
+        busy = {name: per_contact - n for name, n in (in_flight or {}).items() if n > 0}
+        room = (
+            case(busy, value=ranked.c.contact, else_=per_contact) if busy else literal(per_contact)
+        )
+        chosen = (
+            select(ranked.c.id)
+            .where(ranked.c.rank <= room)
+            .order_by(ranked.c.due_at, ranked.c.id)
+            .limit(limit)
+        )
     query = (
         select(alarm_deliveries)
-        .where(alarm_deliveries.c.status == Status.PENDING.value, alarm_deliveries.c.due_at <= now)
-        .order_by(alarm_deliveries.c.due_at, alarm_deliveries.c.id)
-        .limit(limit)
+        .where(c.id.in_(chosen.scalar_subquery()), due)
+        .order_by(c.due_at, c.id)
         .with_for_update(skip_locked=True)
     )
     async with engine.begin() as conn:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,12 +17,13 @@ from alerting.catalogue import load_catalogue
 from alerting.lifecycle.machine import Action
 from alerting.lifecycle.policies import EscalationConfig
 from alerting.notify.http import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
-from alerting.notify.worker import DeliveryWorker
+from alerting.notify.worker import PER_CONTACT, DeliveryWorker
 from alerting.records.database import open_database
 from alerting.records.queries import deliveries_of
 from alerting.records.store import AlarmStore
 from tests.support.alarms import Clock, alert_event
 from tests.support.receivers import HttpReceiver, SmtpReceiver
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +180,48 @@ async def test_a_restarted_or_second_worker_sends_nothing_twice(
         await other_engine.dispose()
     ids = sorted(json.loads(r.body)["alarm_id"] for r in http.answered("/hook"))
     assert ids == sorted(f"a{n}" for n in range(15))
+
+
+async def test_a_receiver_that_hangs_holds_up_only_its_own_deliveries(
+    engine: AsyncEngine, clock: Clock, http: HttpReceiver
+) -> None:
+    """Ten notifications to a contact whose receiver hangs are due before one to another
+    contact: that one still arrives while the ten wait, and the hanging receiver never holds
+    more than PER_CONTACT of the worker's slots."""
+    hook = {"plant": "*", "role": "operator"}
+    config = EscalationConfig.model_validate(
+        {
+            "version": "test",
+            "policies": [{"name": "all", "levels": [{"roles": ["operator"], "ack_within_s": 60}]}],
+            "contacts": [
+                {**hook, "plant": "plant-a", "name": "slow",
+                 "channels": [{"type": "webhook", "url": f"{http.url}/slow"}]},
+                {**hook, "plant": "plant-b", "name": "fast",
+                 "channels": [{"type": "webhook", "url": f"{http.url}/fast"}]},
+            ],
+        }
+    )  # fmt: skip
+    store = AlarmStore(engine, clock=clock, escalation=config)
+    release = http.hold["/slow"] = threading.Event()
+    worker = DeliveryWorker(engine, config, load_catalogue(), clock=clock)
+    try:
+        for n in range(10):
+            await store.record(alert_event(f"a{n}", machine=f"mill-{n:02d}"))
+        await store.record(alert_event("b0", plant="plant-b"))
+
+        async def fast_arrived_while_slow_hangs() -> bool:
+            await worker.dispatch()
+            return bool(http.answered("/fast")) and http.held.get("/slow") == PER_CONTACT
+
+        await async_wait_for(fast_arrived_while_slow_hangs, 10, "the other contact's notification")
+        for _ in range(3):
+            await worker.dispatch()  # the hanging contact gets no more
+        assert http.answered("/slow") == []
+    finally:
+        release.set()
+        await worker.run_once()
+        await worker.close()
+    ids = sorted(json.loads(r.body)["alarm_id"] for r in http.answered("/slow"))
+    assert ids == sorted(f"a{n}" for n in range(10))  # each exactly once, none lost
+    assert http.most_held["/slow"] == PER_CONTACT
+    assert len(http.answered("/fast")) == 1

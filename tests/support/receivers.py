@@ -35,6 +35,12 @@ class HttpReceiver:
     statuses: list[int] = field(default_factory=list)
     """Answers to give, in order; 200 once they run out."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hold: dict[str, threading.Event] = field(default_factory=dict)
+    """Paths that hang: a request to one is answered only once its event is set."""
+    held: dict[str, int] = field(default_factory=dict)
+    """Requests to each held path waiting for their answer right now."""
+    most_held: dict[str, int] = field(default_factory=dict)
+    """The most that ever waited at once, per path."""
 
     def answered(self, path: str) -> list[Request]:
         with self.lock:
@@ -49,6 +55,13 @@ def http_receiver() -> Iterator[HttpReceiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if (release := receiver.hold.get(self.path)) is not None:
+                with receiver.lock:
+                    now = receiver.held[self.path] = receiver.held.get(self.path, 0) + 1
+                    receiver.most_held[self.path] = max(now, receiver.most_held.get(self.path, 0))
+                release.wait(timeout=60)
+                with receiver.lock:
+                    receiver.held[self.path] -= 1
             with receiver.lock:
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 if status < 300:
