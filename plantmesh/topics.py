@@ -131,6 +131,22 @@ class Topics:
         return self._kafka("alerting.commands")
 
     @property
+    def alerts_by_class(self) -> str:
+        """Alerting-internal: alert events re-keyed `<machine class>/<issue type>`, so the
+        network-incident stage sees every plant's alerts of one pattern in one partition."""
+        return self._kafka("alerts.by_class")
+
+    @property
+    def incident_events(self) -> str:
+        """Network incidents (IncidentUpdate), keyed by incident id."""
+        return self._kafka("incidents.events")
+
+    @property
+    def incidents_state(self) -> str:
+        """Alerting-internal, compacted: the incident stage's checkpoints per input partition."""
+        return self._kafka("incidents.state")
+
+    @property
     def all_kafka(self) -> tuple[str, ...]:
         return (
             self.telemetry_raw,
@@ -143,6 +159,9 @@ class Topics:
             self.ingest_ledger,
             self.alerting_state,
             self.alerting_commands,
+            self.alerts_by_class,
+            self.incident_events,
+            self.incidents_state,
         )
 
 

@@ -7,7 +7,9 @@ telemetry.normalized, so plants compare on the same terms.
       press: {signals: {bearing_temp: degC, vibration: mm/s, oil_pressure: bar, running: null}}
     plants:
       plant-us:
-        machines: {press-01: press}  # machine -> class
+        machines:                    # machine -> class, or class with attributes
+          press-01: press
+          press-02: {class: press, attributes: {model: P-200, firmware: "4.2"}}
         tags:                        # per class: local tag -> canonical signal (+ source unit)
           press: {BRG_TEMP_F: {signal: bearing_temp, unit: degF}}
     unknown_plant: reject            # reject (DLQ) | pass (unchanged)
@@ -33,6 +35,7 @@ from ingest.checks.wire_schema import WireReading
 from ingest.normalize.units import Conversion, UnitError, conversion, lookup
 from plantmesh.config import ConfigModel, load_config
 from plantmesh.contracts import Name, Reading
+from plantmesh.fleet import MachinesField, class_of
 from plantmesh.topics import DlqReason
 
 
@@ -53,8 +56,9 @@ class TagMapping(ConfigModel):
 
 
 class PlantEntry(ConfigModel):
-    machines: dict[str, str] = Field(default_factory=dict)
-    """Machine name -> machine class."""
+    machines: MachinesField = Field(default_factory=dict)
+    """Machine name -> machine class, or its class with attributes (plantmesh/fleet.py: the
+    alerting service compares the machines of a network incident by them)."""
     tags: dict[str, dict[str, TagMapping]] = Field(default_factory=dict)
     """Machine class -> local tag -> canonical signal."""
 
@@ -72,7 +76,8 @@ class RegistryFile(ConfigModel):
         problems = self._unit_problems()
         for plant_name, plant in self.plants.items():
             where = f"plants.{plant_name}"
-            for machine, cls_name in plant.machines.items():
+            for machine, entry in plant.machines.items():
+                cls_name = class_of(entry)
                 if cls_name not in self.classes:
                     problems.append(f"{where}.machines.{machine}: unknown class {cls_name!r}")
             for cls_name, tags in plant.tags.items():
@@ -162,7 +167,10 @@ class AssetRegistry:
     def __init__(self, spec: RegistryFile) -> None:
         self.spec = spec
         self.version = spec.version
-        self._machines = {plant: entry.machines for plant, entry in spec.plants.items()}
+        self._machines = {
+            plant: {machine: class_of(e) for machine, e in entry.machines.items()}
+            for plant, entry in spec.plants.items()
+        }
         self._targets: dict[tuple[str, str, str], _Target] = {}
         for plant, entry in spec.plants.items():
             for cls_name, tags in entry.tags.items():

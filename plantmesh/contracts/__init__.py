@@ -20,6 +20,13 @@ from plantmesh.contracts.common import (
 from plantmesh.contracts.completeness import CompletenessEvent, CompletenessEventKind
 from plantmesh.contracts.decoding import DecodeError, decode, encode
 from plantmesh.contracts.gateway import GatewayHealth, GatewayState, GatewayStatus, SourceHealth
+from plantmesh.contracts.incidents import (
+    INCIDENT_CONTRACT,
+    CorrelationTerms,
+    IncidentChange,
+    IncidentMember,
+    IncidentUpdate,
+)
 from plantmesh.contracts.readings import (
     QUALITY_VALUES,
     STATUS_BAD,
@@ -39,6 +46,7 @@ from plantmesh.contracts.readings import (
 __all__ = [
     "ALARM_TRANSITION_CONTRACT",
     "CONTRACT_HEADER",
+    "INCIDENT_CONTRACT",
     "NAME_PATTERN",
     "QUALITY_VALUES",
     "SCHEMA_VERSION",
@@ -57,12 +65,16 @@ __all__ = [
     "BatchHeader",
     "CompletenessEvent",
     "CompletenessEventKind",
+    "CorrelationTerms",
     "DecodeError",
     "Evidence",
     "EvidencePoint",
     "GatewayHealth",
     "GatewayState",
     "GatewayStatus",
+    "IncidentChange",
+    "IncidentMember",
+    "IncidentUpdate",
     "Name",
     "Quality",
     "Reading",

@@ -117,6 +117,8 @@ def test_values_that_cannot_be_converted_are_rejected(value: Any, unit: str) -> 
     ("changes", "complaint"),
     [
         ({"plants": {"p": {"machines": {"m": "no_such_class"}}}}, "unknown class"),
+        ({"plants": {"p": {"machines": {"m": {"class": "no_such_class"}}}}}, "unknown class"),
+        ({"plants": {"p": {"machines": {"m": {"class": "air_compressor", "x": 1}}}}}, "x"),
         (
             {"plants": {"p": {"tags": {"air_compressor": {"T": {"signal": "nope"}}}}}},
             "not a air_compressor signal",
@@ -136,3 +138,12 @@ def test_values_that_cannot_be_converted_are_rejected(value: Any, unit: str) -> 
 def test_inconsistent_registries_fail_at_load(changes: dict[str, Any], complaint: str) -> None:
     with pytest.raises(ConfigError, match=complaint):
         spec(**changes)
+
+
+def test_a_machine_may_carry_attributes_besides_its_class() -> None:
+    described = {"class": "air_compressor", "attributes": {"model": "GA-30", "year": 2019}}
+    registry = AssetRegistry(
+        spec(plants={"p": {"machines": {"m": described, "n": "air_compressor"}}})
+    )
+    assert registry.machine_class("p", "m") == "air_compressor"
+    assert registry.machine_class("p", "n") == "air_compressor"

@@ -1,0 +1,1 @@
+"""Network incidents: the same issue on the same machine class in several plants, seen once."""
