@@ -23,6 +23,7 @@ from alerting.api.reads import show
 from alerting.api.roles import Permission
 from alerting.lifecycle.machine import Action, LifecycleError
 from alerting.lifecycle.states import Shelving
+from alerting.records import notes
 
 router = APIRouter(prefix="/api/v1")
 
@@ -111,7 +112,7 @@ async def return_to_service(
 async def comment(request: Request, caller: Caller, alarm_id: str, body: CommentIn) -> AlarmDetail:
     store = store_of(request)
     await alarm_for(store.engine, caller, alarm_id, Permission.COMMENT)
-    await store.comment(alarm_id, caller.actor, body.text)
+    await notes.comment(store, alarm_id, caller.actor, body.text)
     return await show(request, caller, alarm_id)
 
 
@@ -119,5 +120,5 @@ async def comment(request: Request, caller: Caller, alarm_id: str, body: Comment
 async def assign(request: Request, caller: Caller, alarm_id: str, body: AssignIn) -> AlarmDetail:
     store = store_of(request)
     await alarm_for(store.engine, caller, alarm_id, Permission.ASSIGN)
-    await store.assign(alarm_id, caller.actor, body.assignee)
+    await notes.assign(store, alarm_id, caller.actor, body.assignee)
     return await show(request, caller, alarm_id)

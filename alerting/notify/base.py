@@ -16,6 +16,7 @@ HEADLINES = {
     "shown": "shown again (was shelved or suppressed)",
     "re_alarmed": "still active: acknowledged too long ago",
     "resolved": "resolved",
+    "updated": "updated",
 }
 
 

@@ -30,6 +30,8 @@ class DeliveryKind(StrEnum):
     """Unshelved, unsuppressed or back in service while still unacknowledged."""
     RE_ALARMED = "re_alarmed"
     RESOLVED = "resolved"
+    UPDATED = "updated"
+    """News about what was told (a network incident reached another plant)."""
 
 
 class Status(StrEnum):

@@ -115,11 +115,23 @@ async def _resolved(
     conn: AsyncConnection, config: EscalationConfig, row: Row[Any], seq: int, now: datetime
 ) -> None:
     """Everyone who was told gets the all-clear, hidden or not (Alertmanager #2754)."""
+    await tell_told(conn, config, row, seq, DeliveryKind.RESOLVED, now)
+
+
+async def tell_told(
+    conn: AsyncConnection,
+    config: EscalationConfig,
+    row: Row[Any],
+    seq: int,
+    kind: DeliveryKind,
+    now: datetime,
+) -> None:
+    """Notify everyone already told about the alarm (not its next level) of trail entry `seq`."""
     told = await deliveries.notified(conn, row.id)
     if not told:
         return
     contacts = [c for c in config.contacts if any(c.name == name for name, _ in told)]
-    await deliveries.enqueue(conn, row.id, seq, DeliveryKind.RESOLVED, None, contacts, now)
+    await deliveries.enqueue(conn, row.id, seq, kind, None, contacts, now)
 
 
 async def climb(

@@ -93,7 +93,7 @@ class AlarmStore:
             return []
 
     async def _cascade(self, conn: AsyncConnection, alarm_id: str) -> list[AlarmTransition]:
-        row = await self._locked(conn, alarm_id)
+        row = await self.locked(conn, alarm_id)
         if not suppression.suppresses(row):
             return []
 
@@ -146,9 +146,9 @@ class AlarmStore:
                 )
             )
             await timers.follow(conn, event.alert_id, None, first, now, self.policy)
-            return await self._trail(
+            return await self.append(
                 conn,
-                await self._locked(conn, event.alert_id),
+                await self.locked(conn, event.alert_id),
                 Action.RAISE,
                 DETECTION,
                 None,
@@ -201,36 +201,9 @@ class AlarmStore:
         """Acknowledge, shelve, resolve ... as `actor`. LifecycleError when refused,
         AlarmNotFoundError for an unknown id."""
         async with self.engine.begin() as conn:
-            row = await self._locked(conn, alarm_id)
+            row = await self.locked(conn, alarm_id)
             request = Request(action, self.clock(), shelving, until, text)
             made = await self.change(conn, row, request, actor, text)
-        self.notify_change(made)
-        return made
-
-    async def comment(self, alarm_id: str, actor: str, text: str) -> AlarmTransition:
-        async with self.engine.begin() as conn:
-            row = await self._locked(conn, alarm_id)
-            alarm = alarm_of(row)
-            made = await self._trail(
-                conn, row, "comment", actor, alarm, alarm, self.clock(), text=text
-            )
-        self.notify_change(made)
-        return made
-
-    async def assign(self, alarm_id: str, actor: str, assignee: str | None) -> AlarmTransition:
-        async with self.engine.begin() as conn:
-            row = await self._locked(conn, alarm_id)
-            now = self.clock()
-            await conn.execute(
-                update(alarms)
-                .where(alarms.c.id == alarm_id)
-                .values(assignee=assignee, updated_at=now)
-            )
-            alarm = alarm_of(row)
-            details = {"assignee": assignee, "previous": row.assignee}
-            made = await self._trail(
-                conn, row, "assign", actor, alarm, alarm, now, text=assignee, details=details
-            )
         self.notify_change(made)
         return made
 
@@ -267,7 +240,7 @@ class AlarmStore:
         async def entry(position: Position) -> int:
             details = {"level": position.level + 1, "round": position.round + 1}
             made.append(
-                await self._trail(
+                await self.append(
                     conn,
                     row,
                     kind.value,
@@ -285,7 +258,7 @@ class AlarmStore:
         await escalating.climb(conn, self.escalation, row, alarm, kind, entry, now)
         return made
 
-    async def _locked(self, conn: AsyncConnection, alarm_id: str) -> Row[Any]:
+    async def locked(self, conn: AsyncConnection, alarm_id: str) -> Row[Any]:
         query = select(alarms).where(alarms.c.id == alarm_id).with_for_update()
         row = (await conn.execute(query)).first()
         if row is None:
@@ -317,7 +290,7 @@ class AlarmStore:
             values.update(open_key=None, closed_at=now)
         await conn.execute(update(alarms).where(alarms.c.id == row.id).values(**values))
         await timers.follow(conn, row.id, before, after, now, self.policy)
-        return await self._trail(
+        return await self.append(
             conn,
             row,
             request.action,
@@ -331,7 +304,7 @@ class AlarmStore:
             details=details or {},
         )
 
-    async def _trail(
+    async def append(
         self,
         conn: AsyncConnection,
         row: Row[Any],

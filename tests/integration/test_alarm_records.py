@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerting.lifecycle.machine import Action, LifecycleError, Policy
 from alerting.lifecycle.states import Shelving
+from alerting.records import notes
 from alerting.records.database import DatabaseUrlError, async_url, open_database, shown
 from alerting.records.migrate import current, downgrade, head, upgrade
 from alerting.records.queries import AlarmNotFoundError, get_alarm, trail_of
@@ -139,8 +140,8 @@ async def test_shelving_comments_and_assignment_are_in_the_trail_with_their_acto
     row = await get_alarm(store.engine, "a1")
     assert (row.shelving, row.state) == ("timed", "active_unacknowledged")
     assert row.shelved_until.replace(tzinfo=None) == until.replace(tzinfo=None)
-    await store.comment("a1", "user:tech", "grease applied, watching it")
-    await store.assign("a1", "user:lead", "tech-7")
+    await notes.comment(store, "a1", "user:tech", "grease applied, watching it")
+    await notes.assign(store, "a1", "user:lead", "tech-7")
     trail = await trail_of(store.engine, "a1")
     assert [(r.action, r.actor, r.text) for r in trail[1:]] == [
         ("shelve", "user:lead", "bearing on order"),
