@@ -38,10 +38,14 @@ class EscalationPolicy(ConfigModel):
     """How many times the levels are run through before escalation stops."""
     resolve_within_s: Seconds | None = None
     """Acknowledged but not resolved this long: the next level is told (re-escalation)."""
+    scope: Literal["machine", "network"] = "machine"
+    """`machine`: a machine's alarms; `network`: network incidents (the same issue in several
+    plants), whose contacts are those of the plant `network` (or `*`)."""
 
-    def applies(self, issue_type: str, priority: Severity) -> bool:
+    def applies(self, issue_type: str, priority: Severity, scope: str = "machine") -> bool:
         types_ok = not self.issue_types or issue_type in self.issue_types
-        return types_ok and (not self.priorities or priority in self.priorities)
+        in_scope = self.scope == scope
+        return in_scope and types_ok and (not self.priorities or priority in self.priorities)
 
 
 class Webhook(ConfigModel):
@@ -106,9 +110,11 @@ class EscalationConfig(ConfigModel):
                         )
         return self
 
-    def policy_for(self, issue_type: str, priority: Severity) -> EscalationPolicy | None:
+    def policy_for(
+        self, issue_type: str, priority: Severity, scope: str = "machine"
+    ) -> EscalationPolicy | None:
         """The first policy that applies, in file order (put the specific ones first)."""
-        return next((p for p in self.policies if p.applies(issue_type, priority)), None)
+        return next((p for p in self.policies if p.applies(issue_type, priority, scope)), None)
 
     def contacts_for(self, plant: str, roles: list[str]) -> list[Contact]:
         """The plant's own holders of the roles; a role nobody holds there goes to `*`."""

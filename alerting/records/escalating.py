@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Row, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from alerting.incidents.alarm import INCIDENT_RULE
 from alerting.lifecycle import escalation
 from alerting.lifecycle.escalation import Position
 from alerting.lifecycle.policies import EscalationConfig, EscalationPolicy
@@ -29,7 +30,8 @@ def policy_of(config: EscalationConfig, row: Row[Any]) -> EscalationPolicy | Non
         named = next((p for p in config.policies if p.name == row.escalation_policy), None)
         if named is not None:
             return named  # the policy it started under, even if a newer one would match first
-    return config.policy_for(row.issue_type, Severity(row.priority))
+    scope = "network" if row.rule == INCIDENT_RULE else "machine"
+    return config.policy_for(row.issue_type, Severity(row.priority), scope)
 
 
 def position_of(row: Row[Any]) -> Position | None:

@@ -191,3 +191,33 @@ maintenance_windows = Table(
     Column("ended_at", WHEN, nullable=True),
     Index("ix_maintenance_machine", "plant", "machine"),
 )
+
+# A network incident (alerting/incidents): the correlation stage's latest picture of it, the
+# alarm that carries its lifecycle, escalation and trail, and the member alarms it links.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("alarm_id", ID, ForeignKey("alarms.id"), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("issue_type", NAME, nullable=False),
+    Column("machine_class", NAME, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("open", Boolean, nullable=False),
+    Column("opened_at", WHEN, nullable=False),
+    Column("closed_at", WHEN, nullable=True),
+    Column("plants", JSON, nullable=False),
+    Column("members", JSON, nullable=False),
+    Column("explanation", JSON, nullable=False),
+    Column("terms", JSON, nullable=False),
+    Column("updated_at", WHEN, nullable=False),
+    Index("ix_incidents_open", "open", "opened_at"),
+)
+
+incident_members = Table(
+    "incident_members",
+    metadata,
+    Column("incident_id", ID, ForeignKey("incidents.id"), primary_key=True),
+    Column("alarm_id", ID, ForeignKey("alarms.id"), primary_key=True),
+    Index("ix_incident_members_alarm", "alarm_id"),
+)
