@@ -1,5 +1,6 @@
 """Subcommands of `plantmesh alerting`: `run`, `check-config`, `backtest`, `explain`,
-`baseline`, `db`, `alarms` and `token`; and `plantmesh alerts`, the alarm API's client."""
+`baseline`, `db`, `alarms` and `token`; and `plantmesh alerts` and `plantmesh incidents`, the
+alarm API's clients."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aiokafka.errors import KafkaError
 
 from alerting.alarm_service.cli import register_alarms
 from alerting.api.client_cli import register_alerts
+from alerting.api.incidents_cli import register_incidents_client
 from alerting.backtest import Backtest, BacktestError, Progress, read_jsonl, read_kafka, summarize
 from alerting.commands_cli import register_baseline
 from alerting.config import AlertingConfig, load_alerting_config
@@ -48,6 +50,7 @@ def register(subparsers: Subparsers) -> None:
     register_db(commands)
     register_alarms(commands)
     register_alerts(subparsers)
+    register_incidents_client(subparsers)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -69,6 +69,8 @@ class AlarmServiceConfig(ConfigModel):
     influxdb: InfluxConnection | None = None
     """Every transition as a point of measurement `alarm_state` (none: not written)."""
     andon: AndonSettings | None = None
+    incidents: bool = True
+    """Also take the network incidents of incidents.events (the correlation stage's)."""
     tick_s: Annotated[float, Field(gt=0, le=10)] = 1.0
     """How often due times (escalations, re-alarms, end of shelving) are looked at."""
     max_delivery_attempts: Annotated[int, Field(ge=1, le=100)] = 8

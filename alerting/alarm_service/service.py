@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerting.alarm_service.config import AlarmServiceConfig
+from alerting.alarm_service.intake import Intake
 from alerting.alarm_service.publishers import (
     AndonPublisher,
     InfluxPublisher,
@@ -45,7 +46,6 @@ from alerting.records.database import async_url as database_url
 from alerting.records.database import open_database, shown
 from alerting.records.migrate import current, head, upgrade
 from alerting.records.store import AlarmStore
-from plantmesh.contracts import AlertEvent, DecodeError, decode, is_transition
 from plantmesh.kafka.admin import ensure_topics
 from plantmesh.kafka.clients import make_consumer, start_client
 from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
@@ -84,8 +84,7 @@ class AlarmService:
         self.ready = asyncio.Event()
         self.api_port: int | None = None
         self.store: AlarmStore | None = None
-        self.recorded = 0
-        self.bad_events = 0
+        self.intake: Intake | None = None
         self._stop = asyncio.Event()
         self._wake = {name: asyncio.Event() for name in ("deliver", *config.sinks)}
         self._server: _ApiServer | None = None
@@ -166,7 +165,8 @@ class AlarmService:
                     else:
                         self.ready.set()
                     consumer = await self._retry("connecting to Kafka", self._consumer)
-                    tasks.create_task(self._quietly(self._record(consumer, store)), name="record")
+                    intake = self.intake = Intake(store, self.topics)
+                    tasks.create_task(self._quietly(self._record(consumer, intake)), name="record")
         finally:
             if consumer is not None:
                 await consumer.stop()
@@ -197,19 +197,23 @@ class AlarmService:
             made.append(AndonPublisher(config.andon, engine))
         return made
 
+    def _inputs(self) -> list[str]:
+        topics = [self.topics.alert_events]
+        return topics + ([self.topics.incident_events] if self.config.incidents else [])
+
     async def _consumer(self) -> AIOKafkaConsumer:
         config = self.config
         if config.kafka_topics.create:
             await ensure_topics(
                 config.kafka,
-                [self.topics.alert_events],
+                self._inputs(),
                 config.kafka_topics.partitions,
                 config.kafka_topics.replication_factor,
             )
         consumer = make_consumer(
             config.kafka,
             "alarms",
-            self.topics.alert_events,
+            *self._inputs(),
             group_id=config.group_id,
             auto_offset_reset=config.start_from,
         )
@@ -229,24 +233,14 @@ class AlarmService:
         if wake is not None:
             wake.clear()
 
-    async def _record(self, consumer: AIOKafkaConsumer, store: AlarmStore) -> None:
-        bad = ErrorLog(log, "reading alert events")
+    async def _record(self, consumer: AIOKafkaConsumer, intake: Intake) -> None:
         while not self._stop.is_set():
             batches = await self._retry(
-                "reading alerts.events", lambda: consumer.getmany(timeout_ms=200, max_records=500)
+                "reading alert events", lambda: consumer.getmany(timeout_ms=200, max_records=500)
             )
             for records in batches.values():
                 for record in records:
-                    if is_transition(record.headers):
-                        continue  # our own publications share the topic
-                    try:
-                        event = decode(AlertEvent, record.value or b"")
-                    except DecodeError as exc:
-                        self.bad_events += 1
-                        bad.once(str(exc.reason), "skipping an undecodable alert event: %s", exc)
-                        continue
-                    await self._retry("recording an alert event", partial(store.record, event))
-                    self.recorded += 1
+                    await self._retry("recording an alert event", partial(intake.take, record))
             if batches:
                 await self._retry("committing offsets", consumer.commit)
 

@@ -72,7 +72,7 @@ def _client(args: argparse.Namespace) -> httpx.Client:
     return httpx.Client(base_url=args.api.rstrip("/"), headers=headers, timeout=30, trust_env=False)
 
 
-def _call(args: argparse.Namespace, method: str, path: str, **kw: Any) -> Any:
+def call_api(args: argparse.Namespace, method: str, path: str, **kw: Any) -> Any:
     if not args.token:
         print("no token: --token or PLANTMESH_API_TOKEN", file=sys.stderr)
         raise SystemExit(2)
@@ -109,7 +109,7 @@ def _list(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
-    rows = _call(args, "GET", "/alarms", params=params)
+    rows = call_api(args, "GET", "/alarms", params=params)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -126,7 +126,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    alarm = _call(args, "GET", f"/alarms/{args.alarm_id}")
+    alarm = call_api(args, "GET", f"/alarms/{args.alarm_id}")
     _print_alarm(args, alarm)
     return 0
 
@@ -176,6 +176,6 @@ def _act(args: argparse.Namespace) -> int:
         body["text"] = args.text
     elif args.path == "assign":
         body["assignee"] = args.assignee
-    alarm = _call(args, "POST", f"/alarms/{args.alarm_id}/{args.path}", json=body or None)
+    alarm = call_api(args, "POST", f"/alarms/{args.alarm_id}/{args.path}", json=body or None)
     _print_alarm(args, alarm)
     return 0

@@ -106,6 +106,8 @@ class AlarmDetail(AlarmOut):
     evidence: dict[str, Any]
     timeline: list[TrailEntryOut]
     deliveries: list[DeliveryOut]
+    incidents: list[str] = []
+    """The network incidents it is a member of (or, for an incident's alarm, stands for)."""
 
 
 class WhoAmI(BaseModel):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from alerting.api.auth import Caller, alarm_for, store_of
 from alerting.api.models import AlarmDetail, AlarmOut, WhoAmI, alarm_out, detail_out
 from alerting.api.roles import ALL_PLANTS, Permission
+from alerting.records.incident_queries import incidents_of_alarm
 from alerting.records.queries import AlarmFilter, deliveries_of, list_alarms, trail_of
 
 router = APIRouter(prefix="/api/v1")
@@ -59,7 +60,8 @@ async def alarms(
 async def show(request: Request, caller: Caller, alarm_id: str) -> AlarmDetail:
     engine = store_of(request).engine
     row = await alarm_for(engine, caller, alarm_id, Permission.READ)
-    return detail_out(row, await trail_of(engine, alarm_id), await deliveries_of(engine, alarm_id))
+    made = detail_out(row, await trail_of(engine, alarm_id), await deliveries_of(engine, alarm_id))
+    return made.model_copy(update={"incidents": await incidents_of_alarm(engine, alarm_id)})
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerting.incidents.alarm import incident_event, incident_evidence
 from alerting.records import notes
-from alerting.records.schema import alarm_trail, alarms, incident_members, incidents
+from alerting.records.schema import alarm_trail, alarms, incident_alerts, incidents
 from alerting.records.store import AlarmStore
 from plantmesh.contracts import AlarmTransition, AlertEventKind, IncidentChange, IncidentUpdate
 
@@ -144,14 +144,13 @@ async def member_alarm_ids(conn: AsyncConnection, alert_ids: Sequence[str]) -> s
 
 
 async def _link(conn: AsyncConnection, update: IncidentUpdate) -> None:
-    """Link every member alarm known by now: a member's alarm may be recorded after the update
-    that named it (two topics), so each update links what the earlier ones could not."""
-    wanted = await member_alarm_ids(conn, [a for m in update.members for a in m.alert_ids])
-    query = select(incident_members.c.alarm_id).where(
-        incident_members.c.incident_id == update.incident_id
+    """Record the members' alert ids the incident did not have yet."""
+    wanted = {a for member in update.members for a in member.alert_ids}
+    query = select(incident_alerts.c.alert_id).where(
+        incident_alerts.c.incident_id == update.incident_id
     )
     have = {r[0] for r in (await conn.execute(query)).all()}
-    for alarm_id in sorted(wanted - have):
+    for alert_id in sorted(wanted - have):
         await conn.execute(
-            insert(incident_members).values(incident_id=update.incident_id, alarm_id=alarm_id)
+            insert(incident_alerts).values(incident_id=update.incident_id, alert_id=alert_id)
         )

@@ -193,7 +193,7 @@ maintenance_windows = Table(
 )
 
 # A network incident (alerting/incidents): the correlation stage's latest picture of it, the
-# alarm that carries its lifecycle, escalation and trail, and the member alarms it links.
+# alarm that carries its lifecycle, escalation and trail, and its members' alert ids.
 incidents = Table(
     "incidents",
     metadata,
@@ -214,10 +214,12 @@ incidents = Table(
     Index("ix_incidents_open", "open", "opened_at"),
 )
 
-incident_members = Table(
-    "incident_members",
+incident_alerts = Table(
+    "incident_alerts",
     metadata,
     Column("incident_id", ID, ForeignKey("incidents.id"), primary_key=True),
-    Column("alarm_id", ID, ForeignKey("alarms.id"), primary_key=True),
-    Index("ix_incident_members_alarm", "alarm_id"),
+    Column("alert_id", ID, primary_key=True),
+    # The members' alert ids, not their alarms: a member's alarm may be recorded after the update
+    # that names it (another topic), so alarm and incident are matched when read.
+    Index("ix_incident_alerts_alert", "alert_id"),
 )

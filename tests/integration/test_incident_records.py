@@ -22,9 +22,10 @@ from alerting.incidents.updates import to_update
 from alerting.lifecycle.machine import Action
 from alerting.lifecycle.policies import EscalationConfig
 from alerting.notify.worker import DeliveryWorker
+from alerting.records.incident_queries import incidents_of_alarm, member_alarms
 from alerting.records.incidents import IncidentRecorder
 from alerting.records.queries import get_alarm, trail_of
-from alerting.records.schema import incident_members, incidents
+from alerting.records.schema import incidents
 from alerting.records.store import AlarmStore
 from plantmesh.contracts import AlertEvent, IncidentUpdate
 from plantmesh.fleet import Fleet
@@ -130,9 +131,10 @@ async def test_one_incident_told_once_and_again_per_new_plant(
     alarm = await get_alarm(engine, incident.alarm_id)
     assert (alarm.rule, alarm.plant, alarm.active) == (INCIDENT_RULE, NETWORK_PLANT, True)
     assert "plant-c" in json.loads(http.answered("/hq")[1].body)["summary"]
-    async with engine.connect() as conn:
-        linked = (await conn.execute(select(incident_members.c.alarm_id))).all()
-    assert sorted(r[0] for r in linked) == ["a1", "b1", "c1", "c2"]
+    for member in ("a1", "b1", "c1", "c2"):
+        assert await incidents_of_alarm(engine, member) == [incident.id]
+    assert await incidents_of_alarm(engine, incident.alarm_id) == [incident.id]
+    assert [m.id for m in await member_alarms(engine, incident)] == ["a1", "b1", "c1", "c2"]
     actions = [e.action for e in await trail_of(engine, incident.alarm_id)]
     assert actions == ["raise", "update", "update"]
 

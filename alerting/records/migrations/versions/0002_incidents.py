@@ -1,4 +1,4 @@
-"""Network incidents and the member alarms they link.
+"""Network incidents and their members' alert ids.
 
 Revision ID: 0002
 Revises: 0001
@@ -40,13 +40,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_incidents_open", "incidents", ["open", "opened_at"])
     op.create_table(
-        "incident_members",
+        "incident_alerts",
         sa.Column("incident_id", sa.String(64), sa.ForeignKey("incidents.id"), primary_key=True),
-        sa.Column("alarm_id", sa.String(64), sa.ForeignKey("alarms.id"), primary_key=True),
+        sa.Column("alert_id", sa.String(64), primary_key=True),
     )
-    op.create_index("ix_incident_members_alarm", "incident_members", ["alarm_id"])
+    op.create_index("ix_incident_alerts_alert", "incident_alerts", ["alert_id"])
 
 
 def downgrade() -> None:
-    op.drop_table("incident_members")
+    op.drop_table("incident_alerts")
     op.drop_table("incidents")
