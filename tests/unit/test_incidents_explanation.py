@@ -120,3 +120,18 @@ def test_fleet_names_a_bad_machine_entry(tmp_path: Path) -> None:
     path.write_text("plants: {plant-a: {machines: {mill-01: {klass: cnc_mill}}}}\n")
     with pytest.raises(ConfigError, match="mill-01"):
         Fleet.load(path)
+
+
+def test_the_demo_registry_explains_its_cross_plant_mills() -> None:
+    demo = Fleet.load(Path(__file__).resolve().parents[2] / "deploy" / "demo" / "registry.yaml")
+    why = explain(
+        incident(
+            member("plant-a", "mill-01", 0),
+            member("plant-b", "mill-01", 2),
+            member("plant-c", "mill-02", 4),
+        ),
+        demo,
+    )
+    assert why.common == {"firmware": "2.1", "spindle_model": "S-40", "supplier": "Kessler"}
+    assert why.distinguishing == ["firmware"]
+    assert why.text.endswith("unaffected cnc_mill machines: firmware 2.3 (4)")
