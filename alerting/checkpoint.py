@@ -1,5 +1,7 @@
 """An engine's whole state as bytes, and back: what a checkpoint of the alerting service holds
-for one input partition (see state_store.py for where it goes).
+for one input partition (see state_store.py for where it goes). The network-incident stage
+checkpoints its correlators the same way, to a state topic of its own: a checkpoint holds
+whatever engine its service keeps per partition.
 
 Format: a magic line with the format version, then the zlib-compressed pickle of a
 `Checkpoint` (the engine with its rules and their per-series state, and the input offsets it
@@ -19,8 +21,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-
-from alerting.engine import Engine
+from typing import Any
 
 MAGIC = b"plantmesh-alerting-checkpoint/1\n"
 
@@ -51,10 +52,11 @@ class CheckpointError(ValueError):
 @dataclass
 class Checkpoint:
     """One input partition's engine as of `offsets` (per input topic, the next offset to read:
-    everything before it is in the engine's state)."""
+    everything before it is in the engine's state). The engine: alerting.engine.Engine for the
+    detection service, alerting.incidents.correlator.Correlator for the incident stage."""
 
     partition: int
-    engine: Engine
+    engine: Any
     offsets: dict[str, int] = field(default_factory=dict)
     taken_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     """Wall-clock time of the checkpoint: alert events published after it may be published
@@ -101,7 +103,8 @@ def dump(checkpoint: Checkpoint) -> bytes:
 
 
 def load(data: bytes) -> Checkpoint:
-    """Raises CheckpointError for anything but a checkpoint of this format."""
+    """Raises CheckpointError for anything but a checkpoint of this format (the caller checks
+    that its engine is of the kind it keeps)."""
     if not data.startswith(MAGIC):
         raise CheckpointError("not an alerting checkpoint of format 1")
     try:

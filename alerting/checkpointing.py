@@ -5,7 +5,11 @@ seen as of its offsets) and written in the background: the poll loop goes on whi
 record of several megabytes, which took a few hundred milliseconds of every checkpoint off the
 latency of alerts. One background write at a time. When partitions are handed over, and at a
 clean stop, the checkpoints are written and awaited, after the write in flight: the compacted
-topic keeps the last record of a key, so the older one must land first."""
+topic keeps the last record of a key, so the older one must land first.
+
+Shared by the detection service (shards.py) and the network-incident stage
+(incidents/partitions.py): each keeps one engine per input partition in something shaped like
+`CheckpointedShard`."""
 
 from __future__ import annotations
 
@@ -13,18 +17,32 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable
+from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
-from alerting.shards import Shard
+from alerting.checkpoint import Checkpoint
 from alerting.state_store import CheckpointTooLargeError, Snapshot, StateStore, snapshot
-from alerting.stats import ServiceStats
 from plantmesh.resilience import ErrorLog
 
 log = logging.getLogger(__name__)
 
 
-def _written(shard: Shard, at: float) -> None:
+class CheckpointedShard(Protocol):
+    partition: int
+    dirty: bool
+    """Changed since its last checkpoint."""
+    checkpointed: float
+    """When its last checkpoint was taken (the Checkpointer's clock)."""
+
+    def checkpoint(self) -> Checkpoint: ...
+
+
+class CheckpointCounts(Protocol):
+    checkpoints: int
+
+
+def _written(shard: CheckpointedShard, at: float) -> None:
     """The shard as of its checkpoint: clean. The events published before a crash that its
     replay has not made again yet are still expected: a replay slower than the interval has not
     reached them (each is skipped once, then forgotten)."""
@@ -37,19 +55,22 @@ class Checkpointer:
         self,
         store: StateStore,
         interval_s: float,
-        stats: ServiceStats,
+        stats: CheckpointCounts,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        name: str = "alerting",
     ) -> None:
-        """`clock`: the clock of Shard.checkpointed."""
+        """`clock`: the clock of Shard.checkpointed; `name`: of the background write tasks."""
         self.store = store
         self.clock = clock
         self.interval_s = interval_s
         self.stats = stats
+        self.name = name
         self._errors = ErrorLog(log, "checkpoint")
         self._writing: asyncio.Task[None] | None = None
         self._last_turn = 0.0
 
-    def turn(self, shards: Collection[Shard]) -> None:
+    def turn(self, shards: Collection[CheckpointedShard]) -> None:
         """Between polls (the service's lock held): the most overdue changed shard, once its
         interval has passed, pickled now and written in the background. Not while a write is
         in flight, and not sooner than interval / shards after the last turn: shards that were
@@ -68,10 +89,10 @@ class Checkpointer:
         taken = snapshot(shard.checkpoint())
         _written(shard, now)
         self._writing = asyncio.create_task(
-            self._write(shard, taken), name=f"alerting.checkpoint.{shard.partition}"
+            self._write(shard, taken), name=f"{self.name}.checkpoint.{shard.partition}"
         )
 
-    async def _write(self, shard: Shard, taken: Snapshot) -> None:
+    async def _write(self, shard: CheckpointedShard, taken: Snapshot) -> None:
         try:
             await self.store.write([taken])
         except (KafkaError, CheckpointTooLargeError) as exc:
@@ -89,7 +110,7 @@ class Checkpointer:
         if writing is not None:
             await writing
 
-    async def flush(self, shards: Iterable[Shard]) -> None:
+    async def flush(self, shards: Iterable[CheckpointedShard]) -> None:
         """Every changed shard of `shards` checkpointed before this returns (hand-over, stop);
         raises KafkaError or CheckpointTooLargeError."""
         await self.settle()

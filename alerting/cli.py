@@ -1,6 +1,6 @@
 """Subcommands of `plantmesh alerting`: `run`, `check-config`, `backtest`, `explain`,
-`baseline`, `db`, `alarms` and `token`; and `plantmesh alerts` and `plantmesh incidents`, the
-alarm API's clients."""
+`baseline`, `db`, `alarms`, `token` and `incidents`; and `plantmesh alerts` and `plantmesh
+incidents`, the alarm API's clients."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from alerting.backtest import Backtest, BacktestError, Progress, read_jsonl, rea
 from alerting.commands_cli import register_baseline
 from alerting.config import AlertingConfig, load_alerting_config
 from alerting.explain_cli import register_explain
+from alerting.incidents.cli import register_incidents
 from alerting.records.cli import register_db
 from alerting.rules import RuleConfig, RuleConfigBase, ThresholdRuleConfig
 from alerting.service import AlertingService
@@ -49,6 +50,7 @@ def register(subparsers: Subparsers) -> None:
     register_baseline(commands)
     register_db(commands)
     register_alarms(commands)
+    register_incidents(commands)
     register_alerts(subparsers)
     register_incidents_client(subparsers)
 

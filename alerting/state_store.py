@@ -5,7 +5,10 @@ state topic's partition count, so a new owner reads one partition, not the whole
 A checkpoint is an engine with the input offsets it has consumed up to (checkpoint.py), so state
 and offsets are written in one record: restoring one gives both, and the consumer seeks to its
 offsets whatever the group committed. Also here: the alert events published since a time, which
-a replay after a crash must not publish a second time (replay.py)."""
+a replay after a crash must not publish a second time (replay.py).
+
+The network-incident stage keeps its correlators' checkpoints the same way, in its own compacted
+topic incidents.state (`role` names its Kafka clients)."""
 
 from __future__ import annotations
 
@@ -58,12 +61,15 @@ class CheckpointTooLargeError(Exception):
 
 
 class StateStore:
-    def __init__(self, connection: KafkaConnection, topic: str, group_id: str) -> None:
+    def __init__(
+        self, connection: KafkaConnection, topic: str, group_id: str, role: str = "alerting"
+    ) -> None:
         self.connection = connection
         self.topic = topic
         self.group_id = group_id
+        self.role = role
         self._producer = make_producer(
-            connection, "alerting-state", max_request_size=MAX_CHECKPOINT_BYTES + (1 << 20)
+            connection, f"{role}-state", max_request_size=MAX_CHECKPOINT_BYTES + (1 << 20)
         )
         self._partitions = 1
         self.saved = 0
@@ -113,7 +119,7 @@ class StateStore:
     async def published_since(self, topic: str, since: datetime) -> set[EventId]:
         """The ids of the alert events on `topic` produced since `since` (less CLOCK_MARGIN)."""
         tps = [TopicPartition(topic, p) for p in sorted(await self._producer.partitions_for(topic))]
-        reader = make_consumer(self.connection, "alerting-replay-load", group_id=None)
+        reader = make_consumer(self.connection, f"{self.role}-replay-load", group_id=None)
         await start_client(reader)
         try:
             reader.assign(tps)
@@ -142,7 +148,7 @@ class StateStore:
         wanted = {self._key(p): p for p in partitions}
         sources = sorted({p % self._partitions for p in partitions})
         latest: dict[bytes, bytes | None] = {}
-        reader = make_consumer(self.connection, "alerting-state-load", group_id=None)
+        reader = make_consumer(self.connection, f"{self.role}-state-load", group_id=None)
         await start_client(reader)
         try:
             tps = [TopicPartition(self.topic, p) for p in sources]

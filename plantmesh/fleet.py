@@ -67,6 +67,9 @@ class _FleetFile(BaseModel):
 class Fleet:
     def __init__(self, machines: list[Machine]) -> None:
         self._machines = {(m.plant, m.machine): m for m in machines}
+        self._by_class: dict[str, list[Machine]] = {}
+        for machine in self._machines.values():
+            self._by_class.setdefault(machine.machine_class, []).append(machine)
 
     @classmethod
     def from_plants(cls, plants: Mapping[str, MachinesField]) -> Fleet:
@@ -99,7 +102,7 @@ class Fleet:
         return self._machines.get((plant, machine))
 
     def of_class(self, machine_class: str) -> list[Machine]:
-        return [m for m in self._machines.values() if m.machine_class == machine_class]
+        return list(self._by_class.get(machine_class, ()))
 
 
 def _text(value: AttributeValue) -> str:

@@ -16,6 +16,9 @@ from typing import Any
 from alerting.incidents.correlator import Incident, Member
 from plantmesh.fleet import Fleet, Machine
 
+SHOWN = 8
+"""Members (and quiet plants) named in the one-line text; the rest are counted."""
+
 
 @dataclass(frozen=True)
 class Explanation:
@@ -49,14 +52,15 @@ class Explanation:
         }
 
 
-def explain(incident: Incident, fleet: Fleet) -> Explanation:
-    members = incident.ordered()
+def explain(incident: Incident, fleet: Fleet, ordered: list[Member] | None = None) -> Explanation:
+    """`ordered`: the incident's members in order, when the caller has them already."""
+    members = ordered if ordered is not None else incident.ordered()
     first = members[0]
     of_class = fleet.of_class(incident.machine_class)
     member_keys = {(m.plant, m.machine) for m in members}
     quiet = [m for m in of_class if (m.plant, m.machine) not in member_keys]
     plants_with_class = sorted({m.plant for m in of_class} | {m.plant for m in members})
-    affected = incident.plants
+    affected = list(dict.fromkeys(m.plant for m in members))
     delays: dict[str, float] = {}
     for member in members:
         delays.setdefault(member.plant, (member.raised_at - first.raised_at).total_seconds())
@@ -82,7 +86,7 @@ def explain(incident: Incident, fleet: Fleet) -> Explanation:
         unaffected_values=unaffected_values,
         distinguishing=distinguishing,
     )
-    return _with_text(explanation, incident, members)
+    return _with_text(explanation, incident, members, affected)
 
 
 def _common(members: list[Member], fleet: Fleet) -> dict[str, str]:
@@ -102,12 +106,18 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
-def _with_text(explanation: Explanation, incident: Incident, members: list[Member]) -> Explanation:
-    order = ", ".join(f"{m.plant} {m.machine} {m.raised_at:%H:%M}" for m in members)
+def _with_text(
+    explanation: Explanation, incident: Incident, members: list[Member], affected: list[str]
+) -> Explanation:
+    order = ", ".join(f"{m.plant} {m.machine} {m.raised_at:%H:%M}" for m in members[:SHOWN])
+    if len(members) > SHOWN:
+        order += f" and {len(members) - SHOWN} more"
     plants = explanation.plants_with_class
-    coverage = f"{len(incident.plants)} of {len(plants)} plants with {incident.machine_class}"
-    if explanation.unaffected_plants:
-        coverage += f" (not {', '.join(explanation.unaffected_plants)})"
+    coverage = f"{len(affected)} of {len(plants)} plants with {incident.machine_class}"
+    quiet = explanation.unaffected_plants
+    if quiet:
+        more = f" and {len(quiet) - SHOWN} more" if len(quiet) > SHOWN else ""
+        coverage += f" (not {', '.join(quiet[:SHOWN])}{more})"
     parts = [
         f"{incident.issue_type} on {incident.machine_class}: {order} (UTC)",
         f" — {coverage}, within {_minutes(explanation.span_s)}",

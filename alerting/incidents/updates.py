@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from alerting.incidents.correlator import Change, Member
 from alerting.incidents.explanation import explain
 from alerting.incidents.policy import Correlation
@@ -14,8 +16,12 @@ from plantmesh.contracts import (
 from plantmesh.fleet import Fleet
 
 
+@lru_cache(maxsize=65536)
 def member_out(member: Member) -> IncidentMember:
-    return IncidentMember(
+    # Every update carries every member, and most members do not change between updates:
+    # each (immutable) member is converted once. Built from the correlator's checked values,
+    # without a second validation.
+    return IncidentMember.model_construct(
         plant=member.plant,
         area=member.area,
         line=member.line,
@@ -32,6 +38,7 @@ def member_out(member: Member) -> IncidentMember:
 
 def to_update(change: Change, fleet: Fleet, policy: Correlation) -> IncidentUpdate:
     incident = change.incident
+    members = incident.ordered()
     return IncidentUpdate(
         incident_id=incident.id,
         version=incident.version,
@@ -42,11 +49,11 @@ def to_update(change: Change, fleet: Fleet, policy: Correlation) -> IncidentUpda
         severity=incident.severity,
         opened_at=incident.opened_at,
         closed_at=incident.closed_at,
-        plants=incident.plants,
-        members=[member_out(m) for m in incident.ordered()],
+        plants=list(dict.fromkeys(m.plant for m in members)),
+        members=[member_out(m) for m in members],
         member=None if change.member is None else member_out(change.member),
         new_plant=change.new_plant,
-        explanation=explain(incident, fleet).as_json(),
+        explanation=explain(incident, fleet, members).as_json(),
         terms=CorrelationTerms(
             min_plants=policy.min_plants,
             min_machines=policy.min_machines,
