@@ -1,6 +1,6 @@
 """Network-incident correlation: alert events per second with 10,000 open alerts in 50 plants.
 
-    .venv/bin/python benchmarks/bench_incidents.py [--events N] [--seed S]
+    .venv/bin/python benchmarks/bench_incidents.py [--events N] [--seed S] [--skip-latency]
 
 The fleet: 50 plants, each with 40 machines of 8 classes (2,000 machines), 10 issue types. First
 10,000 alerts are raised on random (machine, issue type) pairs and stay open, spread so that most
@@ -12,26 +12,47 @@ raises and clears of those pairs, are timed through the correlator, twice:
 - `stage`: also each change made into its IncidentUpdate (explanation against the fleet) and
   encoded to JSON, the per-event work of the correlation stage besides Kafka.
 
-Kafka's share (re-keying, publishing) is measured by the stage's own figures elsewhere; this is
-the CPU bound of one process.
+Then, on the local Kafka ($PLANTMESH_KAFKA_BOOTSTRAP), the stage itself in this process (both
+loops, checkpoints, a topic namespace of its own): 100 alert events/s for 30 s produced to
+alerts.events, each pattern raised in plant 0, then plant 1 (the incident opens), then plant 2
+(it joins); the latency of each update is from producing the alert that caused it to the update
+arriving from incidents.events.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import os
 import random
+import statistics
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from alerting.incidents.correlator import Correlator
 from alerting.incidents.policy import Correlation, CorrelationConfig
+from alerting.incidents.stage import IncidentStage
+from alerting.incidents.stage_config import IncidentsConfig
 from alerting.incidents.updates import to_update
-from plantmesh.contracts import AlertEvent, AlertEventKind, AssetPath, Evidence, Severity, encode
+from plantmesh.contracts import (
+    AlertEvent,
+    AlertEventKind,
+    AssetPath,
+    Evidence,
+    IncidentUpdate,
+    Severity,
+    encode,
+)
 from plantmesh.fleet import Fleet, Machine
+from plantmesh.topics import Topics
 
 PLANTS = 50
 MACHINES_PER_PLANT = 40
@@ -112,10 +133,73 @@ def run(preload: list[AlertEvent], timed: list[AlertEvent], stage: bool) -> tupl
     return len(timed) / (time.perf_counter() - started), changes
 
 
+async def latency(bootstrap: str, rate: float, seconds: float) -> tuple[list[float], int]:
+    """(latencies in s of every update, updates expected)."""
+    namespace = f"bench{uuid.uuid4().hex[:8]}"
+    topics = Topics(namespace)
+    config = IncidentsConfig.model_validate(
+        {"namespace": namespace, "kafka": {"bootstrap": bootstrap}, "tick_s": 1}
+    )
+    stage = IncidentStage(config, CorrelationConfig(version="bench", default=POLICY), fleet())
+    task = asyncio.create_task(stage.run())
+    consumer = AIOKafkaConsumer(
+        topics.incident_events, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    sent: dict[str, float] = {}
+    latencies: dict[tuple[str, int], float] = {}
+    total = int(rate * seconds)
+    expected = 2 * (total // 3)  # opened on the second plant, joined on the third
+    all_in = asyncio.Event()
+    try:
+        await asyncio.wait_for(stage.rekey.assigned.wait(), 60)
+        await asyncio.wait_for(stage.correlate.assigned.wait(), 60)
+        await consumer.start()
+        await producer.start()
+
+        async def collect() -> None:
+            async for record in consumer:
+                now = time.perf_counter()
+                update = IncidentUpdate.model_validate_json(record.value or b"")
+                if update.member is not None and update.member.alert_id in sent:
+                    key = (update.incident_id, update.version)
+                    latencies[key] = now - sent[update.member.alert_id]
+                if len(latencies) >= expected:
+                    all_in.set()
+
+        reader = asyncio.create_task(collect())
+        machines = [m for m in fleet() if m.plant in ("plant-00", "plant-01", "plant-02")]
+        by_plant = {
+            p: [m for m in machines if m.plant == p] for p in ("plant-00", "plant-01", "plant-02")
+        }
+        started = time.perf_counter()
+        for n in range(total):
+            pattern, step = divmod(n, 3)
+            plant = f"plant-{step:02d}"
+            machine = by_plant[plant][pattern % 8]  # one machine of each class per plant
+            issue = f"issue-{pattern // 8}"
+            alert = event(n, machine, issue, AlertEventKind.RAISED, f"lat{n}")
+            due = started + n / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            sent[alert.alert_id] = time.perf_counter()
+            key = f"{machine.plant}/{machine.machine}".encode()
+            await producer.send(topics.alert_events, encode(alert), key=key)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_in.wait(), 60)
+        reader.cancel()
+        return sorted(latencies.values()), expected
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        stage.stop()
+        await task
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
     preload, timed = workload(args.seed, args.events)
     probe = Correlator(CorrelationConfig(version="bench", default=POLICY))
@@ -135,6 +219,16 @@ def main() -> int:
             f"{name}  {rate:10,.0f} alert events/s ({len(timed)} events, {changes} incident "
             f"changes{', each made an IncidentUpdate and encoded' if stage else ''})"
         )
+    bootstrap = os.environ.get("PLANTMESH_KAFKA_BOOTSTRAP")
+    if args.skip_latency or not bootstrap:
+        return 0
+    lat, expected = asyncio.run(latency(bootstrap, 100, 30))
+    p = statistics.quantiles(lat, n=100) if len(lat) > 1 else [float("nan")] * 99
+    print(
+        f"latency member alert on Kafka -> incident update on Kafka, 100 alert events/s for 30 s: "
+        f"{len(lat)}/{expected} updates, p50 {p[49] * 1000:.0f} ms, p95 {p[94] * 1000:.0f} ms, "
+        f"p99 {p[98] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms"
+    )
     return 0
 
 

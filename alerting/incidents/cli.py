@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from alerting.catalogue import load_catalogue
 from alerting.incidents.policy import load_correlation
 from alerting.incidents.stage import IncidentStage
 from alerting.incidents.stage_config import load_incidents_config
@@ -26,7 +27,8 @@ def register_incidents(commands: Subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     # Every file read before anything starts: a mistake is a configuration error (exit 2).
     config = load_incidents_config(args.config)
-    policy = load_correlation(config.correlation)
+    known = load_catalogue(config.catalogue).issue_types
+    policy = load_correlation(config.correlation, known)
     fleet = Fleet([]) if config.registry is None else Fleet.load(config.registry)
     # A broker that refuses to create the topics will not change its mind: exit 1, not retry.
     return run_service(

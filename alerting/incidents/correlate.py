@@ -272,7 +272,7 @@ class Correlate:
             return []
         self.stats.correlated += 1
         try:
-            return self._updates(part.correlator.on_event(event))
+            return self._updates(part.correlator.on_event(event, self.clock()))
         except Exception:
             # A bug in the pure logic must not stop the partition on this record for good.
             self.stats.correlator_errors += 1

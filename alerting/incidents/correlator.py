@@ -117,6 +117,11 @@ class _Group:
     recent: dict[str, Member] = field(default_factory=dict)
     """Machine -> its latest raise within the window, whether or not cleared since."""
     incident: Incident | None = None
+    latest: datetime | None = None
+    """The newest event time seen: windows are measured on it, so late data (a gateway's
+    backlog, a replay of history) correlates as it happened."""
+    arrived: datetime | None = None
+    """When its newest event arrived (the caller's clock): how long it has been silent."""
 
 
 def incident_id(machine_class: str, issue_type: str, first_alert: str) -> str:
@@ -145,7 +150,9 @@ class Correlator:
         self.config = config
         self.groups: dict[tuple[str, str], _Group] = {}
 
-    def on_event(self, event: AlertEvent) -> list[Change]:
+    def on_event(self, event: AlertEvent, arrived: datetime | None = None) -> list[Change]:
+        """`arrived`: when it arrived, on the clock advance() is given (default: its event
+        time, right for live data)."""
         if event.machine_class is None:
             return []  # without a class there is nothing to compare across plants
         policy = self.config.for_issue(event.issue_type)
@@ -153,6 +160,8 @@ class Correlator:
             return []
         key = (event.machine_class, event.issue_type)
         group = self.groups.setdefault(key, _Group())
+        group.latest = event.at if group.latest is None else max(group.latest, event.at)
+        group.arrived = event.at if arrived is None else arrived
         if event.kind is AlertEventKind.RAISED:
             return self._raised(key, group, policy, _member(event))
         return self._cleared(group, event)
@@ -214,22 +223,33 @@ class Correlator:
         return [Change(ChangeKind.MEMBER_CLEARED, incident.changed(), event.at, member)]
 
     def advance(self, now: datetime) -> list[Change]:
-        """Close incidents quiet for their hold time; forget what is older than a window."""
+        """Close incidents quiet for their hold time; forget what is older than a window.
+
+        Both are measured on the group's own event time while its events keep coming (late
+        data correlates and closes as it happened), and on `now` once it has been silent for as
+        long (data that stopped still closes and is forgotten)."""
         changes = []
         for key, group in list(self.groups.items()):
             policy = self.config.for_issue(key[1])
             if policy is None:
                 del self.groups[key]
                 continue
+            if group.arrived is None:
+                group.arrived = now
+            silent = now - group.arrived
+            latest = group.latest or now
             incident = group.incident
             if incident is not None and incident.closed_at is None:
                 quiet = incident.quiet_since()
-                if quiet is not None and now - quiet >= policy.hold:
-                    incident.closed_at = now
-                    changes.append(Change(ChangeKind.CLOSED, incident.changed(), now))
-            elif incident is not None and incident.closed_at is not None:
-                group.incident = None if now - incident.closed_at > policy.window else incident
-            _prune(group, now - policy.window)
+                if quiet is not None and max(latest - quiet, silent) >= policy.hold:
+                    # Closed as of the group's own time, which reopening is measured on.
+                    closed = incident.closed_at = min(now, quiet + policy.hold)
+                    changes.append(Change(ChangeKind.CLOSED, incident.changed(), closed))
+            horizon = now if silent > policy.window else min(now, latest)
+            if incident is not None and incident.closed_at is not None:
+                too_late = horizon - incident.closed_at > policy.window
+                group.incident = None if too_late else incident
+            _prune(group, horizon - policy.window)
             if group.incident is None and not group.recent:
                 del self.groups[key]
         return changes

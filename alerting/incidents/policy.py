@@ -14,13 +14,14 @@ machine class in several plants is one network incident.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
-from plantmesh.config import ConfigModel, load_config
+from plantmesh.config import ConfigError, ConfigModel, load_config
 from plantmesh.contracts import Name
 
 
@@ -58,6 +59,11 @@ class CorrelationConfig(ConfigModel):
     default: Correlation | None = Field(default_factory=Correlation)
     issue_types: dict[Name, Correlation | None] = Field(default_factory=dict)
 
+    def unknown_issue_types(self, known: Iterable[str]) -> list[str]:
+        """Issue types the policy names that the catalogue does not have (a typo there would
+        silently let that type correlate under the default)."""
+        return sorted(set(self.issue_types) - set(known))
+
     def for_issue(self, issue_type: str) -> Correlation | None:
         """The policy of an issue type; None when it never makes a network incident."""
         if issue_type in self.issue_types:
@@ -65,5 +71,12 @@ class CorrelationConfig(ConfigModel):
         return self.default
 
 
-def load_correlation(path: Path | str) -> CorrelationConfig:
-    return load_config(CorrelationConfig, path)
+def load_correlation(path: Path | str, known: Iterable[str] | None = None) -> CorrelationConfig:
+    """`known`: the catalogue's issue types; naming another is a configuration error."""
+    config = load_config(CorrelationConfig, path)
+    unknown = [] if known is None else config.unknown_issue_types(known)
+    if unknown:
+        raise ConfigError(
+            path, [f"issue_types.{name}: not in the issue-type catalogue" for name in unknown]
+        )
+    return config

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from alerting.catalogue import DEFAULT_CATALOGUE
 from plantmesh.config import ConfigModel, load_config, resolve_relative
 from plantmesh.connections import BackoffSettings, KafkaConnection, KafkaTopicSettings
 from plantmesh.topics import Namespace
@@ -25,6 +26,8 @@ class IncidentsConfig(ConfigModel):
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
     correlation: Path = Path("correlation.yaml")
     """The correlation policies (alerting/incidents/policy.py); relative to this file."""
+    catalogue: Path = DEFAULT_CATALOGUE
+    """The issue-type catalogue the correlation policies are checked against."""
     registry: Path | None = None
     """The asset registry, for the machines' attributes in each incident's explanation
     (relative to this file). Without it the explanation compares nothing."""
@@ -44,5 +47,9 @@ def load_incidents_config(path: Path | str) -> IncidentsConfig:
     config = load_config(IncidentsConfig, path)
     registry = None if config.registry is None else resolve_relative(path, config.registry)
     return config.model_copy(
-        update={"correlation": resolve_relative(path, config.correlation), "registry": registry}
+        update={
+            "correlation": resolve_relative(path, config.correlation),
+            "catalogue": resolve_relative(path, config.catalogue),
+            "registry": registry,
+        }
     )

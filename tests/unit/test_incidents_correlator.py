@@ -6,11 +6,14 @@ closes after its hold and reopens within the window; replays change nothing."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from alerting.catalogue import load_catalogue
 from alerting.incidents.correlator import Change, ChangeKind, Correlator, incident_id
-from alerting.incidents.policy import CorrelationConfig
+from alerting.incidents.policy import CorrelationConfig, load_correlation
+from plantmesh.config import ConfigError
 from plantmesh.contracts import AlertEvent, AlertEventKind, AssetPath, Evidence, Severity
 
 T0 = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
@@ -165,3 +168,34 @@ def test_policy_refuses_fewer_machines_than_plants() -> None:
         CorrelationConfig.model_validate(
             {"version": "t", "default": {"min_plants": 3, "min_machines": 2}}
         )
+
+
+def test_a_policy_naming_an_issue_type_the_catalogue_lacks_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "correlation.yaml"
+    path.write_text('version: "1"\nissue_types: {comms_loss: null, vibration-instability: {}}\n')
+    with pytest.raises(ConfigError, match="comms_loss"):
+        load_correlation(path, load_catalogue().issue_types)
+    sample = Path(__file__).resolve().parents[2] / "deploy" / "alerting" / "correlation.yaml"
+    assert load_correlation(sample, load_catalogue().issue_types).for_issue("comms-loss") is None
+
+
+def test_late_data_correlates_as_it_happened_and_is_forgotten_once_silent(
+    correlator: Correlator,
+) -> None:
+    """A backlog replayed eight hours late: the window is measured on event time while events
+    keep coming, and on the clock once the pattern has been silent for a window."""
+    wall = at(8 * 60)
+    correlator.on_event(event("a1", "plant-a", "mill-03", 1), arrived=wall)
+    assert correlator.advance(wall + timedelta(seconds=1)) == []
+    [opened] = correlator.on_event(event("b1", "plant-b", "mill-01", 20), arrived=wall)
+    assert opened.kind is ChangeKind.OPENED
+    correlator.on_event(event("a1", "plant-a", "mill-03", 21, "cleared"), arrived=wall)
+    correlator.on_event(event("b1", "plant-b", "mill-01", 22, "cleared"), arrived=wall)
+    assert correlator.advance(wall + timedelta(minutes=5)) == []  # silent 5 of the 10 min hold
+    [closed] = correlator.advance(wall + timedelta(minutes=10))
+    assert closed.kind is ChangeKind.CLOSED
+    assert closed.at == at(32)  # closed as of the pattern's own time: its last clear + hold
+    later = event("c1", "plant-c", "mill-02", 70)  # 38 min after closing: not a reopening
+    assert correlator.on_event(later, arrived=wall + timedelta(hours=1)) == []
+    correlator.advance(wall + timedelta(hours=2))  # silent for a window: forgotten
+    assert correlator.groups == {}
