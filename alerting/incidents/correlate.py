@@ -7,7 +7,8 @@ is checkpointed with the offset it has consumed up to, to the compacted topic in
 every `checkpoint_interval_s` (in the background), when Kafka takes the partition away and at a
 clean stop (alerting/checkpointing.py, alerting/state_store.py). A new owner restores the
 checkpoint and seeks to its offset, or to the partition's start when there is none (the
-group's committed offsets only show progress: a commit without its state would lose it). The
+group's committed offsets only show progress: a commit without its state would lose it) —
+with `start_from: latest`, to the group's committed offset or the end instead. The
 updates of a poll are acknowledged before the poll ends, and checkpoints are taken between
 polls, so a checkpoint never covers an update that is not out: a crash loses none, and its
 replay may publish some again (same incident, same version: readers keep the newest)."""
@@ -191,6 +192,8 @@ class Correlate:
                             p,
                         )
                     part = Partition(p, self.topic, Correlator(self.policy))
+                    if self.config.start_from == "latest":
+                        part.offset = await self._fresh_start(consumer, tps[p], ends[tps[p]])
                 else:
                     restored += 1
                 part.replay_to = ends[tps[p]]
@@ -204,6 +207,15 @@ class Correlate:
                 restored,
             )
             self.assigned.set()
+
+    async def _fresh_start(self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> int:
+        """`start_from: latest` and no checkpoint: history is not this deployment's (the topic
+        may hold another group's, e.g. an earlier demo run's), so start where this group got to,
+        or at the end."""
+        committed = await self.retry(
+            f"reading the committed offset of {tp}", lambda: consumer.committed(tp)
+        )
+        return end if committed is None else int(committed)
 
     async def hand_over(self, partitions: set[int]) -> None:
         """Checkpoint the correlators of revoked partitions for their next owner; drop them."""

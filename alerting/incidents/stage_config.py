@@ -21,7 +21,9 @@ class IncidentsConfig(ConfigModel):
     """The correlating consumers' group; the re-keying consumers use `<group_id>-rekey`."""
     start_from: Literal["earliest", "latest"] = "earliest"
     """Where the re-keying group starts on alerts.events when it has no committed offsets.
-    alerts.by_class, which only this stage writes, is always read from its start then."""
+    A partition of alerts.by_class without a checkpoint is read from its start (earliest), or
+    from the group's committed offset or the end (latest: a fresh deployment that must not
+    take in what other groups left on the shared topic)."""
     kafka_topics: KafkaTopicSettings = Field(default_factory=KafkaTopicSettings)
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
     correlation: Path = Path("correlation.yaml")

@@ -26,6 +26,7 @@ from plantmesh.demo.alarm_report import print_alarms, verdict
 from plantmesh.demo.alarm_story import AlarmStory, Api, ApiError, first_ack_within_s, make_token
 from plantmesh.demo.database import demo_database
 from plantmesh.demo.hooks import HookReceiver
+from plantmesh.demo.incident_report import incident_verdict, print_incidents
 from plantmesh.influxql import InfluxQueryError
 
 DEFAULT_CONFIGS = Path(__file__).resolve().parents[2] / "deploy" / "demo"
@@ -34,7 +35,9 @@ DEFAULT_SCENARIO = Path("scenarios/demo.yaml")
 
 def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run the multi-plant demo on the local stack")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of data (default 60)")
+    parser.add_argument(
+        "--duration", type=float, default=180.0, help="seconds of data (default 180)"
+    )
     parser.add_argument("--configs", type=Path, default=DEFAULT_CONFIGS, help="demo config folder")
     parser.add_argument("--run-dir", type=Path, default=None, help="where logs and alerts go")
     parser.add_argument(
@@ -70,6 +73,8 @@ def _start_sinks(children: Children, configs: Path, alerting: Path, api: Api) ->
     alarms = children.start_module(
         "alarms", "alerting", "alarms", "--config", str(configs / "alarms.yaml")
     )
+    incidents = str(configs / "incidents.yaml")
+    children.start_module("incidents", "alerting", "incidents", "--config", incidents)
     children.start_module("alerting", "alerting", "run", "--config", str(configs / alerting))
     children.start_module("ingest-bridge", "ingest", "bridge", "--config", ingest)
 
@@ -201,10 +206,10 @@ def run(args: argparse.Namespace) -> int:
         quiet = story.escalation_would_be_due(ack_within_s)
         wait_until(lambda: time.monotonic() > quiet + 3.0, timeout_s=120, interval_s=1.0)
         try:
-            alarms = story.alarms()
+            alarms, incidents = story.alarms(), story.incidents()
         except ApiError as exc:
             print(f"reading the alarms back from the API failed: {exc}", file=sys.stderr)
-            alarms = []
+            alarms, incidents = [], []
         children.stop()
 
     counts = report.count_readings(influx, since_ns)
@@ -212,8 +217,10 @@ def run(args: argparse.Namespace) -> int:
     report.print_table(machines, counts, alerts)
     report.print_alerts(alerts)
     print_alarms(alarms)
+    print_incidents(incidents)
     report.print_score(alert_log, run_dir / "truth.jsonl")
     problems = _problems(args, machines, counts, alerts, alarms, story, ack_within_s)
+    problems += _incident_problems(args, incidents)
     print(
         "\nThe stack is still running. Query it, for example:\n"
         "  plantmesh query last --plant plant-a --machine press-01\n"
@@ -226,6 +233,16 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"\nDemo incomplete: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _incident_problems(args: argparse.Namespace, incidents: list[dict[str, Any]]) -> list[str]:
+    if args.scenario != DEFAULT_SCENARIO:
+        return []
+    shown, missing = incident_verdict(incidents)
+    print("\nNetwork incident, as scripted:" if not missing else "\nNetwork incident:")
+    for line in shown:
+        print(f"  {line}")
+    return missing
 
 
 def _problems(

@@ -67,7 +67,9 @@ def _first(alarm: dict[str, Any], action: str) -> datetime | None:
 def verdict(
     alarms: list[dict[str, Any]], acknowledged: set[str], ack_within_s: float
 ) -> tuple[list[str], list[str]]:
-    """What the default demo shows, and what it should have shown but did not (problems)."""
+    """What the default demo shows, and what it should have shown but did not (problems).
+    Machines' alarms only: a network incident's alarm escalates on its own clock."""
+    alarms = [a for a in alarms if a["plant"] != "network"]
     shown: list[str] = []
     problems: list[str] = []
     climbed = [a for a in alarms if 2 in escalated_levels(a) and a["id"] not in acknowledged]

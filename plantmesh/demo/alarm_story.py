@@ -25,6 +25,8 @@ from typing import Any
 from plantmesh.demo.hooks import Received
 
 ACKNOWLEDGING_PLANT = "plant-b"
+NETWORK = "network"
+"""The plant the alarm service keeps network incidents under."""
 ACK_DELAY_S = 3.0
 """How long plant-b's maintenance takes to answer (a person, not a script)."""
 
@@ -86,10 +88,10 @@ class AlarmStory:
         note = received.payload
         level = f"level {note.get('level')}" if note.get("level") else "all"
         signed = "signed" if received.signed else "SIGNATURE WRONG"
-        self._say(
-            f"notified {received.contact} ({level}, {signed}): {note.get('kind')} "
-            f"{note.get('title')} on {note.get('asset')}"
-        )
+        what = f"{note.get('title')} on {note.get('asset')}"
+        if note.get("plant") == NETWORK:  # a network incident: its explanation says it all
+            what = f"network incident: {note.get('summary')}"
+        self._say(f"notified {received.contact} ({level}, {signed}): {note.get('kind')} {what}")
         if not received.signed:
             with self._lock:
                 self.problems.append(f"a notification to {received.contact} was not signed right")
@@ -126,6 +128,10 @@ class AlarmStory:
     def alarms(self) -> list[dict[str, Any]]:
         listed = self.api.call(self._reader, "GET", "/api/v1/alarms?limit=1000")
         return [self.api.call(self._reader, "GET", f"/api/v1/alarms/{a['id']}") for a in listed]
+
+    def incidents(self) -> list[dict[str, Any]]:
+        listed = self.api.call(self._reader, "GET", "/api/v1/incidents?limit=1000")
+        return [self.api.call(self._reader, "GET", f"/api/v1/incidents/{i['id']}") for i in listed]
 
 
 def make_token(config: Path, env: dict[str, str], name: str, role: str, plant: str) -> str:

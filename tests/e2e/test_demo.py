@@ -1,7 +1,9 @@
 """`plantmesh demo`, the README's main command, run whole on the project's stack: three plants'
 data reach InfluxDB, the scripted overheats raise alerts, and the escalation story plays out as
 scripted: plant-a's alarm, left unanswered, reaches level 2; plant-b's, acknowledged through the
-API a few seconds after its first notification, does not. The demo checks its own outcome (exit
+API a few seconds after its first notification, does not. The mills of three plants swing the
+same way and become one network incident, told to headquarters when it opens and when the
+third plant joins, explained by what the mills share. The demo checks its own outcome (exit
 code 1 when any of that did not happen); this test also reads the story from what it printed."""
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from tests.support.waiting import SCALE
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def test_demo_escalates_the_unanswered_alarm_and_not_the_acknowledged_one(
+def test_demo_escalates_locally_and_ties_the_mills_of_three_plants_into_one_incident(
     tmp_path: Path, mqtt_url: str, kafka_bootstrap: str, influx_url: str, postgres_url: str
 ) -> None:
     # Its own session, so a timeout can interrupt it (SIGINT) and it stops its services itself.
@@ -30,7 +32,7 @@ def test_demo_escalates_the_unanswered_alarm_and_not_the_acknowledged_one(
         start_new_session=True,
     )
     try:
-        output, _ = demo.communicate(timeout=240 * SCALE)
+        output, _ = demo.communicate(timeout=360 * SCALE)
     except subprocess.TimeoutExpired:
         demo.send_signal(signal.SIGINT)
         output, _ = demo.communicate(timeout=120)
@@ -51,8 +53,15 @@ def test_demo_escalates_the_unanswered_alarm_and_not_the_acknowledged_one(
     assert printed("acknowledge by user:plant-b-maintenance -> active_acknowledged")
     assert printed("resolved told to operators", "sent")
     assert not printed("acknowledging through the API failed")
-    assert "Alarms (2)," in output  # this run's two overheats, nothing of an earlier run
+    overheats = printed("bearing-overtemperature on plant-", "(high):")
+    assert len(overheats) == 2  # this run's two, nothing of an earlier run
     assert "Escalation, as scripted:" in output
+
+    incident = "network incident: vibration-instability on cnc_mill: plant-a mill-01"
+    assert printed("notified hq-reliability (level 1, signed): raised", incident)
+    assert printed("notified hq-reliability", "updated", incident, "plant-c mill-02")
+    assert printed("3 of 3 plants with cnc_mill", "all members:", "firmware 2.1")
+    assert "Network incident, as scripted:" in output
     assert (tmp_path / "alerts.jsonl").exists()
     logs = {p.name for p in tmp_path.glob("*.log")}
-    assert {"alarms.log", "alerting.log", "ingest-writer.log", "simulators.log"} <= logs
+    assert {"alarms.log", "incidents.log", "alerting.log", "simulators.log"} <= logs

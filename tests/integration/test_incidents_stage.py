@@ -266,6 +266,34 @@ async def test_a_clean_restart_continues_the_incident(
     assert updates[1].new_plant
 
 
+def second_deployment(config: Path, group_id: str) -> Path:
+    fresh = yaml.safe_load(config.read_text())
+    fresh.update(group_id=group_id, start_from="latest")
+    second = config.with_name("second.yaml")
+    second.write_text(yaml.safe_dump(fresh))
+    return second
+
+
+async def test_a_new_group_starting_latest_takes_in_nothing_an_earlier_group_left(
+    config: Path, namespace: str, kafka_bootstrap: str, producer: AIOKafkaProducer
+) -> None:
+    """Two deployments on one Kafka (two demo runs): the second, `start_from: latest`, neither
+    reopens the first one's incident from alerts.by_class nor counts its members."""
+    async with running(config):
+        await send(producer, namespace, *plants_a_and_b())
+        await wait_updates(kafka_bootstrap, namespace, spans(2), "the first group's incident")
+    async with running(second_deployment(config, f"{namespace}-second")):
+        await send(
+            producer, namespace, event("c1", "plant-c/mill-02"), event("d1", "plant-d/mill-01")
+        )
+        updates = await wait_updates(
+            kafka_bootstrap, namespace, lambda u: len(u) >= 2, "a second incident"
+        )
+    members = {frozenset(m.alert_id for m in u.members) for u in opened(updates)}
+    assert members == {frozenset({"a1", "b1"}), frozenset({"c1", "d1"})}  # none shared
+    assert len(updates) == 2
+
+
 async def test_records_that_are_not_alert_events_are_skipped(
     config: Path,
     namespace: str,

@@ -10,7 +10,7 @@ import yaml
 
 from plantmesh.config import ConfigError
 from plantmesh.modbus_profile import DeviceProfile
-from simulators.event_config import Excursion
+from simulators.event_config import Excursion, Oscillation
 from simulators.network import NetworkConfig, Protocol, load_network
 from simulators.scenario import load_scenario
 
@@ -102,11 +102,10 @@ def test_demo_events_overheat_a_press_bearing_in_plant_a_and_plant_b() -> None:
     network = load_network(DEMO)
     assert network.events == []  # scripted events live in scenario files
     scenario = load_scenario(DEMO.parent / "scenarios" / "demo.yaml", network)
-    by_plant = {e.plant: e for e in scenario.events}
-    assert len(scenario.events) == 2
+    overheats = [e for e in scenario.events if isinstance(e, Excursion)]
+    by_plant = {e.plant: e for e in overheats}
+    assert len(overheats) == 2
     a, b = by_plant["plant-a"], by_plant["plant-b"]
-    assert isinstance(a, Excursion)
-    assert isinstance(b, Excursion)
     assert network.plant("plant-a").machine(a.machine).protocol == Protocol.OPCUA  # type: ignore[union-attr]
     assert network.plant("plant-b").machine(b.machine).protocol == Protocol.MODBUS  # type: ignore[union-attr]
     for event, start in ((a, 15), (b, 25)):
@@ -120,6 +119,19 @@ def test_demo_events_overheat_a_press_bearing_in_plant_a_and_plant_b() -> None:
         assert 25 <= event.duration_s <= 35
         assert event.start_s + event.duration_s <= 55
         assert event.value - 3 * event.noise > 90 + 3  # clears the demo threshold with margin
+
+
+def test_demo_events_grow_a_vibration_on_a_mill_of_each_plant() -> None:
+    """The network incident's story: the same growing vibration on one CNC mill per plant."""
+    network = load_network(DEMO)
+    scenario = load_scenario(DEMO.parent / "scenarios" / "demo.yaml", network)
+    swings = [e for e in scenario.events if isinstance(e, Oscillation)]
+    assert sorted(e.plant for e in swings) == ["plant-a", "plant-b", "plant-c"]
+    for swing in swings:
+        machine = network.plant(swing.plant).machine(swing.machine)
+        assert machine is not None
+        assert machine.machine_class == "cnc_mill"
+        assert swing.signal == "vibration_rms"
 
 
 def test_profile_paths_are_relative_to_the_network_file(tmp_path: Path) -> None:
