@@ -1,15 +1,14 @@
 """Subcommands of `plantmesh alerting`: `run`, `check-config`, `backtest`, `explain`,
-`baseline`, `db`, `alarms`, `token` and `incidents`; and `plantmesh alerts` and `plantmesh
-incidents`, the alarm API's clients."""
+`baseline`, `db`, `alarms`, `token` and `incidents`; and `plantmesh alerts`, `plantmesh
+incidents` and `plantmesh scorecard`, the alarm API's clients."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from aiokafka.errors import KafkaError
@@ -24,7 +23,9 @@ from alerting.explain_cli import register_explain
 from alerting.incidents.cli import register_incidents
 from alerting.records.cli import register_db
 from alerting.rules import RuleConfig, RuleConfigBase, ThresholdRuleConfig
+from alerting.scorecards.cli import register_scorecard
 from alerting.service import AlertingService
+from alerting.times import when
 from plantmesh.cli import Subparsers
 from plantmesh.contracts import AlertEvent, encode
 from plantmesh.kafka.admin import TopicSetupError
@@ -53,6 +54,7 @@ def register(subparsers: Subparsers) -> None:
     register_incidents(commands)
     register_alerts(subparsers)
     register_incidents_client(subparsers)
+    register_scorecard(subparsers)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -108,27 +110,6 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 # --- backtest -----------------------------------------------------------------------------------
-RELATIVE = re.compile(r"^-?(\d+(?:\.\d+)?)([smhd])$")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _when(text: str) -> datetime:
-    """A time ago (`10m`, or `-10m`: argparse takes a bare `-10m` for an option, so it needs
-    `--since=-10m`), or an ISO 8601 time (UTC when it names no offset)."""
-    relative = RELATIVE.match(text)
-    if relative:
-        ago = float(relative[1]) * UNIT_SECONDS[relative[2]]
-        return datetime.now(UTC) - timedelta(seconds=ago)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an ISO time (2026-01-01T06:00Z) or a time ago (30s, 10m, 2h, 1d), "
-            f"got {text!r}"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def _register_backtest(commands: Subparsers) -> None:
     backtest = commands.add_parser(
         "backtest",
@@ -153,10 +134,10 @@ def _register_backtest(commands: Subparsers) -> None:
     backtest.add_argument("--namespace", help="with --kafka: default the config's namespace")
     backtest.add_argument(
         "--since",
-        type=_when,
+        type=when,
         help="with --kafka: from this record time: ISO (UTC unless it says), or ago: 10m, 2h, 1d",
     )
-    backtest.add_argument("--until", type=_when, help="with --kafka: before this record time")
+    backtest.add_argument("--until", type=when, help="with --kafka: before this record time")
     backtest.add_argument("--out", type=Path, help="write the alert log here (JSON lines)")
     backtest.add_argument(
         "--truth", type=Path, help="a simulator truth file: print how to score --out against it"

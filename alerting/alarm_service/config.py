@@ -10,6 +10,7 @@ from pydantic import Field
 
 from alerting.catalogue import DEFAULT_CATALOGUE
 from alerting.lifecycle.machine import Policy
+from alerting.scorecards.settings import ScorecardSettings
 from plantmesh.config import ConfigModel, load_config, resolve_relative
 from plantmesh.connections import (
     BackoffSettings,
@@ -74,6 +75,8 @@ class AlarmServiceConfig(ConfigModel):
     tick_s: Annotated[float, Field(gt=0, le=10)] = 1.0
     """How often due times (escalations, re-alarms, end of shelving) are looked at."""
     max_delivery_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    scorecards: ScorecardSettings = Field(default_factory=ScorecardSettings)
+    """Operator positions per plant, for alarm load per position (default: a plant is one)."""
 
     @property
     def sinks(self) -> list[str]:

@@ -280,8 +280,11 @@ class AlarmService:
 
     async def _serve(self, store: AlarmStore) -> None:
         api = self.config.api
+        app = make_app(store)
+        app.state.scorecards = self.config.scorecards
+        app.state.influx = self.config.influxdb  # the ledger's completeness, the series
         config = uvicorn.Config(
-            make_app(store), host=api.host, port=api.port, log_level="warning", lifespan="off"
+            app, host=api.host, port=api.port, log_level="warning", lifespan="off"
         )
         server = self._server = _ApiServer(config)
         serving = asyncio.create_task(server.serve(), name="uvicorn")

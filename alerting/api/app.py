@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from alerting.api import actions, incident_routes, maintenance_routes, reads
+from alerting.api import actions, incident_routes, maintenance_routes, reads, scorecard_routes
 from alerting.records.store import AlarmStore
 
 
@@ -24,6 +24,7 @@ def make_app(store: AlarmStore) -> FastAPI:
     app.include_router(actions.router)
     app.include_router(maintenance_routes.router)
     app.include_router(incident_routes.router)
+    app.include_router(scorecard_routes.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:

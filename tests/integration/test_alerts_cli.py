@@ -84,3 +84,35 @@ def test_refusals_say_why(api: Api) -> None:
         check=False,
     )
     assert (bad.returncode, "401" in bad.stderr) == (1, True)
+
+
+def scorecard(api: Api, who: str, *args: str) -> subprocess.CompletedProcess[str]:
+    period = ["--since", "2026-12-04T07:00Z", "--until", "2026-12-04T09:00Z"]
+    command = [sys.executable, "-m", "plantmesh.cli", "scorecard", "--api", api.base]
+    return subprocess.run(
+        [*command, "--token", api.tokens[who], *period, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_scorecard_prints_the_plants_side_by_side_within_the_scope(api: Api) -> None:
+    both = scorecard(api, "admin", "--trend", "2")
+    assert both.returncode == 0, both.stderr
+    header = both.stdout.splitlines()[1].split()
+    assert header == ["figure", "plant-a", "plant-b"]
+    assert "time to acknowledge p50" in both.stdout
+    assert "data completeness: no InfluxDB configured" in both.stdout
+    assert "2026-12-04 07:00" in both.stdout  # the first trend point
+    own = scorecard(api, "operator", "--csv", "-")
+    assert own.returncode == 0, own.stderr
+    first = own.stdout.splitlines()[0]
+    assert first == "figure,key,unit,plant-a,plant-a worst"
+    alarms = next(line for line in own.stdout.splitlines() if line.startswith("alarms,alarms"))
+    assert alarms == "alarms,alarms,,1.0,"
+    refused = scorecard(api, "operator", "--plant", "plant-b")
+    assert (refused.returncode, "403" in refused.stderr) == (1, True)
+    bad_time = scorecard(api, "admin", "--until", "yesterday")
+    assert (bad_time.returncode, "expected an ISO time" in bad_time.stderr) == (2, True)

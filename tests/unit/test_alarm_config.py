@@ -19,6 +19,9 @@ def test_the_samples_load(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_alarm_config(DEPLOY / "alarms.yaml")
     assert config.escalation == DEPLOY / "escalation.yaml"
     assert config.sinks == ["kafka", "influx", "andon"]
+    assert config.scorecards.position_of("plant-a", "line1") == "milling-console"
+    assert config.scorecards.position_of("plant-a", "line7") == "assembly-console"
+    assert config.scorecards.positions_of("plant-b") == ["plant-b"]
     escalation = load_escalation(config.escalation)
     policy = escalation.policy_for("vibration-instability", Severity.HIGH)
     assert policy is not None
