@@ -24,9 +24,12 @@ from plantmesh.connections import InfluxConnection
 from plantmesh.demo import report
 from plantmesh.demo.alarm_report import print_alarms, verdict
 from plantmesh.demo.alarm_story import AlarmStory, Api, ApiError, first_ack_within_s, make_token
+from plantmesh.demo.console import start_console
 from plantmesh.demo.database import demo_database
 from plantmesh.demo.hooks import HookReceiver
 from plantmesh.demo.incident_report import incident_verdict, print_incidents
+from plantmesh.demo.responders import FAST_PLANT, SLOW_PLANT, Responders, habits
+from plantmesh.demo.scorecard_report import scorecard_text, scorecard_verdict, scorecards
 from plantmesh.influxql import InfluxQueryError
 
 DEFAULT_CONFIGS = Path(__file__).resolve().parents[2] / "deploy" / "demo"
@@ -180,21 +183,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"plantmesh demo: {len(machines)} plants, logs in {run_dir}")
     print(f"alarms: system of record {database}, API {api.url}")
     alarms_config = configs / "alarms.yaml"
+    ack_within_s = first_ack_within_s(configs / "escalation.yaml")
+    plan = habits(ack_within_s)
     try:
         reader = make_token(alarms_config, env, "demo-headquarters", "hq", "*")
-        acknowledger = make_token(
-            alarms_config, env, "plant-b-maintenance", "maintenance", "plant-b"
-        )
+        tokens = {
+            plant: make_token(alarms_config, env, habit.who.replace(" ", "-"), habit.role, plant)
+            for plant, habit in plan.items()
+        }
     except ApiError as exc:
         print(f"could not make the demo's API tokens: {exc}", file=sys.stderr)
         return 1
 
-    ack_within_s = first_ack_within_s(configs / "escalation.yaml")
     t0 = time.monotonic()
-    story = AlarmStory(api, reader, acknowledger, started=t0)
+    started_at = datetime.now(UTC)
+    story = AlarmStory(api, reader, started=t0)
+    responders = Responders(api, tokens, plan, story.say)
+    story.first_notice = responders.first_notice
     with (
         HookReceiver(env["PLANTMESH_DEMO_WEBHOOK_SECRET"], story.on_notification) as hooks,
-        story,
+        responders,
         Children(log_dir=run_dir, env={**env, "PLANTMESH_DEMO_HOOKS": hooks.url}) as children,
     ):
         if not _start_sinks(children, configs, args.alerting, api):
@@ -202,14 +210,20 @@ def run(args: argparse.Namespace) -> int:
         plants = list(machines)
         if not _run_producers(args, children, configs, plants, influx, since_ns, run_dir, t0):
             return 1
-        # Keep the alarm service running until an acknowledged alarm would have escalated.
-        quiet = story.escalation_would_be_due(ack_within_s)
+        # Keep the alarm service running until the fast plant's answered alarms would have
+        # escalated, and the slow plant has answered.
+        quiet = max(
+            responders.last_told(FAST_PLANT) + ack_within_s,
+            responders.last_told(SLOW_PLANT) + plan[SLOW_PLANT].delay_s,
+        )
         wait_until(lambda: time.monotonic() > quiet + 3.0, timeout_s=120, interval_s=1.0)
         try:
             alarms, incidents = story.alarms(), story.incidents()
+            table = scorecard_text(api, reader, started_at)
+            cards = scorecards(api, reader, started_at)
         except ApiError as exc:
             print(f"reading the alarms back from the API failed: {exc}", file=sys.stderr)
-            alarms, incidents = [], []
+            alarms, incidents, table, cards = [], [], "", {}
         children.stop()
 
     counts = report.count_readings(influx, since_ns)
@@ -219,8 +233,12 @@ def run(args: argparse.Namespace) -> int:
     print_alarms(alarms)
     print_incidents(incidents)
     report.print_score(alert_log, run_dir / "truth.jsonl")
-    problems = _problems(args, machines, counts, alerts, alarms, story, ack_within_s)
+    print("\nPlant scorecards since the demo began (plantmesh scorecard):")
+    print(table.rstrip() or "  (not available)")
+    problems = _problems(args, machines, counts, alerts, alarms, story, responders, ack_within_s)
     problems += _incident_problems(args, incidents)
+    problems += _scorecard_problems(args, cards)
+    console = start_console(manager.state_dir(), alarms_config, env, api, run_dir / "console.log")
     print(
         "\nThe stack is still running. Query it, for example:\n"
         "  plantmesh query last --plant plant-a --machine press-01\n"
@@ -228,11 +246,31 @@ def run(args: argparse.Namespace) -> int:
         "  plantmesh query completeness\n"
         '  plantmesh query influxql "SELECT * FROM alarm_state WHERE time > now() - 15m"\n'
         '  eval "$(plantmesh stack env)"   # server URLs for other tools\n'
-        "  plantmesh stack down            # when you are done"
+        "  plantmesh stack down            # when you are done (stops the console too)"
     )
+    if console is None:
+        problems.append(f"the console did not start; see {run_dir / 'console.log'}")
+    else:
+        print(
+            f"\nThe console is running at {console.url}/console (pid {console.pid}).\n"
+            f"  log in as headquarters (every plant): {reader}\n"
+            f"  or as plant-a's operator (plant-a only): {tokens[SLOW_PLANT]}\n"
+            f"  the same tokens work for the API: PLANTMESH_API_URL={console.url} "
+            f"PLANTMESH_API_TOKEN={reader} plantmesh scorecard"
+        )
     for problem in problems:
         print(f"\nDemo incomplete: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _scorecard_problems(args: argparse.Namespace, cards: dict[str, dict[str, Any]]) -> list[str]:
+    if args.scenario != DEFAULT_SCENARIO:
+        return []
+    shown, missing = scorecard_verdict(cards)
+    print("\nResponders, as scripted:" if not missing else "\nResponders:")
+    for line in shown:
+        print(f"  {line}")
+    return missing
 
 
 def _incident_problems(args: argparse.Namespace, incidents: list[dict[str, Any]]) -> list[str]:
@@ -252,17 +290,20 @@ def _problems(
     alerts: list[dict[str, object]],
     alarms: list[dict[str, Any]],
     story: AlarmStory,
+    responders: Responders,
     ack_within_s: float,
 ) -> list[str]:
     """What the demo failed to show; prints the escalation story's outcome."""
     problems = list(story.problems)
+    if FAST_PLANT not in {a.habit.plant for a in responders.answers}:
+        problems.append(f"{FAST_PLANT} acknowledged nothing through the API")
     empty = [f"{p}/{m}" for p, ids in machines.items() for m in ids if not counts.get((p, m))]
     if empty:
         problems.append(f"no readings arrived from: {', '.join(empty)}")
     if not any(a.get("kind") == "raised" for a in alerts):
         problems.append("no alert fired")
     if args.scenario == DEFAULT_SCENARIO:  # what the default scenario is scripted to show
-        shown, missing = verdict(alarms, set(story.acknowledged), ack_within_s)
+        shown, missing = verdict(alarms, responders.answered(FAST_PLANT), ack_within_s)
         print("\nEscalation, as scripted:" if not missing else "\nEscalation:")
         for line in shown:
             print(f"  {line}")

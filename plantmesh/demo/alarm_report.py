@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from plantmesh.demo.alarm_story import ACKNOWLEDGING_PLANT
+from plantmesh.demo.responders import FAST_PLANT
 
 
 def _at(value: str) -> datetime:
@@ -81,7 +81,7 @@ def verdict(
         problems.append("no unacknowledged alarm escalated to level 2")
     stopped = [a for a in alarms if a["id"] in acknowledged]
     if not stopped:
-        problems.append(f"no alarm of {ACKNOWLEDGING_PLANT} was acknowledged through the API")
+        problems.append(f"no alarm of {FAST_PLANT} was acknowledged through the API")
     for alarm in stopped:
         raised, cleared = _first(alarm, "raise"), _first(alarm, "clear")
         if escalated_levels(alarm):

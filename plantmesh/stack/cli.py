@@ -79,6 +79,11 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    if not args.servers:  # the demo's console uses the stack's database: it goes first
+        from plantmesh.demo.console import stop_console
+
+        if (pid := stop_console(manager.state_dir())) is not None:
+            print(f"demo console: stopped (pid {pid})")
     try:
         outcomes = manager.down(only=_only(args.servers))
     except StackError as exc:
