@@ -29,8 +29,8 @@ def _record(state: Path) -> Path:
     return state / "demo" / "console.json"
 
 
-def _identity(config: Path) -> Identity:
-    return Identity(os.path.basename(sys.executable), str(config), ("alerting", "alarms"))
+def _identity(executable: str, config: Path) -> Identity:
+    return Identity(os.path.basename(executable), str(config), ("alerting", "alarms"))
 
 
 def start_console(
@@ -43,7 +43,9 @@ def start_console(
     proc = start_detached(argv, log, Path.cwd(), {**os.environ, **env})
     record = _record(state)
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"pid": proc.pid, "config": str(config), "url": api.url}))
+    # What it was started as: whoever stops it may run another interpreter (python, python3).
+    started = {"pid": proc.pid, "executable": argv[0], "config": str(config), "url": api.url}
+    record.write_text(json.dumps(started))
 
     def answers() -> bool:
         try:
@@ -68,11 +70,11 @@ def stop_console(state: Path) -> int | None:
     try:
         found = json.loads(record.read_text())
         pid, config = int(found["pid"]), Path(found["config"])
+        identity = _identity(str(found["executable"]), config)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     record.unlink(missing_ok=True)
-    cmdline = read_cmdline(pid) or []
-    if not alive(pid) or not _identity(config).matches(cmdline):
-        return None
-    stop(pid, _identity(config), STOP_TIMEOUT_S)
+    if not alive(pid) or not identity.matches(read_cmdline(pid) or []):
+        return None  # gone, or the pid is somebody else's now
+    stop(pid, identity, STOP_TIMEOUT_S)
     return pid
