@@ -24,6 +24,24 @@ if command -v npm >/dev/null 2>&1 && [ ! -d "$node_opcua/node_modules/node-opcua
 fi
 export PLANTMESH_NODE_OPCUA="$node_opcua"
 
+# The web console's browser tests: Debian's chromium (driven by Playwright for Python; its own
+# browser download is not used) and axe-core for accessibility checks, cached like node-opcua.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing chromium (Debian) for the console's browser tests"
+    (apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; })
+  else
+    echo "chromium missing: sudo apt-get install chromium" >&2
+  fi
+fi
+axe_core="${PLANTMESH_AXE_CORE:-${PLANTMESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/plantmesh}/axe-core}"
+if command -v npm >/dev/null 2>&1 && [ ! -f "$axe_core/node_modules/axe-core/axe.min.js" ]; then
+  echo "installing axe-core (npm) for the console's accessibility checks"
+  mkdir -p "$axe_core"
+  npm install --prefix "$axe_core" --no-audit --no-fund --silent axe-core@4 >/dev/null
+fi
+export PLANTMESH_AXE_CORE="$axe_core"
+
 echo "== static checks"
 $BIN/ruff check .
 $BIN/ruff format --check .

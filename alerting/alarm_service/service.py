@@ -280,11 +280,15 @@ class AlarmService:
 
     async def _serve(self, store: AlarmStore) -> None:
         api = self.config.api
-        app = make_app(store)
+        app = make_app(store, self.config.influxdb)
         app.state.scorecards = self.config.scorecards
-        app.state.influx = self.config.influxdb  # the ledger's completeness, the series
         config = uvicorn.Config(
-            app, host=api.host, port=api.port, log_level="warning", lifespan="off"
+            app,
+            host=api.host,
+            port=api.port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=5,  # the console's live streams never end by themselves
         )
         server = self._server = _ApiServer(config)
         serving = asyncio.create_task(server.serve(), name="uvicorn")

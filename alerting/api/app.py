@@ -10,10 +10,14 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from alerting.api import actions, incident_routes, maintenance_routes, reads, scorecard_routes
+from alerting.console.mount import install as install_console
 from alerting.records.store import AlarmStore
+from alerting.scorecards import page as scorecard_page
+from plantmesh.connections import InfluxConnection
 
 
-def make_app(store: AlarmStore) -> FastAPI:
+def make_app(store: AlarmStore, influx: InfluxConnection | None = None) -> FastAPI:
+    """`influx`: where the console's machine pages read series (None: not configured)."""
     app = FastAPI(
         title="plantmesh alarms",
         version="1",
@@ -25,6 +29,8 @@ def make_app(store: AlarmStore) -> FastAPI:
     app.include_router(maintenance_routes.router)
     app.include_router(incident_routes.router)
     app.include_router(scorecard_routes.router)
+    install_console(app, influx)  # the web console under /console
+    app.include_router(scorecard_page.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:

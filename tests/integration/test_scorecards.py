@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alerting.api.app import make_app
 from alerting.api.roles import Role
 from alerting.api.tokens import create_token
+from alerting.console.session import COOKIE
 from alerting.lifecycle.machine import Action
 from alerting.lifecycle.policies import EscalationConfig
 from alerting.records.store import AlarmStore
@@ -166,3 +167,21 @@ async def test_a_trend_splits_the_period(client: httpx.AsyncClient, store: Alarm
     assert [p["scorecard"]["alarms"] for p in points] == [1, 0]
     backwards = {"since": PERIOD["until"], "until": PERIOD["since"]}
     assert (await client.get("/api/v1/scorecards", headers=hq, params=backwards)).status_code == 422
+
+
+async def test_the_console_page_shows_the_table_and_its_csv(
+    client: httpx.AsyncClient, store: AlarmStore
+) -> None:
+    hq = await _token(store, "hq-console", Role.HQ, "*")
+    client.cookies.set(COOKIE, hq["Authorization"].split()[1])
+    page = await client.get("/console/scorecards", params=PERIOD)
+    assert page.status_code == 200, page.text
+    assert '<th scope="col">plant-a</th><th scope="col">plant-b</th>' in page.text
+    tta = page.text.split('data-figure="tta_p50"')[1].split("</tr>")[0]
+    assert '<td class="worst">300 s <span class="flag">worst</span></td>' in tta
+    assert "Trend per plant" in page.text
+    exported = await client.get("/console/scorecards.csv", params=PERIOD)
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert exported.text.startswith("figure,key,unit,plant-a,")
+    client.cookies.clear()
+    assert (await client.get("/console/scorecards")).status_code in (302, 303, 307)
