@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-
-def iso_utc(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+from plantmesh.scoring.truth import iso_utc
 
 
 @dataclass(frozen=True)

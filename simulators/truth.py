@@ -1,5 +1,5 @@
 """Ground truth: every injected event as a JSON line, written when the event begins, so the
-alerts a pipeline raised can be scored against what really happened (simulators.scoring).
+alerts a pipeline raised can be scored against what really happened (plantmesh.scoring).
 
     {"event": 3, "kind": "oscillation", "plant": "plant-a", "area": "machining", "line": "line3",
      "machine": "mill-01", "signal": "vibration_rms", "protocol": "opcua",
@@ -20,13 +20,11 @@ field existed gets the kind's default when read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+from plantmesh.scoring import truth as shared_truth
 from simulators.event_config import (
     SIGNAL_EVENTS,
     EventConfig,
@@ -35,43 +33,16 @@ from simulators.event_config import (
     should_alert_by_default,
 )
 from simulators.network import MachineConfig, NetworkConfig
-from simulators.records import JsonLinesWriter, iso_utc
+from simulators.records import JsonLinesWriter
 
 
-@dataclass(frozen=True)
-class TruthRecord:
-    event: int  # index of the event (network file's events first, then the scenario's)
-    kind: str
-    plant: str
-    area: str
-    line: str
-    machine: str
-    signal: str | None  # None: the whole machine (server events)
-    protocol: str
-    start: datetime
-    end: datetime | None  # None: until the run ended
-    start_s: float
-    end_s: float | None
-    severity: str
-    should_alert: bool  # False: harmless, an alert on it is a false alert
-    speed: float = 1.0  # scenario seconds per wall-clock second of the run
+class TruthRecord(shared_truth.TruthRecord):
+    """A truth line (plantmesh.scoring.truth); read from a file from before `should_alert`, it
+    gets the kind's default, which only the simulators know."""
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["start"] = iso_utc(self.start)
-        data["end"] = iso_utc(self.end) if self.end else None
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TruthRecord:
-        return cls(
-            **{
-                "should_alert": should_alert_by_default(data["kind"]),  # a file from before
-                **data,
-                "start": datetime.fromisoformat(data["start"]),
-                "end": datetime.fromisoformat(data["end"]) if data.get("end") else None,
-            }
-        )
+    @staticmethod
+    def default_should_alert(kind: str) -> bool:
+        return should_alert_by_default(kind)
 
 
 def truth_records(
@@ -132,5 +103,5 @@ class TruthWriter(JsonLinesWriter):
 
 
 def read_truth(path: Path | str) -> list[TruthRecord]:
-    with Path(path).open(encoding="utf-8") as file:
-        return [TruthRecord.from_json(json.loads(line)) for line in file if line.strip()]
+    """The truth file's records; a bad line raises TruthFileError (a ValueError) naming it."""
+    return shared_truth.read_truth(path, TruthRecord)

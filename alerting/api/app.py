@@ -9,7 +9,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from alerting.api import actions, incident_routes, maintenance_routes, reads, scorecard_routes
+from alerting.api import (
+    actions,
+    backtest_routes,
+    incident_routes,
+    maintenance_routes,
+    reads,
+    scorecard_routes,
+)
 from alerting.console.mount import install as install_console
 from alerting.records.store import AlarmStore
 from alerting.scorecards import page as scorecard_page
@@ -29,6 +36,7 @@ def make_app(store: AlarmStore, influx: InfluxConnection | None = None) -> FastA
     app.include_router(maintenance_routes.router)
     app.include_router(incident_routes.router)
     app.include_router(scorecard_routes.router)
+    app.include_router(backtest_routes.router)
     install_console(app, influx)  # the web console under /console
     app.include_router(scorecard_page.router)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from alerting.backtest_cli import register_history_backtest
 from plantmesh.cli import Subparsers
 
 DEFAULT_API = "http://127.0.0.1:8600"
@@ -55,6 +56,7 @@ def register_alerts(subparsers: Subparsers) -> None:
     action("resolve", "resolve", "the problem is fixed", ("--comment", {}))
     action("comment", "comment", "add a note to its trail", ("--text", {"required": True}))
     action("assign", "assign", "who works on it", ("--to", {"dest": "assignee"}))
+    register_history_backtest(commands)
 
 
 def _duration(text: str) -> float:

@@ -27,6 +27,8 @@ class Permission(StrEnum):
     """Take an alarm out of service and return it."""
     MAINTENANCE = "maintenance"
     """Put a machine in planned maintenance (its alarms suppressed by design) and end it."""
+    BACKTEST = "backtest"
+    """Run rules over the stored history (reads InfluxDB at length: not for everyone)."""
 
 
 _EVERYONE = {Permission.READ, Permission.COMMENT}
@@ -36,8 +38,8 @@ _MAINTAINERS = _ON_SITE | {Permission.RESOLVE, Permission.ASSIGN, Permission.MAI
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OPERATOR: frozenset(_ON_SITE),
     Role.MAINTENANCE: frozenset(_MAINTAINERS),
-    Role.PLANT_MANAGER: frozenset(_MAINTAINERS | {Permission.SERVICE}),
-    Role.HQ: frozenset(_EVERYONE | {Permission.ACKNOWLEDGE}),
+    Role.PLANT_MANAGER: frozenset(_MAINTAINERS | {Permission.SERVICE, Permission.BACKTEST}),
+    Role.HQ: frozenset(_EVERYONE | {Permission.ACKNOWLEDGE, Permission.BACKTEST}),
     Role.ADMIN: frozenset(Permission),
 }
 """ISA-18.2 keeps shelving with the people on site and out-of-service with those who own the

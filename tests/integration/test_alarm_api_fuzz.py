@@ -4,6 +4,7 @@ plant-a never acts on plant-b's alarm nor sees it in a list."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,14 +13,24 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from tests.support.alarm_api import Api, running_api
+from tests.support.servers import influx_query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[Api]:
-    with running_api(tmp_path_factory.mktemp("api"), kafka_bootstrap) as running:
-        yield running
+def api(
+    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, influx_url: str
+) -> Iterator[Api]:
+    # An empty database of its own: backtests and the ledger run for real, on nothing.
+    database = f"fuzz{uuid.uuid4().hex[:8]}"
+    influx_query(influx_url, f'CREATE DATABASE "{database}"')
+    try:
+        home = tmp_path_factory.mktemp("api")
+        with running_api(home, kafka_bootstrap, (influx_url, database)) as running:
+            yield running
+    finally:
+        influx_query(influx_url, f'DROP DATABASE "{database}"')
 
 
 @pytest.fixture(scope="module")

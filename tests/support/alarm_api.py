@@ -53,9 +53,12 @@ class Api:
 
 
 @contextmanager
-def running_api(home: Path, kafka_bootstrap: str) -> Iterator[Api]:
+def running_api(
+    home: Path, kafka_bootstrap: str, influx: tuple[str, str] | None = None
+) -> Iterator[Api]:
     """The alarm service as deployed, on SQLite with two alarms (plant-a, plant-b) and two
-    tokens (admin of every plant, operator of plant-a), its API on a free port."""
+    tokens (admin of every plant, operator of plant-a), its API on a free port; `influx`
+    (url, database): where it reads history and the ledger (backtests, scorecards)."""
     url = f"sqlite:///{home / 'alarms.db'}"
     tokens = _seed(url)
     port = free_port()
@@ -65,6 +68,8 @@ def running_api(home: Path, kafka_bootstrap: str) -> Iterator[Api]:
         "database": {"url": url},
         "api": {"port": port},
     }
+    if influx is not None:
+        config["influxdb"] = {"url": influx[0], "bucket": f"{influx[1]}/autogen"}
     (home / "alarms.yaml").write_text(yaml.safe_dump(config))
     log = (home / "alarms.log").open("wb")
     proc = subprocess.Popen(

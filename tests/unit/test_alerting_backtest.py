@@ -21,9 +21,10 @@ from alerting.backtest import (
     summarize,
 )
 from alerting.catalogue import load_catalogue
-from alerting.cli import _when, register
+from alerting.cli import register
 from alerting.config import AlertingConfig
 from alerting.engine import Engine
+from alerting.times import when as _when
 from plantmesh import cli
 from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, decode, encode
 
