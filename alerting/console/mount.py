@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from alerting.console import (
     alert_actions,
     alert_routes,
+    backtest_page,
     events,
     incident_pages,
     login_routes,
@@ -22,7 +23,16 @@ def install(app: FastAPI, influx: InfluxConnection | None = None) -> None:
     """The console under /console; `influx`: where the machine pages read series (None: they
     say no InfluxDB is configured)."""
     app.state.influx = influx
-    for module in (login_routes, alert_routes, alert_actions, events, incident_pages, machine_page):
+    pages = (
+        login_routes,
+        alert_routes,
+        alert_actions,
+        events,
+        incident_pages,
+        machine_page,
+        backtest_page,
+    )
+    for module in pages:
         app.include_router(module.router)
     static = StaticFiles(packages=[("alerting.console", "static")])
     app.mount("/console/static", static, name="console-static")

@@ -7,6 +7,7 @@ recall 1.0 and a detection latency of the on-delay."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +18,11 @@ import pytest
 from fastapi import FastAPI
 
 from alerting.api import backtest_routes
+from alerting.api.app import make_app
 from alerting.api.roles import Role
 from alerting.api.tokens import create_token
 from alerting.cli import register
+from alerting.console.session import COOKIE
 from alerting.records.store import AlarmStore
 from plantmesh import cli
 from plantmesh.connections import InfluxConnection
@@ -221,3 +224,40 @@ async def test_the_api_refuses_roles_bad_rules_and_works_only_with_influxdb(
     unavailable = await client.post("/api/v1/backtests", json=body, headers=tokens[Role.HQ])
     assert unavailable.status_code == 503
     assert "InfluxDB" in unavailable.json()["detail"]
+
+
+async def test_the_console_shows_a_rules_backtest_before_it_is_enabled(
+    history: InfluxConnection, tmp_path: Path
+) -> None:
+    async with migrated(f"sqlite:///{tmp_path / 'alarms.db'}") as engine:
+        store = AlarmStore(engine, clock=Clock())
+        app = make_app(store, history)
+        lead = await create_token(engine, "lead-b", Role.PLANT_MANAGER, ["plant-b"], store.clock())
+        ops = await create_token(engine, "ops-b", Role.OPERATOR, ["plant-b"], store.clock())
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+            client.cookies.set(COOKIE, lead)
+            form = await client.get("/console/backtest")
+            assert form.status_code == 200
+            csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', form.text)
+            assert csrf, form.text
+            fields = {
+                "csrf": csrf[1],
+                "rules": RULES,
+                "from": T0.strftime("%Y-%m-%dT%H:%M"),
+                "to": (T0 + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M"),
+            }
+            same = {"Origin": "http://console"}
+            done = await client.post("/console/backtest", data=fields, headers=same)
+            assert done.status_code == 200, done.text
+            assert "Would have raised 1 alert (1 cleared)" in done.text  # plant-b's only
+            assert "plant-b/press-01/bearing_temp" in done.text
+            bad = await client.post(
+                "/console/backtest", data={**fields, "rules": "rules: [1]"}, headers=same
+            )
+            assert (bad.status_code, "Not done:" in bad.text) == (422, True)
+
+            client.cookies.set(COOKIE, ops)
+            page = await client.get("/console/backtest")
+            assert "may not run backtests" in page.text
+            assert "Run backtest" not in page.text
