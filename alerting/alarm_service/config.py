@@ -75,6 +75,8 @@ class AlarmServiceConfig(ConfigModel):
     tick_s: Annotated[float, Field(gt=0, le=10)] = 1.0
     """How often due times (escalations, re-alarms, end of shelving) are looked at."""
     max_delivery_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    registry: Path | None = None
+    """The asset registry (relative to this file): machine classes for backtests in the API."""
     scorecards: ScorecardSettings = Field(default_factory=ScorecardSettings)
     """Operator positions per plant, for alarm load per position (default: a plant is one)."""
 
@@ -89,4 +91,6 @@ def load_alarm_config(path: Path | str) -> AlarmServiceConfig:
     updates: dict[str, Path | None] = {"catalogue": resolve_relative(path, config.catalogue)}
     if config.escalation is not None:
         updates["escalation"] = resolve_relative(path, config.escalation)
+    if config.registry is not None:
+        updates["registry"] = resolve_relative(path, config.registry)
     return config.model_copy(update=updates)

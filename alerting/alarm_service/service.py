@@ -46,6 +46,7 @@ from alerting.records.database import async_url as database_url
 from alerting.records.database import open_database, shown
 from alerting.records.migrate import current, head, upgrade
 from alerting.records.store import AlarmStore
+from plantmesh.fleet import Fleet
 from plantmesh.kafka.admin import ensure_topics
 from plantmesh.kafka.clients import make_consumer, start_client
 from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
@@ -282,6 +283,8 @@ class AlarmService:
         api = self.config.api
         app = make_app(store, self.config.influxdb)
         app.state.scorecards = self.config.scorecards
+        registry = self.config.registry
+        app.state.fleet = Fleet.load(registry) if registry is not None else None
         config = uvicorn.Config(
             app,
             host=api.host,

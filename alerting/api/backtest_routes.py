@@ -99,6 +99,7 @@ async def backtests(request: Request, caller: Caller, body: BacktestRequest) -> 
             end,
             truth=truth,
             grace=timedelta(seconds=body.grace_s),
+            fleet=getattr(request.app.state, "fleet", None),  # machine classes, if configured
         )
     except InfluxQueryError as exc:
         raise HTTPException(502, f"InfluxDB: {exc}") from None

@@ -34,9 +34,9 @@ def _priority(band: str) -> Callable[[PlantScorecard], float | None]:
 
 FIGURES: tuple[Figure, ...] = (
     Figure("alarms", "alarms", True, _field("alarms")),
-    Figure("per_hour", "alarms per position per hour", True, _field("alarms_per_position_hour")),
+    Figure("per_hour", "per position per hour (~6 ok)", True, _field("alarms_per_position_hour")),
     Figure(
-        "per_10min", "alarms per position per 10 min", True, _field("alarms_per_position_10min")
+        "per_10min", "per position per 10 min (~1 ok)", True, _field("alarms_per_position_10min")
     ),
     Figure("peak_10min", "peak in 10 min (flood: 10+)", True, _field("peak_10min")),
     Figure("flood", "time in flood", True, _field("flood_time_pct"), "%"),

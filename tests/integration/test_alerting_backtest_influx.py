@@ -27,6 +27,7 @@ from alerting.records.store import AlarmStore
 from plantmesh import cli
 from plantmesh.connections import InfluxConnection
 from plantmesh.contracts import AlertEvent, decode
+from plantmesh.fleet import Fleet
 from plantmesh.scoring.truth import TruthRecord
 from tests.support.alarms import Clock, migrated
 from tests.support.servers import influx_query
@@ -261,3 +262,19 @@ async def test_the_console_shows_a_rules_backtest_before_it_is_enabled(
             page = await client.get("/console/backtest")
             assert "may not run backtests" in page.text
             assert "Run backtest" not in page.text
+
+
+async def test_rules_for_a_machine_class_need_the_registry_the_service_was_given(
+    api: tuple[FastAPI, httpx.AsyncClient, dict[Role, dict[str, str]]],
+) -> None:
+    app, client, tokens = api
+    rules = RULES + "    machine_classes: [hydraulic_press]\n"
+    body = {**PERIOD, "rules": rules, "plants": ["plant-b"]}
+    blind = await client.post("/api/v1/backtests", json=body, headers=tokens[Role.HQ])
+    assert blind.json()["raised"] == 0  # no class stored with the readings: nothing matches
+    app.state.fleet = Fleet.from_plants({"plant-b": {"press-01": "hydraulic_press"}})
+    seen = await client.post("/api/v1/backtests", json=body, headers=tokens[Role.HQ])
+    assert _times(seen.json()["alerts"]) == [
+        ("plant-b", "raised", 205.0),
+        ("plant-b", "cleared", 230.0),
+    ]

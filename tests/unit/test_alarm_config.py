@@ -22,6 +22,8 @@ def test_the_samples_load(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.scorecards.position_of("plant-a", "line1") == "milling-console"
     assert config.scorecards.position_of("plant-a", "line7") == "assembly-console"
     assert config.scorecards.positions_of("plant-b") == ["plant-b"]
+    assert config.registry is not None
+    assert config.registry.exists()
     escalation = load_escalation(config.escalation)
     policy = escalation.policy_for("vibration-instability", Severity.HIGH)
     assert policy is not None
