@@ -30,6 +30,12 @@ class ValidationSettings(ConfigModel):
     max_past_s: Annotated[float, Field(gt=0)] | None = 30 * 86_400.0
     """Readings older than this go to the DLQ (null: no bound). Late data a gateway drains from
     its buffer after an outage must fit inside, as must a replay of old Kafka data."""
+    max_series_per_plant: Annotated[int, Field(ge=1)] = 50_000
+    """Distinct `readings` series one plant may create in a writer's lifetime; readings of a
+    new series beyond go to the DLQ as `series_limit` (a broken gateway cannot flood InfluxDB)."""
+    duplicate_window: Annotated[int, Field(ge=0)] = 100_000
+    """Recent batches (gateway, session, seq) whose content the writer remembers, to refuse a
+    replay with other content as `conflicting_duplicate` (0: off)."""
 
 
 class CompletenessSettings(ConfigModel):

@@ -205,8 +205,17 @@ class DlqReason(StrEnum):
     UNKNOWN_MACHINE = "unknown_machine"
     UNKNOWN_SIGNAL = "unknown_signal"
     UNIT_MISMATCH = "unit_mismatch"
+    UNKNOWN_UNIT = "unknown_unit"
+    """A unit outside the known engineering units (ingest.normalize.units): `unit` is a tag."""
+    SERIES_LIMIT = "series_limit"
+    """A new series of a plant that has writer.validation.max_series_per_plant already."""
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    """The same gateway, session and seq as a batch stored already, with other content."""
     # InfluxDB
     UNWRITABLE = "unwritable"
     """A reading that has no line-protocol form (a name InfluxDB cannot take)."""
     INFLUX_REJECTED = "influx_rejected"
     """InfluxDB refused the points (a field type conflict, for example)."""
+    INTERNAL_ERROR = "internal_error"
+    """Handling the message raised an unexpected exception (its type is in the detail): the
+    message is set aside so that the service goes on."""

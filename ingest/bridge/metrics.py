@@ -53,6 +53,11 @@ def families(stats: BridgeStats) -> Iterator[Metric]:
     yield CounterMetricFamily(
         f"{prefix}_mqtt_connects", "MQTT connections made", value=stats.connects
     )
+    yield CounterMetricFamily(
+        f"{prefix}_retained_skipped",
+        "Retained reading batches acked and not forwarded again",
+        value=stats.retained_skipped,
+    )
     yield GaugeMetricFamily(
         f"{prefix}_in_flight",
         "MQTT messages received and not yet acked (bounded by bridge.max_in_flight)",

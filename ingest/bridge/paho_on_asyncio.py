@@ -42,9 +42,10 @@ _READ_BURST = 64
 # How often paho checks keepalive (it sends PINGREQ when due and drops a silent connection).
 _MISC_INTERVAL_S = 1.0
 
-MessageHandler = Callable[[str, bytes, int, int, str, int], None]
-"""Called on the loop with (topic, payload, mid, qos, received_at, connection) of each message;
-received_at is ISO 8601 UTC to the millisecond."""
+MessageHandler = Callable[[str, bytes, int, int, str, int, bool], None]
+"""Called on the loop with (topic, payload, mid, qos, received_at, connection, retained) of each
+message; received_at is ISO 8601 UTC to the millisecond; retained: the broker's stored copy,
+sent because a subscription was (re)made, not a new publish."""
 
 
 class Delivery(Protocol):
@@ -324,4 +325,5 @@ class PahoSession:
             message.qos,
             self._clock_text,
             self.connection,
+            bool(message.retain),
         )

@@ -1,9 +1,18 @@
-"""Where the bridge sends one MQTT message: its Kafka topic and key, or the DLQ with a reason."""
+"""Where the bridge sends one MQTT message: its Kafka topic and key, or the DLQ with a reason.
+
+Reading batches pass byte for byte (the writer checks them); a gateway status is checked here
+against its contract, and against the topic it came in on, since nothing downstream of the
+bridge checks it before alerting acts on it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
+from ingest.checks.outcome import rejection_of
+from plantmesh.contracts import GatewayStatus
 from plantmesh.dead_letters import (
     OVERSIZED_KEEP_BYTES,
     Headers,
@@ -23,6 +32,8 @@ class KafkaDestination:
 
     kafka_topic: str
     key: bytes
+    status: bool = False
+    """A gateway status topic: the payload is checked before it goes on."""
 
 
 def route_mqtt(topics: Topics, mqtt_topic: str) -> KafkaDestination | Rejection:
@@ -32,10 +43,24 @@ def route_mqtt(topics: Topics, mqtt_topic: str) -> KafkaDestination | Rejection:
         key = topics.kafka_key_for_mqtt_topic(mqtt_topic)
     except TopicError as exc:
         return Rejection(DlqReason.FOREIGN_TOPIC, str(exc))
-    kafka_topic = (
-        topics.gateway_status if topics.is_status_topic(mqtt_topic) else topics.telemetry_raw
-    )
-    return KafkaDestination(kafka_topic, key)
+    if topics.is_status_topic(mqtt_topic):
+        return KafkaDestination(topics.gateway_status, key, status=True)
+    return KafkaDestination(topics.telemetry_raw, key)
+
+
+def check_status(payload: bytes, key: bytes) -> Rejection | None:
+    """A GatewayStatus, of the plant and gateway its topic names (`key`: plant/gateway_id)."""
+    try:
+        status = GatewayStatus.model_validate_json(payload)
+    except ValidationError as exc:
+        return rejection_of(exc)
+    claimed = f"{status.plant}/{status.gateway_id}".encode()
+    if claimed != key:
+        return Rejection(
+            DlqReason.SCHEMA_MISMATCH,
+            f"status of {claimed.decode()} published on the topic of {key.decode()}",
+        )
+    return None
 
 
 def check_payload_size(payload: bytes, limit: int) -> Rejection | None:
@@ -64,6 +89,15 @@ class Router:
         self._routes: dict[str, tuple[KafkaDestination | Rejection, bytes]] = {}
 
     def outgoing(self, mqtt_topic: str, payload: bytes, received_at: str) -> Outgoing:
+        try:
+            return self._outgoing(mqtt_topic, payload, received_at)
+        except Exception as exc:  # whatever one message does, the bridge goes on
+            rejection = Rejection(DlqReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+            headers = [(HEADER_MQTT_TOPIC, mqtt_topic.encode(errors="replace"))]
+            kept = payload[:OVERSIZED_KEEP_BYTES]
+            return self._to_dlq(mqtt_topic, kept, headers, rejection)
+
+    def _outgoing(self, mqtt_topic: str, payload: bytes, received_at: str) -> Outgoing:
         found = self._routes.get(mqtt_topic)
         if found is None:
             if len(self._routes) >= ROUTE_CACHE_SIZE:
@@ -82,6 +116,13 @@ class Router:
             return self._to_dlq(mqtt_topic, kept, headers, rejection)
         if isinstance(route, Rejection):
             return self._to_dlq(mqtt_topic, payload, headers, route)
+        if route.status:
+            if not payload:
+                rejection = Rejection(DlqReason.EMPTY_PAYLOAD, "status message has no payload")
+            else:
+                rejection = check_status(payload, route.key)
+            if rejection is not None:
+                return self._to_dlq(mqtt_topic, payload, headers, rejection)
         return Outgoing(route.kafka_topic, route.key, payload, headers)
 
     def _to_dlq(

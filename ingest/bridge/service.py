@@ -6,9 +6,8 @@ each of its messages is acked on the MQTT connection that delivered it. Payloads
 byte for byte: parsing is the writer's job. Several bridges share the load through
 `$share/<group>/...` subscriptions.
 
-Memory stays bounded when Kafka stalls: at most `bridge.max_in_flight` messages are unacked. The
-broker is told so (MQTT 5 Receive Maximum) and stops sending; from a broker that ignores it the
-bridge stops reading, so TCP flow control takes over.
+Memory stays bounded when Kafka stalls: at most `bridge.max_in_flight` messages are unacked (MQTT 5
+Receive Maximum); from a broker that ignores it the bridge stops reading (TCP flow control).
 
 A batch Kafka refuses is handled as every producer handles one (plantmesh.kafka.refusals): sent
 again later, its messages sent one by one, a message too large for Kafka sent to the DLQ, and a
@@ -239,12 +238,25 @@ class Bridge:
             await self._batches.drain()
 
     def _accept(
-        self, topic: str, payload: bytes, mid: int, qos: int, received_at: str, connection: int
+        self,
+        topic: str,
+        payload: bytes,
+        mid: int,
+        qos: int,
+        received_at: str,
+        connection: int,
+        retained: bool,
     ) -> None:
         """A message from MQTT (the session's handler)."""
         item = _Inbound(topic, payload, mid, qos, received_at, connection)
         stats = self.stats
         stats.received += 1
+        if retained and not self.topics.is_status_topic(topic):
+            # Sent again at every subscription: forwarded once already, when it was published.
+            stats.retained_skipped += 1
+            if self._mqtt is not None:
+                self._mqtt.ack(item)
+            return
         stats.in_flight += 1
         stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
         if stats.in_flight >= self._max_in_flight and self._mqtt is not None:

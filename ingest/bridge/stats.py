@@ -21,6 +21,8 @@ class BridgeStats:
     """DLQ entries Kafka refused even on their own: given up on and acked to MQTT."""
     send_failures: int = 0
     """Kafka sends that failed and were retried."""
+    retained_skipped: int = 0
+    """Retained reading batches acked and not forwarded (sent again at each subscription)."""
     left_to_broker: int = 0
     """Messages not acked on purpose (connection lost or shutdown): the broker redelivers them."""
     in_flight: int = 0

@@ -21,7 +21,7 @@ from ingest.checks.clean import check_clean
 from ingest.checks.conforming import check_conforming
 from ingest.checks.outcome import BadReading, Checked, Limits, Tier
 from ingest.checks.partial import check_partial
-from ingest.checks.series import SeriesPlans
+from ingest.checks.series import DEFAULT_MAX_SERIES_PER_PLANT, SeriesPlans
 from ingest.line_protocol import timestamp_ns
 from ingest.normalize.registry import AssetRegistry
 from plantmesh.dead_letters import Rejection
@@ -35,12 +35,17 @@ class Checker:
     the clean tier first (off only to compare the tiers in tests)."""
 
     def __init__(
-        self, limits: Limits, registry: AssetRegistry | None = None, *, clean: bool = True
+        self,
+        limits: Limits,
+        registry: AssetRegistry | None = None,
+        *,
+        clean: bool = True,
+        max_series_per_plant: int = DEFAULT_MAX_SERIES_PER_PLANT,
     ) -> None:
         self.limits = limits
         self.registry = registry
         self.clean = clean
-        self.plans = SeriesPlans(registry)
+        self.plans = SeriesPlans(registry, max_series_per_plant)
 
     def check(
         self, value: bytes | None, now: datetime, now_ns: int | None = None

@@ -26,6 +26,7 @@ from ingest.timestamps import HEAD_NS, TAIL_NS, rfc3339_ns
 from plantmesh.contracts import (
     QUALITY_VALUES,
     SCHEMA_VERSION,
+    SEQ_MAX,
     SESSION_ID_MAX_LENGTH,
     STATUS_CODE_MAX,
     STATUS_GOOD,
@@ -84,7 +85,7 @@ def _is_clean_envelope(batch: Any) -> bool:
         and session.__class__ is str
         and 1 <= len(session) <= SESSION_ID_MAX_LENGTH
         and seq.__class__ is int
-        and seq >= 0
+        and 0 <= seq <= SEQ_MAX
         and rfc3339_ns(batch["sent_at"]) is not None
         and readings.__class__ is list
         and len(readings) > 0

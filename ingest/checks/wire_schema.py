@@ -2,21 +2,30 @@
 
 pydantic-core validates these in Rust and returns plain dicts: no model instances, no Python
 validator callbacks, which makes a whole batch several times quicker to check than the models.
-Each field takes the contract's own type (plantmesh.contracts) except the timestamps: pydantic's
-AwareDatetime checks the timezone in Rust where the contract's runs a Python validator.
-tests/unit/test_ingest_checks.py checks with hypothesis that both accept the same batches and
-give the same data.
+Each field takes the contract's own type (plantmesh.contracts), timestamps included: their form
+check (RFC 3339 text, no epoch numbers, at most microseconds) is a Python callback, a cost only
+this fallback tier pays. tests/unit/test_ingest_checks.py checks with hypothesis that both
+accept the same batches and give the same data; tests/unit/test_ingest_verdicts.py runs one
+table of lenient and extreme forms through every path.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, NotRequired
 
-from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
-from plantmesh.contracts import Name, Quality, SchemaVersion, SessionId, StatusCode, Value
-from plantmesh.contracts.common import NonNegativeInt
+from plantmesh.contracts import (
+    Name,
+    Quality,
+    SchemaVersion,
+    Seq,
+    SessionId,
+    StatusCode,
+    Timestamp,
+    Value,
+)
 
 _FORBID = ConfigDict(extra="forbid")
 
@@ -37,8 +46,8 @@ class WireReading(TypedDict):
     unit: NotRequired[str | None]
     status_code: NotRequired[StatusCode]
     quality: NotRequired[Quality]
-    source_ts: AwareDatetime
-    gateway_ts: AwareDatetime
+    source_ts: Timestamp
+    gateway_ts: Timestamp
 
 
 class WireBatch(TypedDict):
@@ -46,8 +55,8 @@ class WireBatch(TypedDict):
     schema_version: NotRequired[SchemaVersion]
     gateway_id: Name
     session_id: SessionId
-    seq: NonNegativeInt
-    sent_at: AwareDatetime
+    seq: Seq
+    sent_at: Timestamp
     readings: Annotated[list[WireReading], Field(min_length=1)]
 
 

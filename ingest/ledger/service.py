@@ -30,7 +30,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from ingest.config import IngestConfig
-from ingest.influx import InfluxSink, InfluxUnavailableError
+from ingest.influx import InfluxRejectedError, InfluxSink, InfluxUnavailableError
 from ingest.ledger.state import GatewayLedger, SeqRecord
 from ingest.line_protocol import format_line
 from plantmesh.contracts import encode
@@ -47,23 +47,26 @@ log = logging.getLogger(__name__)
 
 MEASUREMENT = "completeness"
 POLL_TIMEOUT_MS = 250
+INFLUX_INT_MAX = 2**63 - 1
+"""InfluxDB's integers are signed 64-bit: a figure beyond (many sessions near SEQ_MAX) would make
+it refuse the whole write, so figures saturate there."""
 
 
 def figures_line(ledger: GatewayLedger, ts_ns: int) -> str:
     f = ledger.figures()
+    counts = {
+        "batches_expected": f.expected,
+        "batches_received": f.received,
+        "batches_missing": f.missing,
+        "duplicates": f.duplicates,
+        "conflicts": f.conflicts,
+        "readings_received": f.readings,
+        "open_gaps": f.open_gaps,
+    }
+    fields: dict[str, int | float] = {k: min(v, INFLUX_INT_MAX) for k, v in counts.items()}
+    fields["readings_missing_estimate"] = float(f.readings_missing_estimate)
     return format_line(
-        MEASUREMENT,
-        {"plant": ledger.plant, "gateway": ledger.gateway_id},
-        {
-            "batches_expected": f.expected,
-            "batches_received": f.received,
-            "batches_missing": f.missing,
-            "duplicates": f.duplicates,
-            "readings_received": f.readings,
-            "readings_missing_estimate": float(f.readings_missing_estimate),
-            "open_gaps": f.open_gaps,
-        },
-        ts_ns,
+        MEASUREMENT, {"plant": ledger.plant, "gateway": ledger.gateway_id}, fields, ts_ns
     )
 
 
@@ -103,6 +106,7 @@ class LedgerService:
         self._ledger_partitions = 1
         self._backoff = Backoff(config.backoff.initial_s, config.backoff.max_s)
         self._errors = ErrorLog(log, "completeness ledger flush")
+        self._bad_records = ErrorLog(log, "completeness ledger record")
         self.flushes = 0
         self.ready = asyncio.Event()
 
@@ -148,10 +152,18 @@ class LedgerService:
 
     def _apply(self, tp: TopicPartition, record: Any, now: float) -> None:
         try:
-            seq = SeqRecord.from_bytes(record.value)
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring an unreadable telemetry.sequences record at %s", record.offset)
-            return
+            self._apply_record(tp, record, now)
+        except Exception as exc:  # one record must never stop the ledger (nor its writer)
+            self._bad_records.once(
+                type(exc).__name__,
+                "ignoring a telemetry.sequences record at %s/%s that could not be applied: %r",
+                tp.partition,
+                record.offset,
+                exc,
+            )
+
+    def _apply_record(self, tp: TopicPartition, record: Any, now: float) -> None:
+        seq = SeqRecord.from_bytes(record.value)
         key = seq.key
         ledger = self.gateways.get(key)
         if ledger is None:
@@ -192,7 +204,10 @@ class LedgerService:
                 [(self.topics.telemetry_completeness, k, v, None) for k, v in events]
             )
             await self._send_all([(self.topics.ingest_ledger, k, v, p) for k, v, p in snapshots])
-            await self._sink.write(lines)
+            try:
+                await self._sink.write(lines)
+            except InfluxRejectedError as exc:  # retrying cannot help; the snapshot keeps all
+                self._bad_records.once("influx", "InfluxDB refused completeness figures: %s", exc)
 
         if retry:
             await retry_until_stopped(

@@ -6,6 +6,8 @@ Definitions (per gateway session; a gateway's figures add up its sessions):
 - received batches = distinct sequence numbers seen; missing = expected - received;
 - duplicates = batches whose sequence number had been seen already (a gateway resend, or the
   pipeline redelivering after a crash: harmless to InfluxDB, counted all the same);
+- conflicts = batches refused by the writer as `conflicting_duplicate` (a seen sequence number
+  with other content): counted apart, never as received;
 - readings received = readings carried by the distinct batches. A missing batch's readings are
   unknown; `readings_missing_estimate` = missing x mean readings per received batch.
 A gap is a run of missing sequence numbers below the highest one seen; it is detected when the
@@ -35,6 +37,8 @@ class SeqRecord:
     session_id: str
     seq: int
     readings: int
+    conflict: bool = False
+    """The writer refused this batch as a conflicting duplicate."""
 
     @property
     def key(self) -> bytes:
@@ -42,13 +46,15 @@ class SeqRecord:
 
     def to_bytes(self) -> bytes:
         # One per batch on the writer's hot path: no asdict (it deep-copies).
-        record = {
+        record: dict[str, object] = {
             "plant": self.plant,
             "gateway_id": self.gateway_id,
             "session_id": self.session_id,
             "seq": self.seq,
             "readings": self.readings,
         }
+        if self.conflict:
+            record["conflict"] = True
         return orjson.dumps(record)
 
     @classmethod
@@ -60,6 +66,7 @@ class SeqRecord:
             str(data["session_id"]),
             int(data["seq"]),
             int(data["readings"]),
+            data.get("conflict") is True,
         )
 
 
@@ -80,6 +87,7 @@ class Session:
     """Disjoint, sorted, inclusive [first, last] runs of received sequence numbers."""
     max_seq: int = -1
     duplicates: int = 0
+    conflicts: int = 0
     readings: int = 0
     gaps: list[Gap] = field(default_factory=list)
     last_seen: float = 0.0
@@ -153,6 +161,7 @@ class Figures:
     duplicates: int
     readings: int
     open_gaps: int
+    conflicts: int = 0
 
     @property
     def missing(self) -> int:
@@ -170,8 +179,8 @@ class GatewayLedger:
     plant: str
     gateway_id: str
     sessions: dict[str, Session] = field(default_factory=dict)
-    retired: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
-    """expected, received, duplicates, readings of sessions forgotten since."""
+    retired: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
+    """expected, received, duplicates, readings, conflicts of sessions forgotten since."""
     partition: int = -1
     """The telemetry.sequences partition this gateway's records arrive on (Kafka's choice)."""
     applied: int = -1
@@ -188,6 +197,10 @@ class GatewayLedger:
         session = self.sessions.get(record.session_id)
         if session is None:
             session = self.sessions[record.session_id] = Session(record.session_id)
+        if record.conflict:
+            session.conflicts += 1
+            session.last_seen = now
+            return
         for gap in session.add(record.seq, record.readings, now):
             if gap.alerted:
                 self.pending.append(
@@ -205,21 +218,28 @@ class GatewayLedger:
                     )
             if now - session.last_seen >= forget_after_s:
                 for i, value in enumerate(
-                    (session.expected, session.distinct, session.duplicates, session.readings)
+                    (
+                        session.expected,
+                        session.distinct,
+                        session.duplicates,
+                        session.readings,
+                        session.conflicts,
+                    )
                 ):
                     self.retired[i] += value
                 del self.sessions[session.session_id]
 
     def figures(self) -> Figures:
-        expected, received, duplicates, readings = self.retired
+        expected, received, duplicates, readings, conflicts = self.retired
         open_gaps = 0
         for session in self.sessions.values():
             expected += session.expected
             received += session.distinct
             duplicates += session.duplicates
             readings += session.readings
+            conflicts += session.conflicts
             open_gaps += len(session.gaps)
-        return Figures(expected, received, duplicates, readings, open_gaps)
+        return Figures(expected, received, duplicates, readings, open_gaps, conflicts)
 
     def _event(
         self, kind: CompletenessEventKind, session: Session, gap: Gap, now: float
@@ -251,7 +271,9 @@ class GatewayLedger:
     @classmethod
     def from_bytes(cls, value: bytes) -> GatewayLedger:
         data = json.loads(value)
-        ledger = cls(str(data["plant"]), str(data["gateway_id"]), retired=list(data["retired"]))
+        retired = [int(n) for n in data["retired"]]
+        retired += [0] * (5 - len(retired))  # snapshots from before `conflicts` hold four
+        ledger = cls(str(data["plant"]), str(data["gateway_id"]), retired=retired)
         ledger.applied = int(data["applied"])
         ledger.partition = int(data["partition"])
         for raw in data["sessions"]:

@@ -57,6 +57,49 @@ _UNITS: tuple[tuple[tuple[str, ...], str, float, float], ...] = (
     (("kW",), "power", 1.0, 0.0),
     (("W",), "power", 1e-3, 0.0),
     (("hp",), "power", 0.745699872, 0.0),
+    # Below: the rest of what plant PLCs report. Each is a unit the writer accepts on a reading
+    # (anything else is `unknown_unit`: `unit` is a tag, so free text would multiply series).
+    (("m",), "length", 1000.0, 0.0),
+    (("cm",), "length", 10.0, 0.0),
+    (("m/min",), "velocity", 1000.0 / 60.0, 0.0),
+    (("l/s", "L/s"), "flow", 60.0, 0.0),
+    (("m3/min",), "flow", 1000.0, 0.0),
+    (("g",), "mass", 1e-3, 0.0),
+    (("t",), "mass", 1000.0, 0.0),
+    (("MW",), "power", 1000.0, 0.0),
+    (("kWh",), "energy", 1.0, 0.0),
+    (("Wh",), "energy", 1e-3, 0.0),
+    (("MWh",), "energy", 1000.0, 0.0),
+    (("kJ",), "energy", 1.0 / 3600.0, 0.0),
+    (("MJ",), "energy", 1000.0 / 3600.0, 0.0),
+    (("A",), "current", 1.0, 0.0),
+    (("mA",), "current", 1e-3, 0.0),
+    (("V",), "voltage", 1.0, 0.0),
+    (("mV",), "voltage", 1e-3, 0.0),
+    (("kV",), "voltage", 1000.0, 0.0),
+    (("kVA",), "apparent_power", 1.0, 0.0),
+    (("kvar",), "reactive_power", 1.0, 0.0),
+    (("N",), "force", 1.0, 0.0),
+    (("kN",), "force", 1000.0, 0.0),
+    (("Nm",), "torque", 1.0, 0.0),
+    (("kNm",), "torque", 1000.0, 0.0),
+    (("s",), "time", 1.0, 0.0),
+    (("ms",), "time", 1e-3, 0.0),
+    (("min",), "time", 60.0, 0.0),
+    (("h",), "time", 3600.0, 0.0),
+    (("%",), "ratio", 1.0, 0.0),
+    (("ppm",), "ratio", 1e-4, 0.0),
+    (("1",), "count", 1.0, 0.0),
+    (("parts", "pcs"), "count", 1.0, 0.0),
+    (("spm",), "stroke_rate", 1.0, 0.0),
+    (("m/s2", "m/s²"), "acceleration", 1.0, 0.0),
+    (("g0",), "acceleration", 9.80665, 0.0),
+    (("dB",), "level", 1.0, 0.0),
+    (("dBA", "dB(A)"), "sound_level", 1.0, 0.0),
+    (("lux",), "illuminance", 1.0, 0.0),
+    (("pH",), "acidity", 1.0, 0.0),
+    (("%RH",), "humidity", 1.0, 0.0),
+    (("uS/cm", "µS/cm"), "conductivity", 1.0, 0.0),
 )
 
 UNITS: dict[str, Unit] = {
@@ -64,6 +107,10 @@ UNITS: dict[str, Unit] = {
     for names, dimension, scale, offset in _UNITS
     for alias in names
 }
+
+
+KNOWN_UNITS: frozenset[str] = frozenset(UNITS)
+"""Every unit a reading may carry (canonical names and aliases)."""
 
 
 def lookup(name: str) -> Unit:

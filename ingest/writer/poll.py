@@ -21,12 +21,14 @@ from ingest.config import IngestConfig
 from ingest.ledger.state import SeqRecord
 from ingest.line_protocol import timestamp_ns
 from ingest.normalize.registry import AssetRegistry
+from ingest.writer.duplicates import BatchDigests, Seen
 from plantmesh.dead_letters import Rejection, RejectionLog, dlq_headers, kafka_source
 from plantmesh.kafka.refusals import Outgoing
 from plantmesh.topics import (
     HEADER_DLQ_READING_INDEX,
     HEADER_MACHINE_CLASS,
     HEADER_REGISTRY_VERSION,
+    DlqReason,
     gateway_key,
 )
 
@@ -35,6 +37,20 @@ PREPARE_SLICE = 25
 MACHINE_CACHE_SIZE = 100_000
 """Messages checked between yields to the loop: a whole poll takes 100+ ms of CPU, and InfluxDB
 would sit idle that long once its write returned, its next request not yet sent."""
+
+
+def internal_error(exc: BaseException) -> Rejection:
+    """The DLQ label of a message whose handling raised `exc`: a bug or a case nobody thought
+    of, set aside with its type so that it can be found, while the service goes on."""
+    return Rejection(DlqReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+
+
+def _conflict(checked: Checked) -> Rejection:
+    return Rejection(
+        DlqReason.CONFLICTING_DUPLICATE,
+        f"gateway {checked.gateway_id} session {checked.session_id} seq {checked.seq} was "
+        "stored already with other content; the stored values are kept",
+    )
 
 
 @dataclass(frozen=True)
@@ -73,9 +89,11 @@ class Preparer:
         self._checker = Checker(
             Limits(limits.max_message_bytes, limits.max_future_s, limits.max_past_s),
             self.registry,
+            max_series_per_plant=limits.max_series_per_plant,
         )
         self._sequences = config.writer.completeness.enabled
         self._rejections = rejections
+        self.digests = BatchDigests(limits.duplicate_window)
 
     async def prepare(self, records: dict[TopicPartition, list[Any]]) -> Poll:
         """Check and normalize everything one `getmany` returned, yielding to the loop every
@@ -92,17 +110,34 @@ class Preparer:
                 if not slice_left:
                     slice_left = PREPARE_SLICE
                     await asyncio.sleep(0)
-                result = check(record.value, now, now_ns)
-                if isinstance(result, Rejection):
-                    outgoing.append(self.dead_letter(record, result))
+                try:
+                    result = check(record.value, now, now_ns)
+                    if isinstance(result, Rejection):
+                        outgoing.append(self.dead_letter(record, result))
+                        continue
+                    if result.lines and self._conflicts(result):
+                        outgoing.append(self.dead_letter(record, _conflict(result)))
+                        if self._sequences:
+                            sequences.append(self._sequence(record, result, conflict=True))
+                        continue
+                    entries = [
+                        self.dead_letter(record, bad.rejection, bad.value, bad.index)
+                        for bad in result.bad
+                    ]
+                    sequence = self._sequence(record, result) if self._sequences else None
+                except Exception as exc:  # whatever one message does, the writer goes on
+                    outgoing.append(self.dead_letter(record, internal_error(exc)))
                     continue
-                for bad in result.bad:
-                    outgoing.append(self.dead_letter(record, bad.rejection, bad.value, bad.index))
-                if self._sequences:
-                    sequences.append(self._sequence(record, result))
+                outgoing += entries
+                if sequence is not None:
+                    sequences.append(sequence)
                 if result.lines:  # one line per good reading
                     good.append(Good(record, result))
         return poll
+
+    def _conflicts(self, checked: Checked) -> bool:
+        seen = self.digests.see(checked.gateway_id, checked.session_id, checked.seq, checked.lines)
+        return seen is Seen.CONFLICT
 
     def dead_letter(
         self,
@@ -157,12 +192,12 @@ class Preparer:
         self._classes[key] = encoded = None if found is None else found.encode()
         return encoded
 
-    def _sequence(self, record: Any, checked: Checked) -> Outgoing:
+    def _sequence(self, record: Any, checked: Checked, *, conflict: bool = False) -> Outgoing:
         plant = checked.plant
         if plant is None:
             key = (record.key or b"").decode(errors="replace")
             plant = key.split("/", 1)[0] if key and "/" in key else UNKNOWN_PLANT
         seq = SeqRecord(
-            plant, checked.gateway_id, checked.session_id, checked.seq, checked.received
+            plant, checked.gateway_id, checked.session_id, checked.seq, checked.received, conflict
         )
         return Outgoing(self.topics.telemetry_sequences, seq.key, seq.to_bytes(), [])

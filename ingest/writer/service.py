@@ -28,7 +28,7 @@ from ingest.config import IngestConfig
 from ingest.influx import InfluxSink
 from ingest.ledger.service import LedgerService
 from ingest.writer.metrics import families
-from ingest.writer.poll import Good, Poll, Preparer
+from ingest.writer.poll import Good, Poll, Preparer, internal_error
 from ingest.writer.produce import Sender
 from ingest.writer.stats import WriterStats
 from ingest.writer.store import POLL_TIMEOUT_MS, Backpressure, InfluxStore
@@ -259,12 +259,22 @@ class Writer:
         if refused:
             refused_ids = {id(item) for item, _ in refused}
             good = [item for item in good if id(item) not in refused_ids]
-        normalized = self._preparer.normalized
-        outgoing += [normalized(item) for item in good]
+        outgoing += self._normalized(good)
         outgoing += poll.sequences
         outgoing += await self._sender.send(outgoing)
         self._count(good, outgoing)
         await self._commit(poll.offsets)
+
+    def _normalized(self, good: list[Good]) -> list[Outgoing]:
+        """The normalized copy of each stored batch; one that cannot be made goes to the DLQ
+        (its points are in InfluxDB already) and the rest flow on."""
+        preparer, copies = self._preparer, []
+        for item in good:
+            try:
+                copies.append(preparer.normalized(item))
+            except Exception as exc:
+                copies.append(preparer.dead_letter(item.record, internal_error(exc)))
+        return copies
 
     def _count(self, good: list[Good], outgoing: list[Outgoing]) -> None:
         stats = self.stats

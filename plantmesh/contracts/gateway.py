@@ -4,18 +4,23 @@ periodic health in between."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field
 
 from plantmesh.contracts.common import (
     SCHEMA_VERSION,
-    AwareDatetime,
     Name,
     NonNegativeInt,
     SchemaVersion,
     SessionId,
+    StrictBool,
+    StrictSeconds,
+    Timestamp,
     WireModel,
 )
+
+AGENT_VERSION_MAX_LENGTH = 128
 
 
 class GatewayState(StrEnum):
@@ -26,14 +31,14 @@ class GatewayState(StrEnum):
 
 class SourceHealth(WireModel):
     name: Name
-    connected: bool
+    connected: StrictBool
     errors: NonNegativeInt = 0
-    last_seen_age_s: float | None = None
+    last_seen_age_s: StrictSeconds | None = None
 
 
 class GatewayHealth(WireModel):
     buffer_depth: NonNegativeInt = 0
-    oldest_unsent_age_s: float | None = None
+    oldest_unsent_age_s: StrictSeconds | None = None
     dropped_batches: NonNegativeInt = 0
     dropped_readings: NonNegativeInt = 0
     """Readings refused because the agent's queue was full (the broker could not keep up)."""
@@ -47,9 +52,9 @@ class GatewayStatus(WireModel):
     plant: Name
     session_id: SessionId
     state: GatewayState
-    at: AwareDatetime
-    agent_version: str | None = None
+    at: Timestamp
+    agent_version: Annotated[str, Field(max_length=AGENT_VERSION_MAX_LENGTH)] | None = None
     health: GatewayHealth | None = None
-    planned: bool = False
+    planned: StrictBool = False
     """On a death: the agent stopped on purpose (a clean stop said goodbye itself). The MQTT
     last will, published by the broker when the link dies, keeps False: an unplanned loss."""

@@ -11,11 +11,11 @@ from pydantic import Field
 from plantmesh.contracts.common import (
     SCHEMA_VERSION,
     AssetPath,
-    AwareDatetime,
     Name,
-    NonNegativeInt,
     SchemaVersion,
+    Seq,
     SessionId,
+    Timestamp,
     WireModel,
 )
 
@@ -43,7 +43,7 @@ QUALITY_VALUES: frozenset[str] = frozenset(quality.value for quality in Quality)
 
 STATUS_CODE_MAX = 0xFFFFFFFF
 """An OPC UA StatusCode is 32 bits."""
-StatusCode = Annotated[int, Field(ge=0, le=STATUS_CODE_MAX)]
+StatusCode = Annotated[int, Field(ge=0, le=STATUS_CODE_MAX, strict=True)]
 
 STATUS_GOOD = 0x00000000
 STATUS_UNCERTAIN = 0x40000000
@@ -65,8 +65,8 @@ class Reading(WireModel):
     unit: str | None = None
     status_code: StatusCode = STATUS_GOOD
     quality: Quality = Quality.GOOD
-    source_ts: AwareDatetime
-    gateway_ts: AwareDatetime
+    source_ts: Timestamp
+    gateway_ts: Timestamp
 
     @cached_property
     def series_key(self) -> str:
@@ -82,8 +82,8 @@ class BatchHeader(WireModel):
     schema_version: SchemaVersion = SCHEMA_VERSION
     gateway_id: Name
     session_id: SessionId
-    seq: NonNegativeInt
-    sent_at: AwareDatetime
+    seq: Seq
+    sent_at: Timestamp
 
 
 class ReadingBatch(BatchHeader):

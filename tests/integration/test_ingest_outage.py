@@ -51,7 +51,7 @@ async def test_influxdb_down_for_two_minutes_loses_nothing(
     )
     raw = config.topics.telemetry_raw
     async with writer_running(Writer(config)) as writer:
-        await produce(kafka_bootstrap, raw, [(KEY, encode(batch(reading("temp", 0.0))), [])])
+        await produce(kafka_bootstrap, raw, [(KEY, encode(batch(reading("temp", 0.0), seq=0)), [])])
 
         async def first_stored() -> bool:
             return sum(writer.stats.committed.values()) == 1

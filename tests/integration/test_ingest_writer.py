@@ -84,7 +84,7 @@ async def test_raw_batch_is_written_forwarded_and_committed(
     config: IngestConfig, database: str, kafka_bootstrap: str, influx_url: str
 ) -> None:
     good = batch(
-        reading("temp", 21.5, unit="deg C"),
+        reading("temp", 21.5, unit="degC"),
         reading("running", True),
         reading("mode", 'auto "2"', offset_s=1),
     )
@@ -104,7 +104,7 @@ async def test_raw_batch_is_written_forwarded_and_committed(
     temp = rows["temp"]
     assert temp["time"] == timestamp_ns(T0)
     assert temp["value"] == 21.5
-    assert temp["unit"] == "deg C"
+    assert temp["unit"] == "degC"
     assert (temp["plant"], temp["area"], temp["line"], temp["machine"]) == (
         "p1",
         "press",
@@ -171,7 +171,7 @@ async def test_a_failing_influxdb_pauses_the_partitions_and_resumes_without_loss
     config = config.model_copy(update={"writer": writer_settings})
     raw = config.topics.telemetry_raw
     async with writer_running(Writer(config)) as writer:
-        await produce(kafka_bootstrap, raw, [(KEY, encode(batch(reading("temp", 0.0))), [])])
+        await produce(kafka_bootstrap, raw, [(KEY, encode(batch(reading("temp", 0.0), seq=0)), [])])
 
         async def paused() -> bool:
             return writer.stats.pauses >= 1 and writer.stats.paused

@@ -193,3 +193,26 @@ async def start_writer_process(config_file: Path, log_file: Path) -> asyncio.sub
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+
+
+def pipeline_config(
+    namespace: str,
+    urls: tuple[str, str, str],
+    client_id: str,
+    writer: dict[str, Any] | None = None,
+) -> IngestConfig:
+    """Bridge and writer of one test run: `urls` are MQTT, Kafka bootstrap and InfluxDB; the
+    bridge's persistent session is `client_id`; `writer` adds writer settings."""
+    mqtt_url, kafka_bootstrap, influx_url = urls
+    return validate_config(
+        IngestConfig,
+        {
+            "namespace": namespace,
+            "mqtt": {"url": mqtt_url, "client_id": client_id},
+            "kafka": {"bootstrap": kafka_bootstrap, "client_id": namespace},
+            "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen", "token": "u:p"},
+            "bridge": {"shared_group": client_id, "session_expiry_s": 600},
+            "writer": {"group_id": f"{namespace}-writer", **(writer or {})},
+            "backoff": {"initial_s": 0.05, "max_s": 0.2},
+        },
+    )

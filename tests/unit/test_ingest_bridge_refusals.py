@@ -5,6 +5,7 @@ goes to the DLQ, and a DLQ entry too large even alone is dropped, counted and ac
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -35,7 +36,7 @@ class FakeSession:
         self,
         conn: Any,
         *,
-        on_message: Callable[[str, bytes, int, int, str, int], None],
+        on_message: Callable[[str, bytes, int, int, str, int, bool], None],
         on_connected: Callable[[], None],
         on_subscribed: Callable[[], None],
         **settings: Any,
@@ -52,8 +53,8 @@ class FakeSession:
         self.on_subscribed()
         await asyncio.Event().wait()  # until cancelled
 
-    def deliver(self, topic: str, payload: bytes, mid: int) -> None:
-        self.on_message(topic, payload, mid, 1, RECEIVED_AT, self.connection)
+    def deliver(self, topic: str, payload: bytes, mid: int, *, retained: bool = False) -> None:
+        self.on_message(topic, payload, mid, 1, RECEIVED_AT, self.connection, retained)
 
     def ack(self, message: Any) -> bool:
         self.acked.append(message.mid)
@@ -241,3 +242,75 @@ async def test_a_kafka_outage_is_retried_without_acking(monkeypatch: pytest.Monk
     assert session.acked == [1]
     assert producer.values(TOPICS.telemetry_raw) == [b"a"]
     assert (bridge.stats.forwarded, bridge.stats.dropped) == (1, 0)
+
+
+# --- what the bridge checks itself (issue 13) -------------------------------------------------
+STATUS = TOPICS.mqtt_gateway_status("p1", "gw-1")
+
+
+def _status(**changes: Any) -> bytes:
+    base = {
+        "gateway_id": "gw-1",
+        "plant": "p1",
+        "session_id": "s1",
+        "state": "birth",
+        "at": "2026-01-01T00:00:00Z",
+    }
+    return json.dumps(base | changes).encode()
+
+
+async def test_a_retained_reading_batch_is_acked_and_not_forwarded_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    producer = SizeLimitedProducer({})
+    async with running(producer, monkeypatch) as (bridge, session):
+        session.deliver(READINGS, b"retained", 1, retained=True)
+        session.deliver(READINGS, b"live", 2)
+        session.deliver(STATUS, _status(), 3, retained=True)  # the last state: still forwarded
+        await _settled(bridge, 3)
+    assert sorted(session.acked) == [1, 2, 3]
+    assert producer.values(TOPICS.telemetry_raw) == [b"live"]
+    assert producer.values(TOPICS.gateway_status) == [_status()]
+    assert bridge.stats.retained_skipped == 1
+
+
+async def test_status_messages_are_checked_like_readings(monkeypatch: pytest.MonkeyPatch) -> None:
+    producer = SizeLimitedProducer({})
+    bad = [
+        b"{not json",
+        b"",
+        _status(state="exploded"),
+        _status(at=1767225600),
+        _status(gateway_id="gw-2"),  # claims another gateway than its topic
+        _status(health={"buffer_depth": "5"}),
+    ]
+    async with running(producer, monkeypatch) as (bridge, session):
+        session.deliver(STATUS, _status(), 1)
+        for mid, payload in enumerate(bad, start=2):
+            session.deliver(STATUS, payload, mid)
+        await _settled(bridge, 1 + len(bad))
+    assert producer.values(TOPICS.gateway_status) == [_status()]
+    assert sorted(producer.values(TOPICS.telemetry_dlq)) == sorted(bad)
+    assert bridge.stats.dlq_by_reason == {
+        DlqReason.MALFORMED_JSON: 1,
+        DlqReason.EMPTY_PAYLOAD: 1,
+        DlqReason.SCHEMA_MISMATCH: 4,
+    }
+
+
+async def test_an_unexpected_error_sends_the_message_to_the_dlq_and_the_bridge_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(payload: bytes, key: bytes) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("ingest.bridge.routing.check_status", broken)
+    producer = SizeLimitedProducer({})
+    async with running(producer, monkeypatch) as (bridge, session):
+        session.deliver(STATUS, _status(), 1)
+        session.deliver(READINGS, b"after", 2)
+        await _settled(bridge, 2)
+    assert producer.values(TOPICS.telemetry_raw) == [b"after"]
+    [(_, dead)] = [(t, b) for t, b in producer.accepted if t == TOPICS.telemetry_dlq]
+    assert header(dead.headers[0], HEADER_DLQ_REASON) == b"internal_error"
+    assert bridge.stats.dlq_by_reason == {DlqReason.INTERNAL_ERROR: 1}

@@ -47,7 +47,7 @@ def test_readings_route_to_raw_keyed_plant_machine() -> None:
 
 def test_gateway_status_routes_to_status_topic() -> None:
     route = route_mqtt(TOPICS, TOPICS.mqtt_gateway_status("p1", "gw-1"))
-    assert route == KafkaDestination("ns.gateway.status", b"p1/gw-1")
+    assert route == KafkaDestination("ns.gateway.status", b"p1/gw-1", status=True)
 
 
 @pytest.mark.parametrize(
