@@ -60,7 +60,10 @@ class MqttLink:
             reconnect_on_failure=False,
         )
         if settings.username is not None:
-            password = settings.password.get_secret_value() if settings.password else None
+            try:
+                password = settings.password_value()
+            except ValueError as exc:  # a password file that is not there (yet)
+                raise PublishError(str(exc)) from None
             client.username_pw_set(settings.username, password)
         if settings.tls:
             try:

@@ -5,6 +5,7 @@ local stack exports (`plantmesh stack env`), then from the stack's default loopb
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -28,10 +29,36 @@ class MqttConnection(ConfigModel):
     """mqtt://host:port, or mqtts://host:port for TLS."""
     username: str | None = None
     password: SecretStr | None = None
+    password_file: Path | None = None
+    """A file whose first line is the password (mode 600), read at connect time: keeps the
+    secret out of the config file. Instead of `password`."""
     client_id: str | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     ca_file: str | None = None
     """CA bundle for mqtts:// (system trust store when unset)."""
+
+    @model_validator(mode="after")
+    def _one_password(self) -> MqttConnection:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give `password` or `password_file`, not both")
+        if self.password_file is not None and self.username is None:
+            raise ValueError("`password_file` needs `username`")
+        return self
+
+    def password_value(self) -> str | None:
+        """The password to send: `password`, or the first line of `password_file` as it is now
+        (so a rotated secret is picked up by the next connection). ValueError if unreadable."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is None:
+            return None
+        try:
+            text = self.password_file.read_text()
+        except OSError as exc:
+            raise ValueError(
+                f"cannot read mqtt.password_file {self.password_file}: {exc}"
+            ) from None
+        return text.split("\n", 1)[0].rstrip("\r")
 
     @field_validator("url")
     @classmethod

@@ -169,8 +169,7 @@ class PahoSession:
         client.enable_logger(logging.getLogger("paho.mqtt"))
         client.suppress_exceptions = True
         if conn.username is not None:
-            password = conn.password.get_secret_value() if conn.password else None
-            client.username_pw_set(conn.username, password)
+            client.username_pw_set(conn.username, conn.password_value())
         if conn.tls:
             client.tls_set(ca_certs=conn.ca_file)
         client.reconnect_delay_set(1, max(1, int(self._backoff.max_s)))

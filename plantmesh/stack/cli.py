@@ -26,6 +26,7 @@ def register(subparsers: Subparsers) -> None:
             "Run the real servers on 127.0.0.1 without Docker. Downloads and builds are cached in "
             "$PLANTMESH_CACHE (default ~/.cache/plantmesh), runtime files live in $PLANTMESH_STATE "
             "(default <cache>/state). Ports: PLANTMESH_STACK_MQTT_PORT (11883), "
+            "PLANTMESH_STACK_MQTTS_PORT (TLS listener; default: the MQTT port + 1), "
             "PLANTMESH_STACK_KAFKA_PORT (19092, controller +1), PLANTMESH_STACK_INFLUX_PORT (18086), "
             "PLANTMESH_STACK_POSTGRES_PORT (15432)."
         ),
@@ -58,6 +59,10 @@ def register(subparsers: Subparsers) -> None:
         "env", help='shell exports for the servers: eval "$(plantmesh stack env)"'
     )
     env.set_defaults(func=_env)
+
+    from plantmesh.gateways import register as register_gateway  # its credentials: the stack's
+
+    register_gateway(subparsers)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -108,7 +113,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _env(_: argparse.Namespace) -> int:
     try:
-        variables = manager.env()
+        variables = {**manager.env(), **manager.extra_env()}
     except StackError as exc:
         print(f"plantmesh stack env failed: {exc}", file=sys.stderr)
         return 1

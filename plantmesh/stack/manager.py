@@ -68,6 +68,13 @@ def env(config: StackConfig | None = None, only: Iterable[str] | None = None) ->
     return {s.env_var: s.address for s in servers(config, only)}
 
 
+def extra_env(
+    config: StackConfig | None = None, only: Iterable[str] | None = None
+) -> dict[str, str]:
+    """What `plantmesh stack env` prints besides `env()`: the TLS MQTT address and its CA."""
+    return {k: v for s in servers(config, only) for k, v in s.extra_env().items()}
+
+
 def log_file(name: str, config: StackConfig | None = None) -> Path:
     return servers(config, [name])[0].log_path
 

@@ -5,23 +5,63 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import socket
+import signal
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+from plantmesh.stack.credentials import BRIDGE_USER, CredentialStore
+from plantmesh.stack.errors import StackError
+from plantmesh.stack.mqtt_probe import mqtt_handshake
 from plantmesh.stack.paths import HOST, MQTT_PORT_VAR
-from plantmesh.stack.process import Identity
+from plantmesh.stack.process import Identity, send_signal
 from plantmesh.stack.server import Server
 from plantmesh.stack.system import Progress, Requirement, find_program
 
 SYSTEM_BINARY = "/usr/sbin/mosquitto"
+PASSWD_BINARY = "/usr/bin/mosquitto_passwd"
+MQTTS_URL_VAR = "PLANTMESH_MQTTS_URL"
+CA_FILE_VAR = "PLANTMESH_MQTT_CA_FILE"
+TLS_MARKER = "# TLS listener: users from password_file only, limited by acl_file."
 
 
-def render_config(port: int, data_dir: Path, log_path: Path, user: str) -> str:
+@dataclass(frozen=True)
+class TlsListener:
+    """The second listener: TLS, known users only, each limited by the ACL."""
+
+    port: int
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    password_file: Path
+    acl_file: Path
+
+
+def render_config(
+    port: int, data_dir: Path, log_path: Path, user: str, tls: TlsListener | None = None
+) -> str:
+    # per_listener_settings: the plain listener keeps anonymous access (tests and demo use it
+    # for now) while the TLS listener demands a password and applies the ACL.
+    secured = (
+        f"""
+{TLS_MARKER}
+listener {tls.port} {HOST}
+cafile {tls.ca_file}
+certfile {tls.cert_file}
+keyfile {tls.key_file}
+allow_anonymous false
+password_file {tls.password_file}
+acl_file {tls.acl_file}
+"""
+        if tls is not None
+        else ""
+    )
     return f"""\
 # Written by `plantmesh stack up` on every start: edits are overwritten.
+per_listener_settings {"true" if tls is not None else "false"}
 listener {port} {HOST}
 allow_anonymous true
+{secured}
 # As root Mosquitto would switch to the "mosquitto" user, which cannot write our state dir.
 user {user}
 
@@ -43,30 +83,6 @@ log_timestamp_format %Y-%m-%dT%H:%M:%S
 """
 
 
-def mqtt_handshake(port: int, host: str = HOST, timeout: float = 2.0) -> bool:
-    """An MQTT 3.1.1 CONNECT answered by CONNACK "accepted": the broker really serves clients."""
-    client_id = f"plantmesh-health-{os.getpid()}".encode()
-    variable = b"\x00\x04MQTT\x04\x02\x00\x0a"  # protocol, level 4, clean session, keepalive 10 s
-    payload = len(client_id).to_bytes(2, "big") + client_id
-    body = variable + payload
-    packet = b"\x10" + bytes([len(body)]) + body  # body < 128 bytes: one length byte
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(packet)
-            answer = b""
-            while len(answer) < 4:
-                chunk = sock.recv(4 - len(answer))
-                if not chunk:
-                    return False
-                answer += chunk
-            accepted = answer == b"\x20\x02\x00\x00"
-            if accepted:
-                sock.sendall(b"\xe0\x00")  # DISCONNECT, so the broker logs no error
-            return accepted
-    except OSError:
-        return False
-
-
 class Mosquitto(Server):
     name = "mosquitto"
     port_var = MQTT_PORT_VAR
@@ -79,37 +95,115 @@ class Mosquitto(Server):
         return find_program(SYSTEM_BINARY) or find_program("mosquitto") or SYSTEM_BINARY
 
     @property
+    def passwd_tool(self) -> str:
+        return find_program(PASSWD_BINARY) or find_program("mosquitto_passwd") or PASSWD_BINARY
+
+    @property
     def config_path(self) -> Path:
         return self.dir / "mosquitto.conf"
+
+    @property
+    def security_dir(self) -> Path:
+        return self.dir / "security"
+
+    @property
+    def credentials(self) -> CredentialStore:
+        return CredentialStore(self.security_dir)
+
+    @property
+    def ca_file(self) -> Path:
+        return self.security_dir / "tls" / "ca.pem"
 
     @property
     def port(self) -> int:
         return self.config.ports.mqtt
 
     @property
+    def tls_port(self) -> int:
+        return self.config.ports.mqtt_tls
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port, self.tls_port]
+
+    @property
     def address(self) -> str:
         return f"mqtt://{HOST}:{self.port}"
+
+    @property
+    def tls_address(self) -> str:
+        return f"mqtts://{HOST}:{self.tls_port}"
+
+    def extra_env(self) -> dict[str, str]:
+        return {MQTTS_URL_VAR: self.tls_address, CA_FILE_VAR: str(self.ca_file)}
 
     @property
     def identity(self) -> Identity:
         return Identity("mosquitto", str(self.config_path))
 
     def requirements(self) -> list[Requirement]:
-        if find_program("mosquitto") is not None:
+        if find_program("mosquitto") is not None and find_program("mosquitto_passwd") is not None:
             return []
         return [Requirement(SYSTEM_BINARY, ("mosquitto", "mosquitto-clients"))]
 
     def prepare(self, progress: Progress) -> None:
+        try:  # cryptography is needed only when starting the broker
+            from plantmesh.stack.tls import ensure_certificates
+        except ImportError as exc:
+            raise StackError(f"{exc}: install it with pip install 'plantmesh[stack]'") from None
+
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        text = render_config(self.port, data, self.log_path, pwd.getpwuid(os.geteuid()).pw_name)
+        store = self.credentials
+        with store.lock():
+            tls = ensure_certificates(self.ca_file.parent)
+            store.write_broker_files(self.passwd_tool)
+        listener = TlsListener(
+            port=self.tls_port,
+            ca_file=tls.ca_cert,
+            cert_file=tls.server_cert,
+            key_file=tls.server_key,
+            password_file=store.passwd_path,
+            acl_file=store.acl_path,
+        )
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        text = render_config(self.port, data, self.log_path, user, listener)
         self.config_path.write_text(text)
+        progress(self.name, f"TLS listener {self.tls_address} (CA {tls.ca_cert})")
 
     def command(self) -> list[str]:
         return [self.binary, "-c", str(self.config_path)]
 
+    def serves_tls(self) -> bool:
+        """Was the running broker started with the TLS listener? (One started by an older
+        plantmesh has none until it is restarted; it still counts as healthy.)"""
+        try:
+            return TLS_MARKER in self.config_path.read_text()
+        except OSError:
+            return False
+
+    def tls_healthy(self) -> bool:
+        """A TLS CONNECT as the bridge, verifying the server against the stack's CA."""
+        try:
+            password = self.credentials.password(BRIDGE_USER)
+        except StackError:
+            return False
+        return mqtt_handshake(
+            self.tls_port, ca_file=self.ca_file, username=BRIDGE_USER, password=password
+        )
+
     def healthy(self) -> bool:
-        return mqtt_handshake(self.port)
+        if not mqtt_handshake(self.port):
+            return False
+        return self.tls_healthy() if self.serves_tls() else True
+
+    def reload(self) -> int | None:
+        """SIGHUP: the running broker rereads its password file and ACL. Its pid, or None when
+        it is not running."""
+        pid = self.running_pid()
+        if pid is not None and send_signal(pid, self.identity, signal.SIGHUP):
+            return pid
+        return None
 
     def version(self) -> str | None:
         try:

@@ -21,6 +21,7 @@ DEFAULT_INFLUX_PORT = 18086
 DEFAULT_POSTGRES_PORT = 15432
 
 MQTT_PORT_VAR = "PLANTMESH_STACK_MQTT_PORT"
+MQTTS_PORT_VAR = "PLANTMESH_STACK_MQTTS_PORT"
 KAFKA_PORT_VAR = "PLANTMESH_STACK_KAFKA_PORT"
 INFLUX_PORT_VAR = "PLANTMESH_STACK_INFLUX_PORT"
 POSTGRES_PORT_VAR = "PLANTMESH_STACK_POSTGRES_PORT"
@@ -32,6 +33,13 @@ class Ports:
     kafka: int = DEFAULT_KAFKA_PORT
     influx: int = DEFAULT_INFLUX_PORT
     postgres: int = DEFAULT_POSTGRES_PORT
+    mqtts: int | None = None
+    """Mosquitto's TLS listener; None: the MQTT port + 1, so a stack given only free ports
+    for the others never collides with another stack's TLS listener."""
+
+    @property
+    def mqtt_tls(self) -> int:
+        return self.mqtt + 1 if self.mqtts is None else self.mqtts
 
     @property
     def kafka_controller(self) -> int:
@@ -77,11 +85,13 @@ class StackConfig:
         env = os.environ if environ is None else environ
         cache = _default_cache(env).absolute()
         state = Path(env["PLANTMESH_STATE"]).expanduser() if env.get("PLANTMESH_STATE") else None
+        mqtts = _port(env, MQTTS_PORT_VAR, 0, 0) or None
         ports = Ports(
-            mqtt=_port(env, MQTT_PORT_VAR, DEFAULT_MQTT_PORT, 0),
+            mqtt=_port(env, MQTT_PORT_VAR, DEFAULT_MQTT_PORT, 0 if mqtts else 1),
             kafka=_port(env, KAFKA_PORT_VAR, DEFAULT_KAFKA_PORT, 1),
             influx=_port(env, INFLUX_PORT_VAR, DEFAULT_INFLUX_PORT, 2),
             postgres=_port(env, POSTGRES_PORT_VAR, DEFAULT_POSTGRES_PORT, 0),
+            mqtts=mqtts,
         )
         return cls(cache=cache, state=(state or cache / "state").absolute(), ports=ports)
 

@@ -174,6 +174,11 @@ def request_stop(pid: int, identity: Identity, sig: signal.Signals = signal.SIGT
     return _signal_if_ours(pid, identity, sig)
 
 
+def send_signal(pid: int, identity: Identity, sig: signal.Signals) -> bool:
+    """Signal our server (SIGHUP: reload). False (and nothing sent) if the pid is not ours."""
+    return _signal_if_ours(pid, identity, sig)
+
+
 def force_kill(pid: int, identity: Identity) -> bool:
     """SIGKILL our server (one that ignored SIGTERM). False if the pid is gone or not ours."""
     return _signal_if_ours(pid, identity, signal.SIGKILL)

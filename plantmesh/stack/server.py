@@ -59,6 +59,10 @@ class Server(ABC):
     def address(self) -> str:
         """The value of `env_var`, e.g. mqtt://127.0.0.1:11883."""
 
+    def extra_env(self) -> dict[str, str]:
+        """More variables for `plantmesh stack env` (e.g. a TLS address and its CA file)."""
+        return {}
+
     @property
     def shown_address(self) -> str:
         """The address for logs and status lines: without a secret in it."""

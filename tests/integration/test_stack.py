@@ -121,6 +121,8 @@ def test_up_status_env_down(config: StackConfig) -> None:
         f"export PLANTMESH_INFLUX_URL=http://127.0.0.1:{config.ports.influx}",
         "export PLANTMESH_DATABASE_URL="
         f"postgresql://plantmesh:{password}@127.0.0.1:{config.ports.postgres}/plantmesh",
+        f"export PLANTMESH_MQTTS_URL=mqtts://127.0.0.1:{config.ports.mqtt_tls}",
+        f"export PLANTMESH_MQTT_CA_FILE={config.state}/mosquitto/security/tls/ca.pem",
     ]
     assert _our_processes(config.state)
 
