@@ -4,6 +4,7 @@ loopback."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from plantmesh.cli import Subparsers
 from plantmesh.stack import manager
 from plantmesh.stack.errors import StackError
+from plantmesh.stack.paths import INSECURE_VAR, StackConfig
 from plantmesh.stack.process import log_size, tail
 
 # No argparse `choices` with nargs="*": Python 3.11 rejects the empty default against them.
@@ -36,6 +38,14 @@ def register(subparsers: Subparsers) -> None:
 
     up = actions.add_parser("up", help="provision what is missing and start the servers")
     up.add_argument("servers", nargs="*", metavar="SERVER", help=SERVERS_HELP)
+    up.add_argument(
+        "--insecure",
+        action="store_true",
+        help=(
+            "debugging only: servers without TLS, passwords or ACLs (remembered until the next "
+            "`up` without it; restart running servers with `down` first to switch)"
+        ),
+    )
     up.set_defaults(func=_up)
 
     down = actions.add_parser("down", help="stop the servers `up` started")
@@ -76,7 +86,11 @@ def _only(names: list[str]) -> list[str] | None:
 
 def _up(args: argparse.Namespace) -> int:
     try:
-        manager.up(only=_only(args.servers))
+        insecure = args.insecure or os.environ.get(INSECURE_VAR, "") not in ("", "0")
+        config = StackConfig.from_env().with_insecure(insecure)
+        if insecure:
+            print("plantmesh stack up: --insecure: no TLS, passwords or ACLs; for debugging only")
+        manager.up(config, only=_only(args.servers))
     except StackError as exc:
         print(f"plantmesh stack up failed:\n{exc}", file=sys.stderr)
         return 1

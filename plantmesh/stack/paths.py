@@ -25,6 +25,9 @@ MQTTS_PORT_VAR = "PLANTMESH_STACK_MQTTS_PORT"
 KAFKA_PORT_VAR = "PLANTMESH_STACK_KAFKA_PORT"
 INFLUX_PORT_VAR = "PLANTMESH_STACK_INFLUX_PORT"
 POSTGRES_PORT_VAR = "PLANTMESH_STACK_POSTGRES_PORT"
+INSECURE_VAR = "PLANTMESH_STACK_INSECURE"
+INSECURE_MARKER = "insecure"
+"""A file in the state directory: the stack was brought up with `--insecure`."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,10 @@ class StackConfig:
     cache: Path
     state: Path
     ports: Ports = field(default_factory=Ports)
+    insecure: bool = False
+    """Servers without authentication or TLS (`plantmesh stack up --insecure`): for debugging
+    only. Set by PLANTMESH_STACK_INSECURE=1 or by the marker `up --insecure` leaves in the state
+    directory, so `stack env` and the tests see the mode the stack was started in."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
@@ -93,7 +100,19 @@ class StackConfig:
             postgres=_port(env, POSTGRES_PORT_VAR, DEFAULT_POSTGRES_PORT, 0),
             mqtts=mqtts,
         )
-        return cls(cache=cache, state=(state or cache / "state").absolute(), ports=ports)
+        state = (state or cache / "state").absolute()
+        insecure = env.get(INSECURE_VAR, "") not in ("", "0") or (state / INSECURE_MARKER).exists()
+        return cls(cache=cache, state=state, ports=ports, insecure=insecure)
+
+    def with_insecure(self, insecure: bool) -> StackConfig:
+        """This stack in the other mode, remembered for later commands (the marker file)."""
+        marker = self.state / INSECURE_MARKER
+        if insecure:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("brought up with --insecure: servers without authentication\n")
+        else:
+            marker.unlink(missing_ok=True)
+        return StackConfig(cache=self.cache, state=self.state, ports=self.ports, insecure=insecure)
 
     def server_dir(self, name: str) -> Path:
         return self.state / name
