@@ -24,11 +24,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from alerting.catalogue import load_catalogue
 from alerting.config import AlertingConfig
 from alerting.engine import Engine
+from alerting.poison import batch_problem
 from plantmesh.connections import KafkaConnection
 from plantmesh.contracts import AlertEvent, DecodeError, Name, ReadingBatch, decode
 from plantmesh.contracts.common import WireModel
 from plantmesh.dead_letters import header
 from plantmesh.kafka.clients import make_consumer, start_client
+from plantmesh.kafka.security import kafka_client_options
 from plantmesh.resilience import ErrorLog
 from plantmesh.topics import HEADER_MACHINE_CLASS, DlqReason
 
@@ -223,7 +225,7 @@ def _ms(when: datetime) -> int:
 
 async def _partition_ids(kafka: KafkaConnection, topic: str) -> list[int]:
     """The consumer knows only whether a topic exists; its partitions come from the admin API."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id=kafka.client_id)
+    admin = AIOKafkaAdminClient(**kafka_client_options(kafka), client_id=kafka.client_id)
     try:
         await admin.start()
         [described] = await admin.describe_topics([topic])
@@ -327,5 +329,11 @@ def _decoded(
         skipped[str(exc.reason)] += 1
         errors.once(exc.reason, "skipping undecodable record at %s: %s", where, exc)
         return None
-    machine_class = header(record.headers or (), HEADER_MACHINE_CLASS)
-    return batch, machine_class.decode(errors="replace") if machine_class else None
+    found = header(record.headers or (), HEADER_MACHINE_CLASS)
+    machine_class = found.decode(errors="replace") if found else None
+    problem = batch_problem(batch, machine_class)  # what the service skips, a replay skips
+    if problem is not None:
+        skipped[str(problem.reason)] += 1
+        errors.once(problem.reason, "skipping record at %s: %s", where, problem.detail)
+        return None
+    return batch, machine_class

@@ -32,7 +32,7 @@ from alerting.backtest import Item
 from plantmesh.connections import InfluxConnection
 from plantmesh.contracts import AssetPath, Quality, Reading, ReadingBatch
 from plantmesh.fleet import Fleet
-from plantmesh.influxql import Series, query
+from plantmesh.influxql import InfluxQueryError, Series, query
 from plantmesh.resilience import ErrorLog
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,19 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 RunQuery = Callable[[str, str, str, float], list[Series]]
 """plantmesh.influxql.query's shape (url, database, statement, timeout): swapped out in tests."""
+
+
+def authorized_query(influx: InfluxConnection) -> RunQuery:
+    """plantmesh.influxql.query with the connection's credentials (its token file read now)."""
+    try:
+        token = influx.token_value()
+    except ValueError as exc:
+        raise InfluxQueryError(str(exc)) from None
+
+    def run(url: str, database: str, statement: str, timeout_s: float) -> list[Series]:
+        return query(url, database, statement, timeout_s, token=token)
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -109,11 +122,13 @@ def windows(
     start: datetime,
     end: datetime,
     stats: HistoryStats,
-    run_query: RunQuery = query,
+    run_query: RunQuery | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """The rows of [start, end), a window at a time, each window's rows sorted by time and
-    series. A window holds at most max_rows rows, unless more share one microsecond."""
+    series. A window holds at most max_rows rows, unless more share one microsecond.
+    `run_query`: default plantmesh.influxql.query with the connection's credentials."""
     influx, cursor, stop = settings.influx, ns(start), ns(end)
+    run_query = run_query or authorized_query(influx)
     span = max(SMALLEST_WINDOW_NS, int(settings.first_window_s * SECOND_NS))
     while cursor < stop:
         upper = min(cursor + span, stop)
@@ -254,7 +269,7 @@ def read_influx(
     *,
     stats: HistoryStats,
     fleet: Fleet | None = None,
-    run_query: RunQuery = query,
+    run_query: RunQuery | None = None,
 ) -> Iterator[Item]:
     """The batches of [start, end) in replay order (raises InfluxQueryError)."""
     rebuilder = BatchRebuilder(stats, fleet, settings.batch_readings)

@@ -18,7 +18,6 @@ from alerting.config import AlertingConfig, check_issue_types
 from plantmesh.config import ConfigError, validate_config
 from plantmesh.contracts import AlertEvent
 from plantmesh.fleet import Fleet
-from plantmesh.influxql import query
 from plantmesh.scoring.score import DEFAULT_GRACE
 from plantmesh.scoring.truth import TruthRecord
 
@@ -65,7 +64,7 @@ def run_history_backtest(
     grace: timedelta = DEFAULT_GRACE,
     progress: Progress | None = None,
     advance_every: int = 1,
-    run_query: RunQuery = query,
+    run_query: RunQuery | None = None,
 ) -> HistoryBacktest:
     """The rules of `config` over the readings of [start, end) (raises InfluxQueryError)."""
     stats = HistoryStats()

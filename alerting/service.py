@@ -10,6 +10,11 @@ again those published since, and they are skipped (their ids are read back from 
 
 Startup order follows the data backwards: topics, then sinks and the state store, then the
 consumer (the source); shutdown closes the consumer first and the sinks last.
+
+No poison pill: a message that does not decode, that alerting cannot use, or whose evaluation
+raises is skipped, counted by reason (stats.skipped) and logged once per kind, and its offset is
+committed with the others (alerting/poison.py says why not to a DLQ). A rule's own exception
+skips only that rule for that reading (Engine._failed_once).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from alerting.config import AlertingConfig
 from alerting.engine import Engine
 from alerting.inputs import input_topics
 from alerting.pipeline import FanOut, Pipeline
+from alerting.poison import RefusedError, Skips, internal_error
 from alerting.shards import Shards
 from alerting.sinks import AlertLogSink, EventSink, KafkaEventSink, LogSink, SinkError
 from alerting.state_store import (
@@ -42,6 +48,7 @@ from alerting.state_store import (
 )
 from alerting.stats import ServiceStats, report_stats
 from plantmesh.contracts import AlertEvent, DecodeError
+from plantmesh.dead_letters import Rejection
 from plantmesh.kafka.admin import TopicSetupError, ensure_topics
 from plantmesh.kafka.clients import make_consumer, start_client
 from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
@@ -88,7 +95,7 @@ class AlertingService:
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
         # Logged once per reason / error type for the life of the service, then only counted.
-        self._undecodable = ErrorLog(log, "decoding")
+        self._skips = Skips(log, self.stats.skipped)
         self._commit_errors = ErrorLog(log, "offset commit")
         self.sinks: list[EventSink] = [
             LogSink(),
@@ -253,10 +260,17 @@ class AlertingService:
     async def _command(self, command: BaselineCommand) -> None:
         async with self._lock:
             shards = list(self.shards.by_partition.values())
-            applied = apply([s.engine for s in shards], command)
+            try:
+                applied = apply([s.engine for s in shards], command)
+            except Exception:  # a rule's bug loses the command, not the service
+                self.stats.skipped[DlqReason.INTERNAL_ERROR] += 1
+                log.exception("baseline command %s of rule %s failed", command.action, command.rule)
+                applied = -1  # it may have changed some engines before it failed
             for shard in shards:
-                shard.dirty = shard.dirty or applied > 0
+                shard.dirty = shard.dirty or applied != 0
         self.stats.commands += 1
+        if applied < 0:
+            return
         log.info(
             "command %s of rule %s for %s (by %s): applied in %d of %d engine(s) here",
             command.action,
@@ -349,27 +363,27 @@ class AlertingService:
         """Appends the record's events; returns how many readings it held."""
         self.stats.messages += 1
         if not record.value:
-            self._skip(DlqReason.EMPTY_PAYLOAD, "message without a value", record)
+            self._undecodable(Rejection(DlqReason.EMPTY_PAYLOAD, "no value"), record)
             return 0
         try:
             raised, readings = self.shards.evaluate(record)
         except DecodeError as exc:
-            self._skip(exc.reason, "; ".join(exc.details[:3]), record)
+            self._undecodable(Rejection(exc.reason, "; ".join(exc.details[:3])), record)
+            return 0
+        except RefusedError as exc:
+            self._skips.skip(record, exc.rejection)
+            return 0
+        except Exception as exc:
+            # Not a rule's (the engine contains those): the events this record made so far are
+            # lost with it, and the engine keeps whatever it had changed.
+            self._skips.skip(record, internal_error(exc), exc)
             return 0
         events.extend(raised)
         return readings
 
-    def _skip(self, reason: str, detail: str, record: ConsumerRecord[bytes, bytes]) -> None:
-        self.stats.undecodable[reason] += 1
-        self._undecodable.once(
-            reason,
-            "skipping undecodable message (%s) at %s[%d]@%d: %s (further ones only counted)",
-            reason,
-            record.topic,
-            record.partition,
-            record.offset,
-            detail,
-        )
+    def _undecodable(self, rejection: Rejection, record: ConsumerRecord[bytes, bytes]) -> None:
+        self.stats.undecodable[rejection.reason] += 1
+        self._skips.skip(record, rejection)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         try:

@@ -83,6 +83,8 @@ class Shards:
         self.elsewhere = 0
         """Gateway messages for a gateway whose batches another process owns (topics with
         different partition counts): skipped, that process does not see them either."""
+        self.advance_errors = 0
+        """Shards whose event time could not be moved on (see advance)."""
 
     def add(self, partition: int, checkpoint: Checkpoint | None) -> Shard:
         engine = self.new_engine()
@@ -106,8 +108,9 @@ class Shards:
         return self.by_partition.get(partition)
 
     def evaluate(self, record: ConsumerRecord[bytes, bytes]) -> tuple[list[AlertEvent], int]:
-        """The new events of one record and its readings (DecodeError propagates; the record
-        counts as consumed either way)."""
+        """The new events of one record and its readings (DecodeError and RefusedError
+        propagate; the record counts as consumed either way, only a usable one as a sign of
+        life)."""
         shard = self.shard_of(record)
         if shard is None:
             self.elsewhere += 1
@@ -115,8 +118,8 @@ class Shards:
         if shard.partition == record.partition:  # else not this shard's offset to restore
             shard.offsets[record.topic] = record.offset + 1
         shard.dirty = True
-        shard.last_record = time.monotonic()
         events, readings = evaluate(shard.engine, self.topics, record)
+        shard.last_record = time.monotonic()
         return shard.keep(events), readings
 
     def advance(self) -> list[AlertEvent]:
@@ -126,11 +129,17 @@ class Shards:
         events: list[AlertEvent] = []
         for shard in self.by_partition.values():
             engine = shard.engine
-            watermark = None if newest is None else newest - engine.lateness
-            idle_s = now - shard.last_record
-            if engine.newest is not None and idle_s >= self.idle_after_s:
-                idle = engine.newest - engine.lateness + timedelta(seconds=idle_s)
-                watermark = idle if watermark is None else max(watermark, idle)
+            try:
+                watermark = None if newest is None else newest - engine.lateness
+                idle_s = now - shard.last_record
+                if engine.newest is not None and idle_s >= self.idle_after_s:
+                    idle = engine.newest - engine.lateness + timedelta(seconds=idle_s)
+                    watermark = idle if watermark is None else max(watermark, idle)
+            except OverflowError:
+                # Event time near datetime's limits, restored from a checkpoint written before
+                # such times were refused (alerting/poison.py): the other shards go on.
+                self.advance_errors += 1
+                continue
             if watermark is not None:
                 found = engine.advance(watermark)
                 if found:

@@ -24,7 +24,12 @@ class ServiceStats:
     """Readings evaluated whose alert events are out (counted after the pipeline, so a
     reader that sees this number also sees those events)."""
     undecodable: Counter[str] = field(default_factory=Counter)
-    """Skipped messages by reason (malformed_json, schema_mismatch, empty)."""
+    """Messages skipped as not their topic's contract, by reason (malformed_json,
+    schema_mismatch, empty_payload)."""
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Every message skipped, by reason: the undecodable ones, and those alerting cannot use
+    (timestamp_out_of_range, schema_mismatch) or whose handling raised (internal_error); see
+    alerting/poison.py. A baseline command that failed counts as internal_error too."""
     events: Counter[str] = field(default_factory=Counter)
     """Alert events published, by kind."""
     commits: int = 0
@@ -70,13 +75,14 @@ async def report_stats(
                 await stopping.wait()
         engines = [s.engine for s in shards.by_partition.values()]
         log.info(
-            "alerting stats: messages=%d readings=%d events=%s undecodable=%s "
+            "alerting stats: messages=%d readings=%d events=%s skipped=%s "
             "commit_failures=%d rule_errors=%d duplicate_batches=%d checkpoints=%d "
-            "restored=%d republished_skipped=%d commands=%d elsewhere=%d slow_polls=%d",
+            "restored=%d republished_skipped=%d commands=%d elsewhere=%d slow_polls=%d "
+            "advance_errors=%d",
             stats.messages,
             stats.readings,
             dict(stats.events),
-            dict(stats.undecodable),
+            dict(stats.skipped),
             stats.commit_failures,
             sum(e.rule_errors for e in engines),
             sum(e.seen.duplicates for e in engines),
@@ -86,4 +92,5 @@ async def report_stats(
             stats.commands,
             shards.elsewhere,
             stats.slow_polls,
+            shards.advance_errors,
         )

@@ -40,7 +40,9 @@ from alerting.lifecycle.policies import EscalationConfig
 from alerting.records.database import open_database
 from alerting.records.migrate import upgrade
 from alerting.records.store import AlarmStore
+from plantmesh.connections import KafkaConnection
 from plantmesh.contracts import AlertEvent, AlertEventKind, AssetPath, Evidence, Severity, encode
+from plantmesh.kafka.security import kafka_client_options
 from plantmesh.topics import Topics
 
 KAFKA = os.environ.get("PLANTMESH_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
@@ -137,7 +139,9 @@ async def latency(database: str, rate: int, seconds: int) -> list[float]:
     service = AlarmService(load_alarm_config(home / "alarms.yaml"))
     task = asyncio.create_task(service.run())
     await service.ready.wait()
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all")
+    producer = AIOKafkaProducer(
+        **kafka_client_options(KafkaConnection(bootstrap=KAFKA)), acks="all"
+    )
     await producer.start()
     sent: dict[str, float] = {}
     run = uuid.uuid4().hex[:8]

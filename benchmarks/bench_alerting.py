@@ -61,14 +61,22 @@ from alerting.config import AlertingConfig
 from alerting.engine import Engine
 from alerting.rules import Rule
 from alerting.rules.base import NO_CONTEXT, Context
-from plantmesh.connections import DEFAULT_KAFKA_BOOTSTRAP
+from plantmesh.connections import DEFAULT_KAFKA_BOOTSTRAP, KafkaConnection
 from plantmesh.contracts import AlertEvent, AssetPath, Quality, Reading, ReadingBatch, encode
 from plantmesh.contracts.readings import STATUS_BAD_SENSOR_FAILURE
+from plantmesh.kafka.security import kafka_client_options
 from plantmesh.lifecycle import tune_gc
 from plantmesh.stack import manager
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics
 
 KAFKA = os.environ.get("PLANTMESH_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP
+
+
+def kafka_options() -> dict[str, Any]:
+    """Our own clients' connection: the environment's credentials (`plantmesh stack env`)."""
+    return kafka_client_options(KafkaConnection(bootstrap=KAFKA))
+
+
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -561,7 +569,7 @@ async def bench_latency(
     namespace: str, directory: Path, warmup_s: int, measured_s: int, per_s: int
 ) -> list[str]:
     topics = Topics(namespace)
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    admin = AIOKafkaAdminClient(**kafka_options())
     await admin.start()
     try:  # the service creates them too (same settings); here so the consumer can start first
         await admin.create_topics(
@@ -572,10 +580,10 @@ async def bench_latency(
     log_path = directory / "service.log"
     proc = start_service(service_config(namespace, directory), log_path)
     consumer = AIOKafkaConsumer(
-        topics.alert_events, bootstrap_servers=KAFKA, auto_offset_reset="earliest"
+        topics.alert_events, **kafka_options(), auto_offset_reset="earliest"
     )
     producer = AIOKafkaProducer(  # the ingest writer's settings (plantmesh.kafka.clients)
-        bootstrap_servers=KAFKA, enable_idempotence=True, acks="all", linger_ms=5,
+        **kafka_options(), enable_idempotence=True, acks="all", linger_ms=5,
         max_batch_size=1 << 20,
     )  # fmt: skip
     received: dict[str, float] = {}
@@ -667,7 +675,7 @@ async def bench_latency(
 
 # --- the run ----------------------------------------------------------------------------------
 async def delete_topics(namespace: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    admin = AIOKafkaAdminClient(**kafka_options())
     await admin.start()
     try:
         mine = [t for t in await admin.list_topics() if t.startswith(namespace)]

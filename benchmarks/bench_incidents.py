@@ -52,6 +52,7 @@ from plantmesh.contracts import (
     encode,
 )
 from plantmesh.fleet import Fleet, Machine
+from plantmesh.kafka.security import kafka_client_options
 from plantmesh.topics import Topics
 
 PLANTS = 50
@@ -143,9 +144,9 @@ async def latency(bootstrap: str, rate: float, seconds: float) -> tuple[list[flo
     stage = IncidentStage(config, CorrelationConfig(version="bench", default=POLICY), fleet())
     task = asyncio.create_task(stage.run())
     consumer = AIOKafkaConsumer(
-        topics.incident_events, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+        topics.incident_events, **kafka_client_options(config.kafka), auto_offset_reset="earliest"
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    producer = AIOKafkaProducer(**kafka_client_options(config.kafka), linger_ms=0)
     sent: dict[str, float] = {}
     latencies: dict[tuple[str, int], float] = {}
     total = int(rate * seconds)

@@ -15,7 +15,8 @@ own share on one core): the servers and the writer share the same cores here, wh
 ratio to a ceiling that InfluxDB reaches alone.
 
 Servers: PLANTMESH_MQTT_URL, PLANTMESH_KAFKA_BOOTSTRAP, PLANTMESH_INFLUX_URL (the local stack's
-defaults otherwise). Everything the run creates is namespaced and the InfluxDB databases are
+defaults otherwise); InfluxDB credentials from PLANTMESH_INFLUX_TOKEN_FILE (the stack's admin
+after `eval "$(plantmesh stack env)"`: the run creates and drops databases). Everything the run creates is namespaced and the InfluxDB databases are
 dropped afterwards.
 """
 
@@ -51,8 +52,19 @@ from ingest.config import IngestConfig
 from ingest.line_protocol import batch_to_lines
 from ingest.writer import Writer
 from plantmesh.config import validate_config
-from plantmesh.connections import DEFAULT_INFLUX_URL, DEFAULT_KAFKA_BOOTSTRAP, DEFAULT_MQTT_URL
+from plantmesh.connections import (
+    DEFAULT_INFLUX_URL,
+    DEFAULT_KAFKA_BOOTSTRAP,
+    DEFAULT_MQTT_URL,
+    InfluxConnection,
+    KafkaConnection,
+    MqttConnection,
+)
 from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
+from plantmesh.influxql import auth_headers
+from plantmesh.kafka.admin import ensure_topics
+from plantmesh.kafka.security import kafka_client_options
+from plantmesh.mqtt_auth import apply_connection
 from plantmesh.stack import manager
 from plantmesh.topics import Topics
 
@@ -161,12 +173,24 @@ class CpuMeter:
         return f"{phase:<8} {self.wall:6.2f} s wall; CPU s: {parts}"
 
 
+def kafka_options() -> dict[str, Any]:
+    """Our own Kafka clients: the environment's credentials (`plantmesh stack env`)."""
+    return kafka_client_options(KafkaConnection(bootstrap=KAFKA))
+
+
 # --- InfluxDB ---------------------------------------------------------------------------------
+def influx_auth() -> dict[str, str]:
+    """The environment's credentials, as a header (never URL parameters, which get logged)."""
+    return auth_headers(InfluxConnection(url=INFLUX).token_value())
+
+
 def influx_call(path: str, params: dict[str, str], body: bytes = b"") -> int:
     url = urllib.parse.urlsplit(INFLUX)
     conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 8086, timeout=60)
     try:
-        conn.request("POST", f"{path}?{urllib.parse.urlencode(params)}", body=body)
+        conn.request(
+            "POST", f"{path}?{urllib.parse.urlencode(params)}", body=body, headers=influx_auth()
+        )
         response = conn.getresponse()
         response.read()
         return response.status
@@ -182,11 +206,12 @@ def ceiling(
     bodies = ["\n".join(lines[i : i + chunk]).encode() for i in range(0, len(lines), chunk)]
     url = urllib.parse.urlsplit(INFLUX)
     errors: list[str] = []
+    headers = influx_auth()
 
     def post(mine: list[bytes]) -> None:
         conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 8086, timeout=60)
         for body in mine:
-            conn.request("POST", f"/write?db={db}&precision=ns", body=body)
+            conn.request("POST", f"/write?db={db}&precision=ns", body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             if response.status != 204:
@@ -209,7 +234,7 @@ def ceiling(
 
 async def fill_raw(topic: str, batches: list[ReadingBatch]) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=KAFKA, linger_ms=20, max_batch_size=1 << 20, max_request_size=4 << 20
+        **kafka_options(), linger_ms=20, max_batch_size=1 << 20, max_request_size=4 << 20
     )
     await producer.start()
     try:
@@ -231,11 +256,15 @@ async def bench_writer(
         {
             "namespace": namespace,
             "kafka": {"bootstrap": KAFKA, "client_id": namespace},
-            "influxdb": {"url": INFLUX, "bucket": f"{namespace}/autogen", "token": "u:p"},
+            "influxdb": {"url": INFLUX, "bucket": f"{namespace}/autogen"},
             "writer": {"group_id": f"{namespace}-writer", "registry": str(REGISTRY)},
         },
     )
-    await fill_raw(config.topics.telemetry_raw, batches)
+    # Auto-creation is off on a secured broker: the raw topic with the writer's own layout.
+    topics = config.kafka_topics
+    raw = config.topics.telemetry_raw
+    await ensure_topics(config.kafka, [raw], topics.partitions, topics.replication_factor)
+    await fill_raw(raw, batches)
     total = sum(len(b.readings) for b in batches)
     writer = Writer(config)
     task = asyncio.create_task(writer.run(), name="bench-writer")
@@ -268,12 +297,11 @@ def _connect(client_id: str, clean: bool) -> mqtt.Client:
         CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
     )
     client.max_inflight_messages_set(1000)
-    url = urllib.parse.urlsplit(MQTT_URL)
+    conn = MqttConnection(url=MQTT_URL)  # TLS and the stack's operator on a secured stack
+    apply_connection(client, conn)
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = 0 if clean else 600
-    client.connect(
-        url.hostname or "127.0.0.1", url.port or 1883, clean_start=clean, properties=properties
-    )
+    client.connect(conn.host, conn.port, clean_start=clean, properties=properties)
     return client
 
 
@@ -391,7 +419,7 @@ def writer_bound(readings: int, meter: CpuMeter, ceiling_rate: float) -> list[st
 
 async def delete_topics(namespace: str) -> None:
     """The run's Kafka topics: a broker left with thousands of partitions slows down."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    admin = AIOKafkaAdminClient(**kafka_options())
     await admin.start()
     try:
         await admin.delete_topics([t for t in await admin.list_topics() if t.startswith(namespace)])

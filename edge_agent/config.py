@@ -300,11 +300,13 @@ def resolve_profiles(config: AgentConfig, base_file: Path | str) -> AgentConfig:
 
 
 def resolve_paths(config: AgentConfig, base_file: Path | str) -> AgentConfig:
-    """Make the buffer, TLS and OPC UA certificate file paths absolute, relative to
+    """Make the buffer, TLS, password and OPC UA certificate file paths absolute, relative to
     `base_file`."""
     if config.buffer.path is not None:
         config.buffer.path = str(resolve_relative(base_file, config.buffer.path))
     _resolve_files(config.mqtt, ("ca_file", "cert_file", "key_file"), base_file)
+    if config.mqtt.password_file is not None:
+        config.mqtt.password_file = resolve_relative(base_file, config.mqtt.password_file)
     for source in config.sources:
         if isinstance(source, OpcUaSourceConfig):
             keys = ("certificate", "private_key", "server_certificate")

@@ -3,6 +3,7 @@ namespace, servers and topic layout."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,8 @@ from plantmesh.connections import (
     MqttConnection,
 )
 from plantmesh.topics import Namespace, Topics
+
+BRIDGE_GATEWAYS_VAR = "PLANTMESH_BRIDGE_GATEWAYS_FILE"
 
 DEFAULT_BRIDGE_CLIENT_ID = "plantmesh-bridge-1"
 
@@ -64,6 +67,13 @@ class BridgeSettings(ConfigModel):
     Keep below the broker's `message.max.bytes` (1 MiB by default)."""
     drain_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     """On shutdown, how long to wait for Kafka to acknowledge what is in flight."""
+    gateways: Path | None = Field(
+        default_factory=lambda: Path(p) if (p := os.environ.get(BRIDGE_GATEWAYS_VAR)) else None
+    )
+    """The gateway registry the broker's ACL is made from (`plantmesh gateway add` keeps it:
+    `$PLANTMESH_MQTT_GATEWAYS_FILE`; relative to this file; default: $PLANTMESH_BRIDGE_GATEWAYS_FILE). With it, each message carries the
+    gateways allowed on its topic and the writer refuses a payload naming another gateway
+    (`identity_mismatch`); a status from an unregistered gateway goes to the DLQ."""
     metrics: MetricsEndpoint = Field(default_factory=MetricsEndpoint)
 
 
@@ -111,10 +121,20 @@ class IngestConfig(ConfigModel):
 
 
 def load_ingest_config(path: Path | str) -> IngestConfig:
-    """`load_config`, with the registry path taken relative to the config file."""
+    """`load_config`, with the registry, gateway registry and MQTT password file paths taken
+    relative to the config file."""
     config = load_config(IngestConfig, path)
     if config.writer.registry is not None:
         registry = resolve_relative(path, config.writer.registry)
         writer = config.writer.model_copy(update={"registry": registry})
         config = config.model_copy(update={"writer": writer})
+    if config.mqtt.password_file is not None:
+        password_file = resolve_relative(path, config.mqtt.password_file)
+        config = config.model_copy(
+            update={"mqtt": config.mqtt.model_copy(update={"password_file": password_file})}
+        )
+    if config.bridge.gateways is not None:
+        gateways = resolve_relative(path, config.bridge.gateways)
+        bridge = config.bridge.model_copy(update={"gateways": gateways})
+        config = config.model_copy(update={"bridge": bridge})
     return config

@@ -10,6 +10,7 @@ failures the writer must see before committing Kafka offsets.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 
 import aiohttp
@@ -19,6 +20,9 @@ from influxdb_client.client.write_api_async import WriteApiAsync
 from influxdb_client.rest import ApiException
 
 from plantmesh.connections import InfluxConnection
+from plantmesh.influxql import auth_headers
+
+log = logging.getLogger(__name__)
 
 # Statuses that say the data itself is wrong: sending it again cannot help.
 REJECTED_STATUSES = frozenset({400, 413, 422})
@@ -64,7 +68,7 @@ class InfluxSink:
             conn = self.connection
             self._client = InfluxDBClientAsync(
                 url=conn.url,
-                token=conn.token.get_secret_value(),
+                token=conn.token_value(),
                 org=conn.org,
                 timeout=int(conn.timeout_s * 1000),
                 enable_gzip=self.gzip,
@@ -77,11 +81,13 @@ class InfluxSink:
             await client.close()  # type: ignore[no-untyped-call]
 
     async def ensure_database(self) -> None:
-        """`CREATE DATABASE` over InfluxQL (InfluxDB 1.x; idempotent there)."""
+        """`CREATE DATABASE` over InfluxQL (InfluxDB 1.x; idempotent there). A user without
+        the admin privilege it needs (a write-only user, as it should be) is told 403: then an
+        admin made the database, and if not, the writes say so."""
         conn = self.connection
         name = conn.database.replace("\\", "\\\\").replace('"', '\\"')
         timeout = aiohttp.ClientTimeout(total=conn.timeout_s)
-        headers = {"Authorization": f"Token {conn.token.get_secret_value()}"}
+        headers = auth_headers(conn.token_value())
         try:
             async with (
                 aiohttp.ClientSession(timeout=timeout) as session,
@@ -92,6 +98,9 @@ class InfluxSink:
                 body = await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise InfluxUnavailableError(f"cannot reach {conn.url}: {exc!r}") from exc
+        if response.status == 403:
+            log.info("not creating database %r: %s", conn.database, _error_text(body))
+            return
         if response.status != 200:
             raise InfluxUnavailableError(
                 f"CREATE DATABASE: HTTP {response.status}: {_error_text(body)}"

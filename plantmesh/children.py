@@ -53,10 +53,13 @@ class Children:
 
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    per_child: dict[str, dict[str, str]] = field(default_factory=dict)
+    """What only one child gets, by name: its own credentials, for example."""
     started: list[Child] = field(default_factory=list)
 
     def start_module(self, name: str, module: str, *args: str) -> Child:
-        """`python -m module args...` with this interpreter, so it runs in the same environment."""
+        """`python -m module args...` with this interpreter, so it runs in the same environment
+        (plus what `per_child` holds for `name`)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
@@ -65,7 +68,7 @@ class Children:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.env},
+                env={**os.environ, **self.env, **self.per_child.get(name, {})},
                 start_new_session=True,
             )
         child = Child(name, process, log_path)

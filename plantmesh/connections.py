@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from plantmesh.config import ConfigModel
+from plantmesh.influxql import read_token_file, token_from_env
 
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:11883"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:19092"
 DEFAULT_INFLUX_URL = "http://127.0.0.1:18086"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+MQTT_USERNAME_VAR = "PLANTMESH_MQTT_USERNAME"
+MQTT_PASSWORD_FILE_VAR = "PLANTMESH_MQTT_PASSWORD_FILE"
+MQTT_CA_FILE_VAR = "PLANTMESH_MQTT_CA_FILE"
 
 
 def _env(name: str, default: str) -> str:
@@ -36,6 +41,30 @@ class MqttConnection(ConfigModel):
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     ca_file: str | None = None
     """CA bundle for mqtts:// (system trust store when unset)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stack_credentials(cls, data: object) -> object:
+        """An mqtts:// section on loopback that names no user takes the one `plantmesh stack env`
+        exports (the secured stack's operator), and without a CA the stack's CA: so tests and
+        tools reach the local stack's TLS listener with no config of their own."""
+        if not isinstance(data, dict):
+            return data
+        url = data.get("url")
+        if not isinstance(url, str):
+            url = _env("PLANTMESH_MQTT_URL", DEFAULT_MQTT_URL)
+        parts = urlsplit(url)
+        if parts.scheme != "mqtts" or parts.hostname not in LOOPBACK:
+            return data  # not the secured local stack: its secrets must not go there
+        filled = dict(data)
+        named = {"username", "password", "password_file"} & filled.keys()
+        if not named and (user := os.environ.get(MQTT_USERNAME_VAR)):
+            filled["username"] = user
+            if secret := os.environ.get(MQTT_PASSWORD_FILE_VAR):
+                filled["password_file"] = secret
+        if "ca_file" not in filled and (ca := os.environ.get(MQTT_CA_FILE_VAR)):
+            filled["ca_file"] = ca
+        return filled
 
     @model_validator(mode="after")
     def _one_password(self) -> MqttConnection:
@@ -85,11 +114,85 @@ class MqttConnection(ConfigModel):
 
 
 class KafkaConnection(ConfigModel):
+    """A Kafka cluster and who we are to it. A section that names none of `username`,
+    `password` and `password_file` (and does not ask for PLAINTEXT or SSL) takes
+    $PLANTMESH_KAFKA_USERNAME and $PLANTMESH_KAFKA_PASSWORD_FILE, which `plantmesh stack env`
+    exports for the secured local stack's operator."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
     bootstrap: str = Field(
         default_factory=lambda: _env("PLANTMESH_KAFKA_BOOTSTRAP", DEFAULT_KAFKA_BOOTSTRAP)
     )
     """Comma-separated host:port list."""
     client_id: str = "plantmesh"
+    username: str | None = None
+    """The SASL user (the Kafka principal `User:<username>`)."""
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    """A file whose first line is the password (mode 600), read when a client is made: keeps
+    the secret out of the config file. Instead of `password`."""
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] | None = None
+    """Unset: SASL_PLAINTEXT with a username, PLAINTEXT without."""
+    ca_file: Path | None = None
+    """CA bundle for SSL and SASL_SSL (system trust store when unset)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _env_credentials(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        named = {"username", "password", "password_file"} & data.keys()
+        if named or data.get("security_protocol") in ("PLAINTEXT", "SSL"):
+            return data  # explicit settings win over the environment's, never mix with them
+        filled = dict(data)
+        if user := os.environ.get("PLANTMESH_KAFKA_USERNAME"):
+            filled["username"] = user
+            if secret := os.environ.get("PLANTMESH_KAFKA_PASSWORD_FILE"):
+                filled["password_file"] = secret
+        return filled
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaConnection:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give `password` or `password_file`, not both")
+        has_secret = self.password is not None or self.password_file is not None
+        if has_secret and self.username is None:
+            raise ValueError("`password` and `password_file` need `username`")
+        if self.security_protocol is None:
+            self.security_protocol = "SASL_PLAINTEXT" if self.username else "PLAINTEXT"
+        if self.sasl and not (self.username and has_secret):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs `username` and "
+                "`password` or `password_file`"
+            )
+        if not self.sasl and self.username is not None:
+            raise ValueError(
+                f"`username` needs SASL, not security_protocol {self.security_protocol}"
+            )
+        if self.ca_file is not None and self.security_protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError("`ca_file` needs security_protocol SSL or SASL_SSL")
+        return self
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    def password_value(self) -> str | None:
+        """The password to send: `password`, or the first line of `password_file` as it is now
+        (so a rotated secret is picked up by the next client). ValueError if unreadable."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is None:
+            return None
+        try:
+            text = self.password_file.read_text()
+        except OSError as exc:
+            raise ValueError(
+                f"cannot read kafka.password_file {self.password_file}: {exc}"
+            ) from None
+        return text.split("\n", 1)[0].rstrip("\r")
 
 
 class InfluxConnection(ConfigModel):
@@ -100,8 +203,33 @@ class InfluxConnection(ConfigModel):
     # "user:password"; InfluxDB 2.x/3.x take a real bucket, org and token.
     bucket: str = "plantmesh/autogen"
     org: str = "-"
-    token: SecretStr = SecretStr("plantmesh:plantmesh")
+    token: SecretStr | None = None
+    """Default $PLANTMESH_INFLUX_TOKEN. Instead of `token_file`; neither: no credentials (a
+    server without authentication)."""
+    token_file: Path | None = None
+    """A file whose first line is the token (mode 600), read at connect time: keeps the secret
+    out of the config file, and a rotated one is picked up by the next connection. Default
+    $PLANTMESH_INFLUX_TOKEN_FILE (`plantmesh stack env` exports the local stack's admin)."""
     timeout_s: Annotated[float, Field(gt=0)] = 10.0
+
+    @model_validator(mode="after")
+    def _one_token(self) -> InfluxConnection:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("give `token` or `token_file`, not both")
+        if self.token is None and self.token_file is None:  # the environment's, if any
+            found = token_from_env()
+            if isinstance(found, Path):
+                self.token_file = found
+            elif found is not None:
+                self.token = SecretStr(found)
+        return self
+
+    def token_value(self) -> str:
+        """The token to send ("" for none): `token`, or the first line of `token_file` as it
+        is now. ValueError if the file is unreadable or empty."""
+        if self.token_file is not None:
+            return read_token_file(self.token_file)
+        return self.token.get_secret_value() if self.token is not None else ""
 
     @field_validator("url")
     @classmethod

@@ -6,15 +6,62 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+TOKEN_VAR = "PLANTMESH_INFLUX_TOKEN"
+TOKEN_FILE_VAR = "PLANTMESH_INFLUX_TOKEN_FILE"
+"""Where a client finds its credentials when its configuration names none: a token
+(`user:password` on InfluxDB 1.8), or a file holding one (`plantmesh stack env` exports the
+local stack's admin file)."""
 
 
 class InfluxQueryError(RuntimeError):
     pass
+
+
+def read_token_file(path: Path) -> str:
+    """The token in a file: its first line. ValueError when unreadable or empty (the message
+    names the file, never its content)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read the InfluxDB token file {path}: {exc.strerror}") from None
+    token = text.split("\n", 1)[0].rstrip("\r")
+    if not token:
+        raise ValueError(f"the InfluxDB token file {path} is empty")
+    return token
+
+
+def token_from_env(environ: Mapping[str, str] | None = None) -> Path | str | None:
+    """$PLANTMESH_INFLUX_TOKEN_FILE as a Path, else $PLANTMESH_INFLUX_TOKEN, else None;
+    ValueError when both are set (which one was meant cannot be told)."""
+    env = os.environ if environ is None else environ
+    file, token = env.get(TOKEN_FILE_VAR), env.get(TOKEN_VAR)
+    if file and token:
+        raise ValueError(f"set {TOKEN_VAR} or {TOKEN_FILE_VAR}, not both")
+    return Path(file) if file else token or None
+
+
+def env_token() -> str:
+    """The token the environment gives ("" for none). Raises InfluxQueryError."""
+    try:
+        found = token_from_env()
+        return read_token_file(found) if isinstance(found, Path) else found or ""
+    except ValueError as exc:
+        raise InfluxQueryError(str(exc)) from None
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    """Credentials go in a header, never in the URL (InfluxDB's `u`/`p` parameters end up in
+    access logs and proxies' logs); no token, no header (a server without auth)."""
+    return {"Authorization": f"Token {token}"} if token else {}
 
 
 @dataclass(frozen=True)
@@ -41,10 +88,18 @@ def _post(request: urllib.request.Request, url: str, timeout_s: float) -> bytes:
         raise InfluxQueryError(f"cannot reach InfluxDB at {url}: {exc.reason}") from None
 
 
-def query(url: str, database: str, q: str, timeout_s: float = 10.0) -> list[Series]:
-    """Run one InfluxQL statement and return its series (tags included when grouped)."""
+def query(
+    url: str, database: str, q: str, timeout_s: float = 10.0, *, token: str | None = None
+) -> list[Series]:
+    """Run one InfluxQL statement and return its series (tags included when grouped).
+    `token`: `user:password` on InfluxDB 1.8 ("" for none; None: the environment's)."""
     body = urllib.parse.urlencode({"db": database, "q": q, "epoch": "ns"}).encode()
-    request = urllib.request.Request(f"{url.rstrip('/')}/query", data=body, method="POST")
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/query",
+        data=body,
+        method="POST",
+        headers=auth_headers(env_token() if token is None else token),
+    )
     payload = json.loads(_post(request, url, timeout_s))
     series: list[Series] = []
     for result in payload.get("results", []):
@@ -73,7 +128,7 @@ def flux(
         headers={
             "Content-Type": "application/vnd.flux",
             "Accept": "application/csv",
-            "Authorization": f"Token {token}",
+            **auth_headers(token),
         },
     )
     text = _post(request, url, timeout_s).decode()

@@ -8,7 +8,9 @@
     plantmesh query --flux last ...                                   the same questions in Flux
 
 Standard library only (plantmesh.influxql): it works wherever plantmesh is installed. The schema
-it reads is documented in docs/ingest.md.
+it reads is documented in docs/ingest.md. Credentials: --token-file (a file whose first line is
+`user:password` on InfluxDB 1.8), default $PLANTMESH_INFLUX_TOKEN_FILE, else
+$PLANTMESH_INFLUX_TOKEN; a read-only user is enough (the local stack's `reader`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import os
 import re
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from plantmesh.cli import Subparsers
-from plantmesh.connections import DEFAULT_INFLUX_URL
+from plantmesh.connections import DEFAULT_INFLUX_URL, InfluxConnection
 from plantmesh.influxql import InfluxQueryError, Series, flux, query
 
 DURATION = re.compile(r"^[1-9][0-9]*(ns|us|ms|s|m|h|d|w)$")
@@ -176,18 +179,29 @@ def render_flux(rows: list[dict[str, str]], as_json: bool) -> str:
 
 
 # --- the command ------------------------------------------------------------------------------
+def token_of(args: argparse.Namespace) -> str:
+    """--token or --token-file, else the environment's (as every InfluxConnection)."""
+    connection = InfluxConnection(url=args.url, token=args.token, token_file=args.token_file)
+    return connection.token_value()
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        token = token_of(args)
+    except ValueError as exc:  # pydantic's ValidationError is one too
+        print(f"plantmesh query: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.question == "flux" or (args.flux and args.question != "influxql"):
             text = args.text if args.question == "flux" else flux_for(args)
             if args.show:
                 print(text, file=sys.stderr)
-            print(render_flux(flux(args.url, text, args.token, timeout_s=args.timeout), args.json))
+            print(render_flux(flux(args.url, text, token, timeout_s=args.timeout), args.json))
         else:
             text = args.text if args.question == "influxql" else influxql_for(args)
             if args.show:
                 print(text, file=sys.stderr)
-            result = query(args.url, args.database, text, timeout_s=args.timeout)
+            result = query(args.url, args.database, text, timeout_s=args.timeout, token=token)
             print(render_influxql(result, args.json))
     except InfluxQueryError as exc:
         print(f"plantmesh query: {exc}", file=sys.stderr)
@@ -209,9 +223,18 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--bucket", default=None, help="Flux bucket (default <database>/autogen)")
     parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a file whose first line is the token (InfluxDB 1.8: user:password); "
+        "default $PLANTMESH_INFLUX_TOKEN_FILE",
+    )
+    parser.add_argument(
         "--token",
-        default=os.environ.get("PLANTMESH_INFLUX_TOKEN") or "plantmesh:plantmesh",
-        help="Flux API token (InfluxDB 1.8: user:password)",
+        default=None,
+        help="the token itself (visible to other users in `ps`: prefer --token-file); "
+        "default $PLANTMESH_INFLUX_TOKEN",
     )
     parser.add_argument("--flux", action="store_true", help="ask in Flux instead of InfluxQL")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -170,6 +170,9 @@ DEFAULT_TOPICS = Topics()
 # Kafka message headers the bridge adds to what it forwards.
 HEADER_MQTT_TOPIC = "mqtt_topic"
 HEADER_RECEIVED_AT = "received_at"
+HEADER_MQTT_PUBLISHERS = "mqtt_publishers"
+"""The gateways the broker's ACL lets publish on the message's MQTT topic, comma-separated
+(plantmesh.identities); absent when the bridge runs without a gateway registry."""
 # Kafka message headers of a telemetry.dlq entry: why it is there (a DlqReason), what exactly, and
 # where it came from (`mqtt:<topic>` or `<kafka topic>/<partition>/<offset>`).
 HEADER_DLQ_REASON = "dlq_reason"
@@ -209,6 +212,9 @@ class DlqReason(StrEnum):
     """A unit outside the known engineering units (ingest.normalize.units): `unit` is a tag."""
     SERIES_LIMIT = "series_limit"
     """A new series of a plant that has writer.validation.max_series_per_plant already."""
+    IDENTITY_MISMATCH = "identity_mismatch"
+    """The payload names a gateway or plant other than the MQTT identity and topic it came in
+    with (plantmesh.identities)."""
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
     """The same gateway, session and seq as a batch stored already, with other content."""
     # InfluxDB

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from tests.support.kafka import kafka_options
 from tests.support.namespaces import NAMESPACES
 
 pytest_plugins = ["tests.support.servers", "tests.support.alarm_fixtures"]
@@ -28,7 +29,7 @@ def namespace() -> str:
 @pytest.fixture
 async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     """A plain acks=all producer on the test Kafka, for feeding a service's input topics."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**kafka_options(kafka_bootstrap), acks="all")
     await producer.start()
     yield producer
     await producer.stop()

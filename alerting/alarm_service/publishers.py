@@ -108,7 +108,7 @@ class InfluxPublisher:
     async def start(self) -> None:
         self._client = InfluxDBClientAsync(
             url=self.influx.url,
-            token=self.influx.token.get_secret_value(),
+            token=self.influx.token_value(),
             org=self.influx.org,
             timeout=int(self.influx.timeout_s * 1000),
         )
@@ -141,8 +141,7 @@ class AndonPublisher:
         conn = self.settings.mqtt
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=conn.client_id or "")
         if conn.username is not None:
-            password = conn.password.get_secret_value() if conn.password else None
-            client.username_pw_set(conn.username, password)
+            client.username_pw_set(conn.username, conn.password_value())
         if conn.tls:
             client.tls_set(ca_certs=conn.ca_file)
         await asyncio.to_thread(client.connect, conn.host, conn.port, conn.keepalive_s)

@@ -25,12 +25,10 @@ from typing import TypeVar
 
 import uvicorn
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alerting.alarm_service.config import AlarmServiceConfig
-from alerting.alarm_service.intake import Intake
+from alerting.alarm_service.intake import RETRYABLE, Intake
 from alerting.alarm_service.publishers import (
     AndonPublisher,
     InfluxPublisher,
@@ -54,7 +52,6 @@ from plantmesh.topics import Topics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-RETRYABLE = (KafkaError, SQLAlchemyError, OSError)
 
 
 class SchemaBehindError(RuntimeError):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from alerting.console.charts import Point
 from plantmesh.connections import InfluxConnection
-from plantmesh.influxql import flux
+from plantmesh.influxql import InfluxQueryError, flux
 
 WINDOWS: dict[str, str] = {"15m": "15s", "1h": "1m", "6h": "5m", "24h": "20m"}
 """The windows offered, each with its interval: about 60-70 points per signal."""
@@ -73,6 +73,9 @@ async def recent_series(
     """Raises plantmesh.influxql.InfluxQueryError when InfluxDB cannot answer."""
     every = WINDOWS[since]
     query = flux_of(influx.bucket, plant, machine, since, every)
-    token = influx.token.get_secret_value()
+    try:
+        token = influx.token_value()
+    except ValueError as exc:  # an unreadable token file: the page says so
+        raise InfluxQueryError(str(exc)) from None
     rows = await asyncio.to_thread(flux, influx.url, query, token, influx.org, influx.timeout_s)
     return parse(rows)

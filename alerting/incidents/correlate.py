@@ -11,7 +11,13 @@ group's committed offsets only show progress: a commit without its state would l
 with `start_from: latest`, to the group's committed offset or the end instead. The
 updates of a poll are acknowledged before the poll ends, and checkpoints are taken between
 polls, so a checkpoint never covers an update that is not out: a crash loses none, and its
-replay may publish some again (same incident, same version: readers keep the newest)."""
+replay may publish some again (same incident, same version: readers keep the newest).
+
+No poison pill (alerting/poison.py): a record that is not an alert event, one the correlator
+cannot use or one it fails on is skipped before or without changing the partition's state
+(counted by reason in stats.skipped, logged once per kind); an update Kafka refuses as too
+large is dropped the same way (the incident's next update carries its whole picture again);
+a correlator failing to close incidents is logged and retried at the next tick."""
 
 from __future__ import annotations
 
@@ -30,11 +36,12 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from alerting.checkpointing import Checkpointer
 from alerting.incidents.correlator import Change, Correlator
 from alerting.incidents.partitions import Partition, restore
-from alerting.incidents.plumbing import Retrier, Undecodable, send_all
+from alerting.incidents.plumbing import Retrier, Undecodable, send_fitting
 from alerting.incidents.policy import CorrelationConfig
 from alerting.incidents.stage_config import IncidentsConfig
 from alerting.incidents.stats import StageStats
 from alerting.incidents.updates import to_update
+from alerting.poison import Skips, event_problem, internal_error
 from alerting.state_store import CheckpointTooLargeError, StateStore
 from plantmesh.contracts import (
     CONTRACT_HEADER,
@@ -48,7 +55,7 @@ from plantmesh.contracts import (
 from plantmesh.fleet import Fleet
 from plantmesh.kafka.clients import Producer, make_consumer, make_producer, start_client
 from plantmesh.resilience import ErrorLog, StopRequestedError
-from plantmesh.topics import Topics
+from plantmesh.topics import DlqReason, Topics
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +119,11 @@ class Correlate:
         self._lock = asyncio.Lock()
         self._poll_ms = max(1, min(POLL_TIMEOUT_MS, int(config.tick_s * 1000)))
         self._last_tick = -math.inf
-        self._undecodable = Undecodable(log, stats.undecodable)
+        self._undecodable = Undecodable(log, stats.undecodable, stats.skipped)
+        self._skips = Skips(log, stats.skipped, "record")
         self._commit_errors = ErrorLog(log, "incident offset commit")
+        self._tick_errors = ErrorLog(log, "closing incidents")
+        self._too_large = ErrorLog(log, f"publishing to {self.out}")
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def _start_producer(self) -> Producer:
@@ -264,14 +274,24 @@ class Correlate:
             return []
         self._last_tick = now
         updates: list[IncidentUpdate] = []
+        failed = False
         for part in self.partitions.values():
             if not part.caught_up:
                 continue
-            changes = part.correlator.advance(self.clock())
+            try:
+                changes = part.correlator.advance(self.clock())
+                made = self._updates(changes)
+            except Exception as exc:  # a bug: this partition tries again at the next tick
+                self.stats.correlator_errors += 1
+                self._tick_errors.failed(exc, logging.ERROR)
+                failed = True
+                continue
             if changes:
                 part.unsafe = part.dirty = True
                 touched.append(part)
-                updates += self._updates(changes)
+                updates += made
+        if not failed:
+            self._tick_errors.succeeded()
         return updates
 
     def _correlate(
@@ -282,19 +302,17 @@ class Correlate:
         except DecodeError as exc:
             self._undecodable.skip(record, exc)
             return []
+        problem = event_problem(event)  # e.g. a time whose window arithmetic would overflow
+        if problem is not None:
+            self._skips.skip(record, problem)
+            return []
         self.stats.correlated += 1
         try:
             return self._updates(part.correlator.on_event(event, self.clock()))
-        except Exception:
+        except Exception as exc:
             # A bug in the pure logic must not stop the partition on this record for good.
             self.stats.correlator_errors += 1
-            log.exception(
-                "correlating alert %s (%s[%d]@%d) failed; skipped",
-                event.alert_id,
-                record.topic,
-                record.partition,
-                record.offset,
-            )
+            self._skips.skip(record, internal_error(exc), exc)
             return []
 
     def _updates(self, changes: list[Change]) -> list[IncidentUpdate]:
@@ -309,9 +327,21 @@ class Correlate:
     async def _publish(self, updates: list[IncidentUpdate]) -> None:
         assert self._producer is not None
         records = [(u.incident_id.encode(), encode(u)) for u in updates]
-        send = partial(send_all, self._producer, self.out, records, HEADERS)
-        await self.retry(f"publishing to {self.out}", send)
-        for update in updates:
+        send = partial(send_fitting, self._producer, self.out, records, HEADERS)
+        refused = set(await self.retry(f"publishing to {self.out}", send))
+        for index, update in enumerate(updates):
+            if index in refused:
+                self.stats.skipped[DlqReason.KAFKA_REJECTED] += 1
+                self._too_large.once(
+                    DlqReason.KAFKA_REJECTED,
+                    "incident update %s v%d refused as too large (%d bytes); dropped, further "
+                    "ones only counted",
+                    update.incident_id,
+                    update.version,
+                    len(records[index][1]),
+                    level=logging.ERROR,
+                )
+                continue
             self.stats.updates[update.change.value] += 1
             log.info(
                 "incident %s %s (v%d): %s on %s in %s, %d machine(s)",

@@ -20,6 +20,9 @@ from alerting.incidents.policy import Correlation, CorrelationConfig
 from plantmesh.contracts import AlertEvent, AlertEventKind, Severity
 
 SEVERITY_ORDER = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
+MAX_SUMMARY_CHARS = 1000
+"""A member's summary is cut to this: every update carries every member's, so one alert with a
+huge summary would make all of its incident's updates too large for Kafka (and checkpoints)."""
 
 
 @dataclass(frozen=True)
@@ -139,10 +142,14 @@ def _member(event: AlertEvent) -> Member:
         signal=event.signal,
         alert_id=event.alert_id,
         raised_at=event.at,
-        summary=event.evidence.summary,
+        summary=_short(event.evidence.summary),
         severity=event.severity,
         alert_ids=(event.alert_id,),
     )
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_SUMMARY_CHARS else text[: MAX_SUMMARY_CHARS - 3] + "..."
 
 
 class Correlator:

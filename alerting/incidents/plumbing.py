@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from aiokafka import ConsumerRecord
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from plantmesh.connections import BackoffSettings
 from plantmesh.contracts import DecodeError
@@ -62,17 +62,45 @@ async def send_all(
         raise error
 
 
-class Undecodable:
-    """Records that are not what their topic carries: counted by reason, the first of each
-    reason logged with where it is and what is wrong (a flood of them writes one line)."""
+async def send_fitting(
+    producer: Producer,
+    topic: str,
+    records: Sequence[tuple[bytes, bytes]],
+    headers: Headers | None = None,
+) -> list[int]:
+    """send_all, but a record Kafka refuses as too large (final: it never fits) is left out
+    rather than retried forever: the indexes of those left out. Other errors raise."""
+    try:
+        await send_all(producer, topic, records, headers)
+        return []
+    except MessageSizeTooLargeError:
+        pass  # which one(s) Kafka does not say: each again on its own (duplicates are fine)
+    refused = []
+    for index, record in enumerate(records):
+        try:
+            await send_all(producer, topic, [record], headers)
+        except MessageSizeTooLargeError:
+            refused.append(index)
+    return refused
 
-    def __init__(self, log: logging.Logger, counts: Counter[str]) -> None:
+
+class Undecodable:
+    """Records that are not what their topic carries: counted by reason (also into `total`,
+    every skip by reason), the first of each reason logged with where it is and what is wrong
+    (a flood of them writes one line)."""
+
+    def __init__(
+        self, log: logging.Logger, counts: Counter[str], total: Counter[str] | None = None
+    ) -> None:
         self.counts = counts
+        self.total = total
         self._log = ErrorLog(log, "decoding")
 
     def skip(self, record: ConsumerRecord[bytes, bytes], error: DecodeError) -> None:
         reason = str(error.reason)
         self.counts[reason] += 1
+        if self.total is not None:
+            self.total[reason] += 1
         self._log.once(
             reason,
             "skipping a record that is not an alert event (%s) at %s[%d]@%d: %s "

@@ -5,7 +5,11 @@ reach one partition, so one correlator.
 Only what can make an incident is passed on: alarm transitions (the alarm service's records on
 the same topic), events without a machine class and issue types without a correlation policy
 stay behind. Input offsets are committed once alerts.by_class acknowledged what they cover: a
-crash or a rebalance re-sends some, and the correlator ignores an alert it has seen."""
+crash or a rebalance re-sends some, and the correlator ignores an alert it has seen.
+
+No poison pill (alerting/poison.py): a record that is not an alert event, one the correlator
+cannot use, one whose routing raises, or one Kafka refuses as too large for alerts.by_class is
+skipped, counted by reason (stats.skipped) and logged once per kind."""
 
 from __future__ import annotations
 
@@ -16,14 +20,16 @@ from functools import partial
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from alerting.incidents.plumbing import Retrier, Undecodable, send_all
+from alerting.incidents.plumbing import Retrier, Undecodable, send_fitting
 from alerting.incidents.policy import CorrelationConfig
 from alerting.incidents.stage_config import IncidentsConfig
 from alerting.incidents.stats import StageStats
+from alerting.poison import Skips, event_problem, internal_error
 from plantmesh.contracts import AlertEvent, DecodeError, decode, is_transition
+from plantmesh.dead_letters import Rejection
 from plantmesh.kafka.clients import Producer, make_consumer, make_producer, start_client
 from plantmesh.resilience import ErrorLog, StopRequestedError
-from plantmesh.topics import Topics
+from plantmesh.topics import DlqReason, Topics
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,8 @@ class Rekey:
         self.retry = retry
         self.assigned = asyncio.Event()
         """Set once the consumer holds partitions (tests wait for it)."""
-        self._undecodable = Undecodable(log, stats.undecodable)
+        self._undecodable = Undecodable(log, stats.undecodable, stats.skipped)
+        self._skips = Skips(log, stats.skipped, "record")
         self._commit_errors = ErrorLog(log, "re-key offset commit")
 
     async def _start_producer(self) -> Producer:
@@ -99,15 +106,25 @@ class Rekey:
         if not batches:
             return
         out: list[tuple[bytes, bytes]] = []
+        sources: list[ConsumerRecord[bytes, bytes]] = []
         for records in batches.values():
             for record in records:
-                key = self._route(record)
+                try:
+                    key = self._route(record)
+                except Exception as exc:
+                    self._skips.skip(record, internal_error(exc), exc)
+                    continue
                 if key is not None and record.value is not None:
                     out.append((key, record.value))  # the event's own bytes, unchanged
+                    sources.append(record)
         if out:
             topic = self.topics.alerts_by_class
-            await self.retry(f"producing to {topic}", partial(send_all, producer, topic, out))
-            self.stats.rekeyed += len(out)
+            send = partial(send_fitting, producer, topic, out)
+            refused = await self.retry(f"producing to {topic}", send)
+            for index in refused:
+                detail = f"{topic} refused it as too large"
+                self._skips.skip(sources[index], Rejection(DlqReason.KAFKA_REJECTED, detail))
+            self.stats.rekeyed += len(out) - len(refused)
         try:
             await consumer.commit()
         except (CommitFailedError, KafkaError) as exc:
@@ -126,6 +143,10 @@ class Rekey:
             event = decode(AlertEvent, record.value or b"")
         except DecodeError as exc:
             self._undecodable.skip(record, exc)
+            return None
+        problem = event_problem(event)
+        if problem is not None:
+            self._skips.skip(record, problem)
             return None
         key = class_key(event)
         if key is None:

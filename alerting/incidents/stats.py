@@ -26,13 +26,18 @@ class StageStats:
     """Alert events whose issue type has no correlation policy (e.g. comms-loss)."""
     undecodable: Counter[str] = field(default_factory=Counter)
     """Records of either input that are not alert events, by reason."""
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Every record of either input skipped, by reason: the undecodable ones, alert events
+    alerting cannot use (alerting/poison.py), those whose handling raised (internal_error), and
+    those Kafka refused as too large to pass on (kafka_rejected, incident updates included)."""
     # the correlating loop
     correlated: int = 0
     """Alert events the correlators took in."""
     updates: Counter[str] = field(default_factory=Counter)
     """Incident updates published (acknowledged), by change."""
     correlator_errors: int = 0
-    """Events the correlator failed on (a bug): skipped, logged."""
+    """Events the correlator failed on (a bug: skipped as internal_error), and ticks on which
+    a partition's correlator failed to close incidents."""
     commit_failures: int = 0
     checkpoints: int = 0
     """Partition checkpoints written to incidents.state."""
@@ -43,7 +48,7 @@ class StageStats:
         return (
             f"incident stats: events={self.events} rekeyed={self.rekeyed} "
             f"transitions={self.transitions} unclassed={self.unclassed} "
-            f"uncorrelated={self.uncorrelated} undecodable={dict(self.undecodable)} "
+            f"uncorrelated={self.uncorrelated} skipped={dict(self.skipped)} "
             f"correlated={self.correlated} updates={dict(self.updates)} "
             f"correlator_errors={self.correlator_errors} commit_failures={self.commit_failures} "
             f"checkpoints={self.checkpoints} restored={self.restored}"

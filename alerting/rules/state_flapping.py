@@ -50,6 +50,9 @@ from plantmesh.contracts import AlertEvent, Reading
 
 MAX_LISTED_STATES = 10
 """Text states named in the evidence parameters (state_0 ... state_9); more are only counted."""
+MAX_STATE_NAME_CHARS = 200
+"""A state's name in the evidence is cut to this: ten texts of any length a reading may carry
+would make an alert event Kafka refuses, and its sink would retry it forever."""
 
 
 class StateFlappingRuleConfig(RuleConfigBase):
@@ -275,4 +278,10 @@ class StateFlappingRule(SeriesRule[StateFlappingRuleConfig]):
         return self._emit(found, summary, condition, params, window.points())
 
     def _state_names(self, series: _Series) -> Parameters:
-        return {f"state_{i}": text for i, text in series.texts.items() if i < MAX_LISTED_STATES}
+        return {
+            f"state_{i}": _shown(text) for i, text in series.texts.items() if i < MAX_LISTED_STATES
+        }
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= MAX_STATE_NAME_CHARS else text[: MAX_STATE_NAME_CHARS - 3] + "..."

@@ -27,7 +27,8 @@ def _statement(before: datetime) -> str:
 
 def _totals(influx: InfluxConnection, before: datetime) -> Totals:
     found: Totals = {}
-    for series in query(influx.url, influx.database, _statement(before), influx.timeout_s):
+    statement, token = _statement(before), influx.token_value()
+    for series in query(influx.url, influx.database, statement, influx.timeout_s, token=token):
         for row in series.rows():
             found[series.tags.get("plant", ""), series.tags.get("gateway", "")] = (
                 float(row.get("expected") or 0),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from ingest.checks.outcome import rejection_of
+from ingest.config import BridgeSettings
 from plantmesh.contracts import GatewayStatus
 from plantmesh.dead_letters import (
     OVERSIZED_KEEP_BYTES,
@@ -20,8 +21,16 @@ from plantmesh.dead_letters import (
     RejectionLog,
     dlq_headers,
 )
+from plantmesh.identities import Publishers, encode_publishers
 from plantmesh.kafka.refusals import Outgoing
-from plantmesh.topics import HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT, DlqReason, TopicError, Topics
+from plantmesh.topics import (
+    HEADER_MQTT_PUBLISHERS,
+    HEADER_MQTT_TOPIC,
+    HEADER_RECEIVED_AT,
+    DlqReason,
+    TopicError,
+    Topics,
+)
 
 ROUTE_CACHE_SIZE = 100_000
 
@@ -34,6 +43,9 @@ class KafkaDestination:
     key: bytes
     status: bool = False
     """A gateway status topic: the payload is checked before it goes on."""
+
+
+_Route = tuple[KafkaDestination | Rejection, Headers, frozenset[str] | None]
 
 
 def route_mqtt(topics: Topics, mqtt_topic: str) -> KafkaDestination | Rejection:
@@ -57,7 +69,7 @@ def check_status(payload: bytes, key: bytes) -> Rejection | None:
     claimed = f"{status.plant}/{status.gateway_id}".encode()
     if claimed != key:
         return Rejection(
-            DlqReason.SCHEMA_MISMATCH,
+            DlqReason.IDENTITY_MISMATCH,
             f"status of {claimed.decode()} published on the topic of {key.decode()}",
         )
     return None
@@ -82,11 +94,20 @@ class Router:
     """Makes each MQTT message's Outgoing. Routes are remembered per MQTT topic, with the topic's
     header value: a bridge sees the same few thousand machine topics over and over."""
 
-    def __init__(self, topics: Topics, max_payload_bytes: int, rejections: RejectionLog) -> None:
+    def __init__(
+        self,
+        topics: Topics,
+        settings: BridgeSettings,
+        rejections: RejectionLog,
+    ) -> None:
         self.topics = topics
-        self.max_payload_bytes = max_payload_bytes
+        self.max_payload_bytes = settings.max_payload_bytes
         self.rejections = rejections
-        self._routes: dict[str, tuple[KafkaDestination | Rejection, bytes]] = {}
+        gateways = settings.gateways
+        self.publishers = None if gateways is None else Publishers(gateways, topics)
+        """The gateway registry: who may publish on each topic (the header the writer checks)."""
+        self._generation = -1
+        self._routes: dict[str, _Route] = {}
 
     def outgoing(self, mqtt_topic: str, payload: bytes, received_at: str) -> Outgoing:
         try:
@@ -98,17 +119,19 @@ class Router:
             return self._to_dlq(mqtt_topic, kept, headers, rejection)
 
     def _outgoing(self, mqtt_topic: str, payload: bytes, received_at: str) -> Outgoing:
+        publishers = self.publishers
+        if publishers is not None:
+            publishers.refresh()
+            if publishers.generation != self._generation:  # the registry changed
+                self._generation = publishers.generation
+                self._routes.clear()
         found = self._routes.get(mqtt_topic)
         if found is None:
             if len(self._routes) >= ROUTE_CACHE_SIZE:
                 self._routes.clear()
-            route = route_mqtt(self.topics, mqtt_topic)
-            found = self._routes[mqtt_topic] = (route, mqtt_topic.encode())
-        route, topic_header = found
-        headers: Headers = [
-            (HEADER_MQTT_TOPIC, topic_header),
-            (HEADER_RECEIVED_AT, received_at.encode()),
-        ]
+            found = self._routes[mqtt_topic] = self._route(mqtt_topic)
+        route, origin, allowed = found
+        headers: Headers = [*origin, (HEADER_RECEIVED_AT, received_at.encode())]
         limit = self.max_payload_bytes
         rejection = check_payload_size(payload, limit)
         if rejection is not None:
@@ -121,9 +144,24 @@ class Router:
                 rejection = Rejection(DlqReason.EMPTY_PAYLOAD, "status message has no payload")
             else:
                 rejection = check_status(payload, route.key)
+            if rejection is None and allowed is not None and not allowed:
+                rejection = Rejection(
+                    DlqReason.IDENTITY_MISMATCH,
+                    f"no gateway in the registry may publish on {mqtt_topic}",
+                )
             if rejection is not None:
                 return self._to_dlq(mqtt_topic, payload, headers, rejection)
         return Outgoing(route.kafka_topic, route.key, payload, headers)
+
+    def _route(self, mqtt_topic: str) -> _Route:
+        """Where the topic's messages go, the headers saying where they came from, and who may
+        publish there (None: no registry)."""
+        origin: Headers = [(HEADER_MQTT_TOPIC, mqtt_topic.encode())]
+        allowed = None
+        if self.publishers is not None:
+            allowed = self.publishers.of_topic(mqtt_topic)
+            origin.append((HEADER_MQTT_PUBLISHERS, encode_publishers(allowed)))
+        return route_mqtt(self.topics, mqtt_topic), origin, allowed
 
     def _to_dlq(
         self, mqtt_topic: str, value: bytes, headers: Headers, rejection: Rejection

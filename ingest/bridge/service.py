@@ -82,7 +82,7 @@ class Bridge:
         self._kafka_errors = ErrorLog(log, "Kafka send")
         self._drops = ErrorLog(log, "DLQ send")
         self._rejections = RejectionLog(log)
-        self._router = Router(self.topics, config.bridge.max_payload_bytes, self._rejections)
+        self._router = Router(self.topics, config.bridge, self._rejections)
         self._started = False
 
     def stop(self) -> None:

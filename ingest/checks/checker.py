@@ -19,6 +19,7 @@ from datetime import datetime
 
 from ingest.checks.clean import check_clean
 from ingest.checks.conforming import check_conforming
+from ingest.checks.identity import Origin
 from ingest.checks.outcome import BadReading, Checked, Limits, Tier
 from ingest.checks.partial import check_partial
 from ingest.checks.series import DEFAULT_MAX_SERIES_PER_PLANT, SeriesPlans
@@ -48,9 +49,14 @@ class Checker:
         self.plans = SeriesPlans(registry, max_series_per_plant)
 
     def check(
-        self, value: bytes | None, now: datetime, now_ns: int | None = None
+        self,
+        value: bytes | None,
+        now: datetime,
+        now_ns: int | None = None,
+        origin: Origin | None = None,
     ) -> Checked | Rejection:
-        """`now_ns`: `now` in epoch nanoseconds, when the caller has it (saves the sum)."""
+        """`now_ns`: `now` in epoch nanoseconds, when the caller has it (saves the sum).
+        `origin`: where the bridge says the message came in (ingest.checks.identity)."""
         if not value:
             return Rejection(DlqReason.EMPTY_PAYLOAD, "message has no value")
         limits = self.limits
@@ -62,10 +68,18 @@ class Checker:
             )
         if self.clean:
             lo_ns, hi_ns = limits.window_ns(timestamp_ns(now) if now_ns is None else now_ns)
-            checked = check_clean(value, lo_ns, hi_ns, self.plans)
+            checked = check_clean(value, lo_ns, hi_ns, self.plans, origin)
             if checked is not None:
                 return checked
         found = check_conforming(value, now, limits, self.plans)
         if found is None:
-            return check_partial(value, now, limits, self.plans)
-        return found
+            found = check_partial(value, now, limits, self.plans)
+        if origin is None or isinstance(found, Rejection):
+            return found
+        return (
+            origin.gateway_rejection(found.gateway_id)
+            or origin.plant_rejection(
+                reading["asset"]["plant"] for reading in found.data.get("readings", ())
+            )
+            or found
+        )

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from ingest.checks.identity import Origin
 from ingest.checks.outcome import Checked, Tier
 from ingest.checks.series import SeriesPlans, is_name
 from ingest.line_protocol import LineProtocolError, value_and_tail_ns
@@ -35,6 +36,7 @@ from plantmesh.contracts import (
     Reading,
     ReadingBatch,
 )
+from plantmesh.dead_letters import Rejection
 
 _BATCH_KEYS = frozenset(ReadingBatch.model_fields)
 _BATCH_REQUIRED = frozenset(
@@ -50,9 +52,12 @@ _GOOD_TAIL = f',status_code={_OK}i,quality="{_GOOD}" '  # after the usual readin
 _Lines = tuple[list[str], bool]
 
 
-def check_clean(value: bytes, lo_ns: int, hi_ns: int, plans: SeriesPlans) -> Checked | None:
+def check_clean(
+    value: bytes, lo_ns: int, hi_ns: int, plans: SeriesPlans, origin: Origin | None = None
+) -> Checked | Rejection | None:
     """The batch with one line per reading, or None: not clean, let the contract decide.
-    `lo_ns`, `hi_ns`: the source timestamps allowed (Limits.window_ns)."""
+    `lo_ns`, `hi_ns`: the source timestamps allowed (Limits.window_ns). A batch that disagrees
+    with its `origin` is refused before any of its series is counted."""
     try:
         batch = orjson.loads(value)
     except orjson.JSONDecodeError:
@@ -60,6 +65,15 @@ def check_clean(value: bytes, lo_ns: int, hi_ns: int, plans: SeriesPlans) -> Che
     if not _is_clean_envelope(batch):
         return None
     readings = batch["readings"]
+    if origin is not None:
+        try:
+            rejection = origin.gateway_rejection(batch["gateway_id"]) or origin.plant_rejection(
+                reading["asset"]["plant"] for reading in readings
+            )
+        except (KeyError, TypeError):
+            return None
+        if rejection is not None:
+            return rejection
     found = _lines(readings, lo_ns, hi_ns, plans)
     if found is None:
         return None

@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka.structs import TopicPartition
 
 from ingest.checks.checker import Checked, Checker, Limits
+from ingest.checks.identity import Origins
 from ingest.config import IngestConfig
 from ingest.ledger.state import SeqRecord
 from ingest.line_protocol import timestamp_ns
@@ -94,6 +95,7 @@ class Preparer:
         self._sequences = config.writer.completeness.enabled
         self._rejections = rejections
         self.digests = BatchDigests(limits.duplicate_window)
+        self._origins = Origins(self.topics)
 
     async def prepare(self, records: dict[TopicPartition, list[Any]]) -> Poll:
         """Check and normalize everything one `getmany` returned, yielding to the loop every
@@ -102,7 +104,7 @@ class Preparer:
         good, outgoing, sequences = poll.good, poll.outgoing, poll.sequences
         now = datetime.now(UTC)
         now_ns = timestamp_ns(now)
-        check = self._checker.check
+        check, origin_of = self._checker.check, self._origins.of
         slice_left = PREPARE_SLICE
         for batch in records.values():
             for record in batch:
@@ -111,7 +113,7 @@ class Preparer:
                     slice_left = PREPARE_SLICE
                     await asyncio.sleep(0)
                 try:
-                    result = check(record.value, now, now_ns)
+                    result = check(record.value, now, now_ns, origin_of(record.headers))
                     if isinstance(result, Rejection):
                         outgoing.append(self.dead_letter(record, result))
                         continue

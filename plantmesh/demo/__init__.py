@@ -30,7 +30,7 @@ from plantmesh.demo.hooks import HookReceiver
 from plantmesh.demo.incident_report import incident_verdict, print_incidents
 from plantmesh.demo.responders import FAST_PLANT, SLOW_PLANT, Responders, habits
 from plantmesh.demo.scorecard_report import scorecard_text, scorecard_verdict, scorecards
-from plantmesh.influxql import InfluxQueryError
+from plantmesh.influxql import TOKEN_FILE_VAR, InfluxQueryError
 
 DEFAULT_CONFIGS = Path(__file__).resolve().parents[2] / "deploy" / "demo"
 DEFAULT_SCENARIO = Path("scenarios/demo.yaml")
@@ -155,10 +155,15 @@ def run(args: argparse.Namespace) -> int:
     if not (configs / "network.yaml").exists():
         print(f"demo configs not found in {configs} (use --configs)", file=sys.stderr)
         return 2
+    from plantmesh.demo.identities import mqtt_identities
     from plantmesh.stack import manager
+    from plantmesh.stack.influx_security import ALARMS, READER, WRITER, token_file
 
     urls = manager.up()
-    influx = InfluxConnection(url=urls["PLANTMESH_INFLUX_URL"])
+    # Least privilege on a secured stack: the demo counts readings as `reader`, the writer
+    # writes as `writer`, the other services read and write as `alarms` (none is admin).
+    influx = InfluxConnection(url=urls["PLANTMESH_INFLUX_URL"], token_file=token_file(READER))
+    services_token = token_file(ALARMS)
     run_dir = args.run_dir or manager.state_dir() / "demo" / datetime.now(UTC).strftime(
         "%Y%m%dT%H%M%S"
     )
@@ -169,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     api = Api(f"http://127.0.0.1:{_free_port()}")
     env = {
         **urls,
+        **manager.extra_env(),  # the secured stack's operator credentials and CA
         "PLANTMESH_DEMO_RUN": str(run_dir),
         # Names this run's consumer groups: unique even when --run-dir is reused, or a run
         # would resume an earlier run's offsets and judge its alerts again.
@@ -177,8 +183,13 @@ def run(args: argparse.Namespace) -> int:
         "PLANTMESH_DEMO_DATABASE_URL": database_url,
         "PLANTMESH_DEMO_API_PORT": api.url.rsplit(":", 1)[1],
         "PLANTMESH_DEMO_WEBHOOK_SECRET": secrets.token_urlsafe(16),
+        **({TOKEN_FILE_VAR: str(services_token)} if services_token is not None else {}),
     }
     machines = report.expected_machines(configs / "network.yaml")
+    # Each agent publishes as its own gateway, the bridge reads as `bridge`.
+    identities = mqtt_identities({p: configs / f"agent-{p}.yaml" for p in machines})
+    if (writer_token := token_file(WRITER)) is not None:
+        identities.setdefault("ingest-writer", {})[TOKEN_FILE_VAR] = str(writer_token)
     since_ns = time.time_ns()
     print(f"plantmesh demo: {len(machines)} plants, logs in {run_dir}")
     print(f"alarms: system of record {database}, API {api.url}")
@@ -203,7 +214,11 @@ def run(args: argparse.Namespace) -> int:
     with (
         HookReceiver(env["PLANTMESH_DEMO_WEBHOOK_SECRET"], story.on_notification) as hooks,
         responders,
-        Children(log_dir=run_dir, env={**env, "PLANTMESH_DEMO_HOOKS": hooks.url}) as children,
+        Children(
+            log_dir=run_dir,
+            env={**env, "PLANTMESH_DEMO_HOOKS": hooks.url},
+            per_child=identities,
+        ) as children,
     ):
         if not _start_sinks(children, configs, args.alerting, api):
             return 1
@@ -239,6 +254,8 @@ def run(args: argparse.Namespace) -> int:
     problems += _incident_problems(args, incidents)
     problems += _scorecard_problems(args, cards)
     console = start_console(manager.state_dir(), alarms_config, env, api, run_dir / "console.log")
+    if influx.token_file is not None:  # secured: queries need credentials
+        print(f"\nInfluxDB read-only credentials: plantmesh query --token-file {influx.token_file}")
     print(
         "\nThe stack is still running. Query it, for example:\n"
         "  plantmesh query last --plant plant-a --machine press-01\n"

@@ -18,6 +18,7 @@ def count_readings(influx: InfluxConnection, since_ns: int) -> dict[tuple[str, s
         influx.url,
         influx.database,
         f"SELECT count(value) FROM readings WHERE time >= {since_ns} GROUP BY plant, machine",
+        token=influx.token_value(),
     )
     return {(s.tags["plant"], s.tags["machine"]): int(s.values[0][1]) for s in series}
 

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from plantmesh.connections import KafkaConnection
+from plantmesh.kafka.security import kafka_client_options
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ async def ensure_topics(
     TopicSetupError when it refuses (not worth retrying). Losing a creation race to another
     service is fine: that topic exists, which is all the caller needs."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=connection.bootstrap, client_id=f"{connection.client_id}-admin"
+        **kafka_client_options(connection), client_id=f"{connection.client_id}-admin"
     )
     try:
         await admin.start()

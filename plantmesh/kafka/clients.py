@@ -13,6 +13,7 @@ from aiokafka.partitioner import murmur2
 
 from plantmesh.connections import KafkaConnection
 from plantmesh.kafka.renewing_producer import RenewingProducer
+from plantmesh.kafka.security import kafka_client_options
 
 
 class Producer(Protocol):
@@ -50,7 +51,7 @@ def make_producer(kafka: KafkaConnection, role: str, **settings: Any) -> Renewin
     def create() -> AIOKafkaProducer:
         # Idempotence keeps retried sends from duplicating or reordering within a partition.
         return AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap,
+            **kafka_client_options(kafka),  # read again at each renewal: a rotated password
             client_id=f"{kafka.client_id}-{role}",
             enable_idempotence=True,
             acks="all",
@@ -77,7 +78,7 @@ def make_consumer(
     what it read). `settings`: further AIOKafkaConsumer arguments (fetch sizes, poll limits)."""
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=kafka.bootstrap,
+        **kafka_client_options(kafka),
         client_id=f"{kafka.client_id}-{role}",
         group_id=group_id,
         enable_auto_commit=False,

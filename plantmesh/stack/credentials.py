@@ -22,7 +22,10 @@ from plantmesh.stack.tls import write_private
 from plantmesh.topics import GATEWAY_LEVEL, READINGS_LEAF, STATUS_LEAF, Topics
 
 BRIDGE_USER = "bridge"
-RESERVED_USERS = frozenset({BRIDGE_USER})
+ADMIN_USER = "admin"
+"""The operator: may read and write every topic (`plantmesh stack env` exports it, so tests,
+tools and a debugging `mosquitto_sub` reach the secured broker). Never give it to a gateway."""
+RESERVED_USERS = frozenset({BRIDGE_USER, ADMIN_USER})
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """The contracts' Name: no `/`, `+`, `#`, `:` or blanks, so it is safe in topics, the password
 file and the ACL file alike."""
@@ -96,6 +99,7 @@ def render_acl(gateways: Iterable[Gateway]) -> str:
         "# edits are overwritten. Users without a block here may do nothing.",
         "",
         *_acl_block(BRIDGE_USER, bridge_rules),
+        *_acl_block(ADMIN_USER, ["topic readwrite #"]),
     ]
     for gw in sorted(gateways, key=lambda g: g.name):
         root = Topics(gw.namespace).mqtt_root
@@ -188,7 +192,8 @@ class CredentialStore:
         registry. Hashes come from mosquitto_passwd, fed on stdin: a password never appears on
         a command line."""
         self.ensure_password(BRIDGE_USER)
-        users = [BRIDGE_USER, *(g.name for g in self.gateways())]
+        self.ensure_password(ADMIN_USER)
+        users = [BRIDGE_USER, ADMIN_USER, *(g.name for g in self.gateways())]
         tmp = self.passwd_path.with_name("passwd.new")
         write_private(tmp, b"")
         for user in users:

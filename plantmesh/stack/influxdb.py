@@ -1,5 +1,6 @@
 """InfluxDB 1.8.10 built from its Go module (Debian only ships 1.6, which lacks the /api/v2
-endpoints influxdb-client uses); Flux enabled so the v2 write and query APIs work."""
+endpoints influxdb-client uses); Flux enabled so the v2 write and query APIs work. Secured unless
+the stack runs `--insecure`: users and token files in plantmesh.stack.influx_security."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import os
 import re
 import subprocess
 import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
+from plantmesh.influxql import TOKEN_FILE_VAR
 from plantmesh.stack.errors import StackError
+from plantmesh.stack.influx_security import ADMIN, InfluxSecurity, influxql, security_dir
 from plantmesh.stack.paths import HOST, INFLUX_PORT_VAR, INFLUXDB_VERSION, Ports
 from plantmesh.stack.process import Identity
 from plantmesh.stack.server import Server, http
@@ -26,7 +27,18 @@ def _toml(path: Path) -> str:
     return json.dumps(str(path))  # a JSON string is a valid TOML basic string
 
 
-def render_config(ports: Ports, state_dir: Path) -> str:
+def render_config(ports: Ports, state_dir: Path, secure: bool = True) -> str:
+    # pprof-auth-enabled only takes effect with pprof-enabled: with pprof off, /debug/vars and
+    # /debug/requests are served to anyone again. /ping stays open for health checks.
+    auth = (
+        """
+  auth-enabled = true
+  pprof-enabled = true
+  pprof-auth-enabled = true
+  ping-auth-enabled = false"""
+        if secure
+        else ""
+    )
     return f"""\
 # Written by `plantmesh stack up` on every start: edits are overwritten.
 reporting-disabled = true
@@ -44,27 +56,19 @@ bind-address = "{HOST}:{ports.influx_rpc}"
   enabled = true
   bind-address = "{HOST}:{ports.influx}"
   log-enabled = false
-  flux-enabled = true
+  flux-enabled = true{auth}
 
 [monitor]
   store-enabled = false
 """
 
 
-def query(url: str, statement: str, timeout: float = 10.0) -> dict[str, object]:
-    """POST an InfluxQL statement to /query; raises StackError on failure."""
-    body = urllib.parse.urlencode({"q": statement}).encode()
-    request = urllib.request.Request(f"{url}/query", data=body, method="POST")
-    try:
-        with http.open(request, timeout=timeout) as response:
-            answer: dict[str, object] = json.loads(response.read() or b"{}")
-    except (OSError, urllib.error.URLError, ValueError) as exc:
-        raise StackError(f"InfluxDB {url}: {statement!r} failed: {exc}") from exc
-    results = answer.get("results")
-    first = results[0] if isinstance(results, list) and results else None
-    if isinstance(first, dict) and (error := first.get("error")):
-        raise StackError(f"InfluxDB {url}: {statement!r} failed: {error}")
-    return answer
+def query(url: str, statement: str, token: str = "", timeout: float = 10.0) -> None:
+    """POST an InfluxQL statement to /query (in the body, not the URL); StackError on failure.
+    `token`: `user:password` ("" for none)."""
+    status, error = influxql(url, statement, token, timeout)
+    if status != 200 or error:
+        raise StackError(f"InfluxDB {url}: {statement!r} failed (HTTP {status}): {error}")
 
 
 def ping(url: str, timeout: float = 2.0) -> str | None:
@@ -97,6 +101,10 @@ class InfluxDB(Server):
         return self.dir / "influxdb.conf"
 
     @property
+    def security(self) -> InfluxSecurity:
+        return InfluxSecurity(security_dir(self.config), self.address)
+
+    @property
     def port(self) -> int:
         return self.config.ports.influx
 
@@ -111,6 +119,12 @@ class InfluxDB(Server):
     @property
     def identity(self) -> Identity:
         return Identity("influxd", str(self.config_path))
+
+    def extra_env(self) -> dict[str, str]:
+        """The admin's token file, once `up` made it (before, or `--insecure`: nothing, and
+        clients send no credentials)."""
+        admin = self.security.path(ADMIN)
+        return {} if self.config.insecure or not admin.exists() else {TOKEN_FILE_VAR: str(admin)}
 
     def built_version(self) -> str | None:
         if not self.binary.exists():
@@ -169,7 +183,8 @@ class InfluxDB(Server):
 
     def prepare(self, progress: Progress) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(render_config(self.config.ports, self.dir))
+        secure = not self.config.insecure
+        self.config_path.write_text(render_config(self.config.ports, self.dir, secure))
 
     def command(self) -> list[str]:
         return [str(self.binary), "run", "-config", str(self.config_path)]
@@ -178,7 +193,13 @@ class InfluxDB(Server):
         return ping(self.address) is not None
 
     def after_start(self, progress: Progress) -> None:
-        query(self.address, f"CREATE DATABASE {DEFAULT_DATABASE}")  # idempotent in InfluxDB 1.x
+        security = None if self.config.insecure else self.security
+        admin = security.admin_token() if security is not None else ""
+        # CREATE DATABASE is idempotent in InfluxDB 1.x; GRANT needs the database to exist.
+        query(self.address, f"CREATE DATABASE {DEFAULT_DATABASE}", admin)
+        if security is not None:
+            security.ensure_users(admin, DEFAULT_DATABASE)
+            progress(self.name, f"authentication on; users' token files in {security.dir}")
         progress(self.name, f"database {DEFAULT_DATABASE!r} ready")
 
     def version(self) -> str | None:

@@ -1,4 +1,6 @@
-"""Apache Kafka as a single KRaft node, its jars resolved from Maven Central with Maven."""
+"""Apache Kafka as a single KRaft node, its jars resolved from Maven Central with Maven.
+Secured unless the stack runs `--insecure`: SASL/SCRAM clients and ACLs, users and their
+password files in plantmesh.stack.kafka_security."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ import re
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
+from plantmesh.connections import KafkaConnection
+from plantmesh.stack import kafka_security as security
 from plantmesh.stack.errors import StackError
 from plantmesh.stack.paths import HOST, KAFKA_PORT_VAR, KAFKA_VERSION, LOG4J_SLF4J_VERSION, Ports
 from plantmesh.stack.process import Identity, port_accepts, read_from
@@ -16,7 +21,7 @@ from plantmesh.stack.system import Progress, Requirement, file_lock, find_progra
 
 MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
-STARTED_LINE = "Kafka Server started"
+STARTED_LINE = security.STARTED_LINE
 HEAP = "-Xmx768m"
 
 
@@ -45,20 +50,32 @@ def render_pom(kafka_version: str = KAFKA_VERSION, log4j_version: str = LOG4J_SL
 """
 
 
-def render_server_properties(ports: Ports, data_dir: Path) -> str:
+def render_server_properties(
+    ports: Ports, data_dir: Path, secure: bool = True, bootstrap: bool = False
+) -> str:
+    """`secure`: clients authenticate with SCRAM and ACLs apply; `bootstrap`: the one start
+    that lets the broker's ANONYMOUS create its own controller ACL (kafka_security)."""
+    client = "SASL_PLAINTEXT" if secure else "PLAINTEXT"
+    supers = [f"User:{security.ADMIN}", *([security.BROKER_PRINCIPAL] if bootstrap else [])]
+    mode = (
+        (f"{security.BOOTSTRAP_NOTE}\n" if bootstrap else "") + security.render_security(supers)
+        if secure
+        else "# --insecure: anyone may do anything, and topics are created on first use.\n"
+        "auto.create.topics.enable=true\n"
+    )
     return f"""\
 # Written by `plantmesh stack up` on every start: edits are overwritten.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{HOST}:{ports.kafka_controller}
-listeners=PLAINTEXT://{HOST}:{ports.kafka},CONTROLLER://{HOST}:{ports.kafka_controller}
-advertised.listeners=PLAINTEXT://{HOST}:{ports.kafka}
+# The controller listener stays PLAINTEXT, on loopback only.
+listeners={client}://{HOST}:{ports.kafka},CONTROLLER://{HOST}:{ports.kafka_controller}
+advertised.listeners={client}://{HOST}:{ports.kafka}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs={data_dir}
+listener.security.protocol.map={client}:{client},CONTROLLER:PLAINTEXT
+inter.broker.listener.name={client}
+{mode}log.dirs={data_dir}
 num.partitions=4
-auto.create.topics.enable=true
 group.initial.rebalance.delay.ms=0
 # One node: every internal topic has a single replica.
 offsets.topic.replication.factor=1
@@ -111,16 +128,25 @@ logger.coordinator.level = WARN
 """
 
 
-def metadata_ok(bootstrap: str, timeout: float = 5.0) -> bool | None:
-    """A real Metadata request answered with at least one broker. None when aiokafka is not
-    installed (the edge-only install), so the caller can fall back to a port check."""
+def metadata_ok(
+    bootstrap: str, timeout: float = 5.0, credentials: KafkaConnection | None = None
+) -> bool | None:
+    """A real Metadata request answered with at least one broker, authenticated with
+    `credentials` when given. None when aiokafka is not installed (the edge-only install), so
+    the caller can fall back to a port check."""
     try:
         from aiokafka.client import AIOKafkaClient
+
+        from plantmesh.kafka.security import kafka_client_options
     except ImportError:
         return None
 
     async def probe() -> bool:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+        options: dict[str, Any] = {}
+        if credentials is not None:
+            options = kafka_client_options(credentials)
+        options["bootstrap_servers"] = bootstrap
+        client = AIOKafkaClient(**options, request_timeout_ms=int(timeout * 1000))
         try:
             await asyncio.wait_for(client.bootstrap(), timeout)
             return len(client.cluster.brokers()) > 0
@@ -232,12 +258,53 @@ class Kafka(Server):
             staging.rename(self.libs)
             self.complete_marker.write_text(f"{KAFKA_VERSION}\n")
 
+    def serves_sasl(self) -> bool:
+        """Was the running (or last) broker started with the SASL listener? One started by an
+        older plantmesh, or `--insecure`, has none until it is restarted."""
+        try:
+            return "SASL_PLAINTEXT://" in self.properties_path.read_text()
+        except OSError:
+            return False
+
+    def bootstrapping(self) -> bool:
+        try:
+            return security.BOOTSTRAP_NOTE in self.properties_path.read_text()
+        except OSError:
+            return False
+
+    def extra_env(self) -> dict[str, str]:
+        """The admin's credentials once a secured start made them (else nothing, and clients
+        connect without credentials)."""
+        admin = security.password_path(self.config, security.ADMIN)
+        if self.config.insecure or not self.serves_sasl() or not admin.exists():
+            return {}
+        return {security.USERNAME_VAR: security.ADMIN, security.PASSWORD_FILE_VAR: str(admin)}
+
+    def restart_hint(self) -> str | None:
+        if self.config.insecure or self.serves_sasl():
+            return None
+        return (
+            "runs without authentication (started by an older plantmesh or with --insecure): "
+            "`plantmesh stack down kafka && plantmesh stack up kafka` secures it"
+        )
+
     def prepare(self, progress: Progress) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.properties_path.write_text(render_server_properties(self.config.ports, self.data_dir))
         self.log4j_path.write_text(render_log4j2(self.log_path))
-        if (self.data_dir / "meta.properties").exists():
-            return
+        secure = not self.config.insecure
+        self.write_properties(secure)
+        formatted = (self.data_dir / "meta.properties").exists()
+        if not formatted:
+            self._format(progress)
+        if secure:
+            security.secure_storage(self, progress, upgrade=formatted)
+
+    def write_properties(self, secure: bool, bootstrap: bool = False) -> None:
+        text = render_server_properties(self.config.ports, self.data_dir, secure, bootstrap)
+        self.properties_path.write_text(text)
+
+    def _format(self, progress: Progress) -> None:
+        # No --add-scram: it would put a password on the command line (users: kafka_security).
         with progress.step(self.name, "formatting KRaft storage (first start only)"):
             tool = [self._java(), "-cp", self._classpath(), self._log4j_option(), STORAGE_TOOL]
             out = run_logged(
@@ -251,6 +318,18 @@ class Kafka(Server):
                 self.log_path,
                 cwd=self.dir,
             )
+
+    def after_start(self, progress: Progress) -> None:
+        if self.config.insecure:
+            return
+        security.run_sync(
+            lambda: security.ensure_principals(self.config),
+            "creating the service users and their ACLs",
+        )
+        progress(
+            self.name,
+            f"SASL/SCRAM and ACLs on; password files in {security.security_dir(self.config)}",
+        )
 
     def _log4j_option(self) -> str:
         return f"-Dlog4j2.configurationFile={self.log4j_path}"
@@ -272,7 +351,12 @@ class Kafka(Server):
     def healthy(self) -> bool:
         if not port_accepts(self.port):
             return False
-        answered = metadata_ok(self.address)
+        credentials = None
+        if self.serves_sasl():
+            if self.bootstrapping():  # a setup start whose `up` died: never counts as up
+                return False
+            credentials = security.sasl_connection(security.ADMIN, self.config)
+        answered = metadata_ok(self.address, credentials=credentials)
         return True if answered is None else answered
 
     def ready(self, log_offset: int) -> bool:

@@ -106,7 +106,7 @@ def status(
             ServerStatus(
                 name=server.name,
                 address=server.shown_address,
-                port=server.port,
+                port=server.ports[0],  # the one clients use
                 pid=pid,
                 version=server.version(),
                 healthy=pid is not None and server.healthy(),
@@ -154,6 +154,8 @@ def bring_up(
             result.already_running.append(server.name)
             _wait_ready(server, pid, None, progress)
             progress(server.name, f"already running (pid {pid}) on {server.shown_address}")
+            if hint := server.restart_hint():
+                progress(server.name, hint)
         if not to_start:
             progress("stack", "already running: nothing to do")
             return result

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from plantmesh.stack.credentials import BRIDGE_USER, CredentialStore
+from plantmesh.stack.credentials import ADMIN_USER, CredentialStore
 from plantmesh.stack.errors import StackError
 from plantmesh.stack.mqtt_probe import mqtt_handshake
 from plantmesh.stack.paths import HOST, MQTT_PORT_VAR
@@ -22,6 +22,9 @@ SYSTEM_BINARY = "/usr/sbin/mosquitto"
 PASSWD_BINARY = "/usr/bin/mosquitto_passwd"
 MQTTS_URL_VAR = "PLANTMESH_MQTTS_URL"
 CA_FILE_VAR = "PLANTMESH_MQTT_CA_FILE"
+USERNAME_VAR = "PLANTMESH_MQTT_USERNAME"
+PASSWORD_FILE_VAR = "PLANTMESH_MQTT_PASSWORD_FILE"
+GATEWAYS_FILE_VAR = "PLANTMESH_MQTT_GATEWAYS_FILE"
 TLS_MARKER = "# TLS listener: users from password_file only, limited by acl_file."
 
 
@@ -40,10 +43,16 @@ class TlsListener:
 def render_config(
     port: int, data_dir: Path, log_path: Path, user: str, tls: TlsListener | None = None
 ) -> str:
-    # per_listener_settings: the plain listener keeps anonymous access (tests and demo use it
-    # for now) while the TLS listener demands a password and applies the ACL.
-    secured = (
-        f"""
+    """One listener: TLS with known users limited by the ACL (`tls`), or, for `--insecure`
+    only, plain and anonymous on `port`."""
+    if tls is None:
+        listener = f"""\
+# --insecure: anyone may connect and publish anything. For debugging only.
+listener {port} {HOST}
+allow_anonymous true
+"""
+    else:
+        listener = f"""\
 {TLS_MARKER}
 listener {tls.port} {HOST}
 cafile {tls.ca_file}
@@ -53,15 +62,9 @@ allow_anonymous false
 password_file {tls.password_file}
 acl_file {tls.acl_file}
 """
-        if tls is not None
-        else ""
-    )
     return f"""\
 # Written by `plantmesh stack up` on every start: edits are overwritten.
-per_listener_settings {"true" if tls is not None else "false"}
-listener {port} {HOST}
-allow_anonymous true
-{secured}
+{listener}
 # As root Mosquitto would switch to the "mosquitto" user, which cannot write our state dir.
 user {user}
 
@@ -123,19 +126,44 @@ class Mosquitto(Server):
         return self.config.ports.mqtt_tls
 
     @property
+    def secure(self) -> bool:
+        return not self.config.insecure
+
+    @property
     def ports(self) -> list[int]:
-        return [self.port, self.tls_port]
+        return [self.tls_port] if self.secure else [self.port]
 
     @property
     def address(self) -> str:
-        return f"mqtt://{HOST}:{self.port}"
+        return self.tls_address if self.secure else f"mqtt://{HOST}:{self.port}"
 
     @property
     def tls_address(self) -> str:
         return f"mqtts://{HOST}:{self.tls_port}"
 
     def extra_env(self) -> dict[str, str]:
-        return {MQTTS_URL_VAR: self.tls_address, CA_FILE_VAR: str(self.ca_file)}
+        """The operator's user (`admin`: every topic) and the CA, for tests and tools."""
+        if not self.secure:
+            return {}
+        return {
+            MQTTS_URL_VAR: self.tls_address,
+            CA_FILE_VAR: str(self.ca_file),
+            USERNAME_VAR: ADMIN_USER,
+            PASSWORD_FILE_VAR: str(self.credentials.password_file(ADMIN_USER)),
+            GATEWAYS_FILE_VAR: str(self.credentials.registry_path),
+        }
+
+    def connection(self, user: str = ADMIN_USER) -> dict[str, str]:
+        """An `mqtt:` config section that reaches this broker as `user` (default: the
+        operator); for tests and tools that run a stack of their own."""
+        if not self.secure:
+            return {"url": self.address}
+        return {
+            "url": self.address,
+            "username": user,
+            "password_file": str(self.credentials.password_file(user)),
+            "ca_file": str(self.ca_file),
+        }
 
     @property
     def identity(self) -> Identity:
@@ -147,18 +175,26 @@ class Mosquitto(Server):
         return [Requirement(SYSTEM_BINARY, ("mosquitto", "mosquitto-clients"))]
 
     def prepare(self, progress: Progress) -> None:
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        listener = self._secure_listener() if self.secure else None
+        self.config_path.write_text(render_config(self.port, data, self.log_path, user, listener))
+        if listener is None:
+            progress(self.name, f"--insecure: plain, anonymous listener {self.address}")
+        else:
+            progress(self.name, f"TLS listener {self.tls_address} (CA {listener.ca_file})")
+
+    def _secure_listener(self) -> TlsListener:
         try:  # cryptography is needed only when starting the broker
             from plantmesh.stack.tls import ensure_certificates
         except ImportError as exc:
             raise StackError(f"{exc}: install it with pip install 'plantmesh[stack]'") from None
-
-        data = self.dir / "data"
-        data.mkdir(parents=True, exist_ok=True)
         store = self.credentials
         with store.lock():
             tls = ensure_certificates(self.ca_file.parent)
             store.write_broker_files(self.passwd_tool)
-        listener = TlsListener(
+        return TlsListener(
             port=self.tls_port,
             ca_file=tls.ca_cert,
             cert_file=tls.server_cert,
@@ -166,36 +202,29 @@ class Mosquitto(Server):
             password_file=store.passwd_path,
             acl_file=store.acl_path,
         )
-        user = pwd.getpwuid(os.geteuid()).pw_name
-        text = render_config(self.port, data, self.log_path, user, listener)
-        self.config_path.write_text(text)
-        progress(self.name, f"TLS listener {self.tls_address} (CA {tls.ca_cert})")
 
     def command(self) -> list[str]:
         return [self.binary, "-c", str(self.config_path)]
 
     def serves_tls(self) -> bool:
-        """Was the running broker started with the TLS listener? (One started by an older
-        plantmesh has none until it is restarted; it still counts as healthy.)"""
+        """Was the running broker started with the TLS listener (not `--insecure`)?"""
         try:
             return TLS_MARKER in self.config_path.read_text()
         except OSError:
             return False
 
     def tls_healthy(self) -> bool:
-        """A TLS CONNECT as the bridge, verifying the server against the stack's CA."""
+        """A TLS CONNECT as the operator, verifying the server against the stack's CA."""
         try:
-            password = self.credentials.password(BRIDGE_USER)
+            password = self.credentials.password(ADMIN_USER)
         except StackError:
             return False
         return mqtt_handshake(
-            self.tls_port, ca_file=self.ca_file, username=BRIDGE_USER, password=password
+            self.tls_port, ca_file=self.ca_file, username=ADMIN_USER, password=password
         )
 
     def healthy(self) -> bool:
-        if not mqtt_handshake(self.port):
-            return False
-        return self.tls_healthy() if self.serves_tls() else True
+        return self.tls_healthy() if self.serves_tls() else mqtt_handshake(self.port)
 
     def reload(self) -> int | None:
         """SIGHUP: the running broker rereads its password file and ACL. Its pid, or None when

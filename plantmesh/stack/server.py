@@ -63,6 +63,11 @@ class Server(ABC):
         """More variables for `plantmesh stack env` (e.g. a TLS address and its CA file)."""
         return {}
 
+    def restart_hint(self) -> str | None:
+        """For `up` finding it running: why and how to restart it (e.g. it was started without
+        the authentication the stack now wants), or None."""
+        return None
+
     @property
     def shown_address(self) -> str:
         """The address for logs and status lines: without a secret in it."""

@@ -24,6 +24,7 @@ from plantmesh.children import Children
 from plantmesh.connections import MqttConnection
 from plantmesh.contracts import ReadingBatch, decode
 from plantmesh.influxql import query
+from plantmesh.mqtt_auth import apply_connection
 from plantmesh.topics import Topics
 from simulators import ProductionRecord, Simulation, load_network
 from tests.support.waiting import async_wait_for, wait_for
@@ -76,6 +77,7 @@ class MqttObserver:
         self._subscribed = threading.Event()
         self._client.on_subscribe = lambda *_: self._subscribed.set()
         self._client.on_connect = lambda c, *_: c.subscribe(topics.mqtt_readings_filter, qos=1)
+        apply_connection(self._client, conn)
         self._client.connect(conn.host, conn.port)
         self._client.loop_start()
         assert self._subscribed.wait(10), "observer could not subscribe"

@@ -34,9 +34,12 @@ from paho.mqtt.properties import Properties
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
 from edge_agent.mqtt_link import MAX_INFLIGHT
+from plantmesh.connections import MqttConnection
 from plantmesh.contracts import ReadingBatch, decode
 from plantmesh.modbus_profile import encode_value
+from plantmesh.mqtt_auth import apply_connection
 from plantmesh.stack import manager
+from plantmesh.stack.mosquitto import Mosquitto
 from plantmesh.stack.paths import Ports, StackConfig
 from plantmesh.topics import Topics
 from tests.support.agent import scrape
@@ -57,10 +60,16 @@ class PrivateBroker:
         self.config = StackConfig(
             cache=StackConfig.from_env().cache,
             state=state,
-            ports=Ports(mqtt=port, kafka=free_port(), influx=free_port()),
+            ports=Ports(mqtt=port, kafka=free_port(), influx=free_port(), mqtts=free_port()),
         )
-        self.url = f"mqtt://127.0.0.1:{port}"
-        self.port = port
+        # A secured broker of its own: TLS, its own CA and operator, as the stack's.
+        self.broker = Mosquitto(self.config)
+        self.url = self.broker.address
+        self.port = self.config.ports.mqtt_tls
+
+    def mqtt(self, **settings: Any) -> dict[str, Any]:
+        """An `mqtt:` section for this broker, as its operator."""
+        return {**self.broker.connection(), **settings}
 
     def up(self) -> None:
         manager.up(self.config, only=["mosquitto"], report=lambda _: None)
@@ -97,6 +106,7 @@ class SessionRecorder:
         client.on_connect = self._on_connect
         client.on_subscribe = lambda *_: self._subscribed.set()
         client.on_message = self._on_message
+        apply_connection(client, MqttConnection.model_validate(broker.mqtt()))
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = 3600
         client.connect("127.0.0.1", broker.port, clean_start=False, properties=properties)
@@ -146,7 +156,7 @@ def outage_config(broker: PrivateBroker, plc_port: int, tmp_path: Path) -> Agent
             "gateway_id": "gw-outage",
             "plant": "plant-a",
             "namespace": f"t{uuid.uuid4().hex[:8]}",
-            "mqtt": {"url": broker.url, "reconnect_max_s": 2},
+            "mqtt": broker.mqtt(reconnect_max_s=2),
             "publish_interval_s": 0.1,
             "health_interval_s": 60,
             "buffer": {"path": str(tmp_path / "buffer.sqlite")},
@@ -243,7 +253,7 @@ def write_config(path: Path, broker: PrivateBroker, plc_port: int, metrics_port:
         "gateway_id": "gw-kill",
         "plant": "plant-a",
         "namespace": f"k{uuid.uuid4().hex[:8]}",
-        "mqtt": {"url": broker.url, "reconnect_max_s": 1},
+        "mqtt": broker.mqtt(reconnect_max_s=1),
         "publish_interval_s": 0.1,
         "buffer": {"path": "buffer.sqlite"},
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},

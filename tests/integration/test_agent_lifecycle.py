@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -146,7 +147,7 @@ async def test_batches_made_during_a_broker_outage_are_published_after_it(
     async with modbus_plc() as plc:
         # every poll publishes, so batches keep coming during the outage
         config = agent_config(
-            f"mqtt://127.0.0.1:{proxy.port}",
+            f"{urlsplit(mqtt_url).scheme}://127.0.0.1:{proxy.port}",  # TLS through the relay
             namespace,
             [modbus_source(plc.port, [device(1, "pump-01")])],
         )

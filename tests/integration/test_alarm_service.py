@@ -24,6 +24,7 @@ from alerting.alarm_service.service import AlarmService
 from alerting.api.roles import Role
 from alerting.api.tokens import create_token
 from plantmesh.contracts import AlarmTransition
+from plantmesh.mqtt_auth import apply_connection, connect_args
 from plantmesh.topics import Topics
 from tests.support.alarm_service import send, transitions_on, write_config
 from tests.support.alarms import alert_event
@@ -36,7 +37,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def andon_message(mqtt_url: str, topic: str) -> dict[str, Any] | None:
     """The retained message on `topic`, as a new board would get it."""
-    host, port = mqtt_url.removeprefix("mqtt://").split(":")
     got: list[bytes] = []
     arrived = threading.Event()
 
@@ -46,7 +46,9 @@ def andon_message(mqtt_url: str, topic: str) -> dict[str, Any] | None:
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.on_message = on_message
-    client.connect(host, int(port))
+    conn, host, port = connect_args(mqtt_url)
+    apply_connection(client, conn)
+    client.connect(host, port)
     client.subscribe(topic, qos=1)
     client.loop_start()
     try:

@@ -19,6 +19,7 @@ from plantmesh.connections import KafkaConnection
 from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, decode, encode
 from plantmesh.kafka.admin import ensure_topics
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics
+from tests.support.kafka import kafka_options
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,7 @@ async def produce(bootstrap: str, namespace: str) -> None:
     record on each, each record timed at its batch's sent_at (as the writer's, near enough)."""
     topic = Topics(namespace).telemetry_normalized
     await ensure_topics(KafkaConnection(bootstrap=bootstrap), [topic], 2, 1)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all")
     await producer.start()
     try:
         machines = ((0, PRESS, b"press", (10, 25)), (1, PUMP, b"pump", (18, 33)))

@@ -30,7 +30,7 @@ from plantmesh.contracts import AlertEvent, decode
 from plantmesh.fleet import Fleet
 from plantmesh.scoring.truth import TruthRecord
 from tests.support.alarms import Clock, migrated
-from tests.support.servers import influx_query
+from tests.support.servers import influx_auth, influx_query
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,10 @@ def history(influx_url: str, influx_database: str) -> InfluxConnection:
     lines.append(_line("plant-a", "press-03", 7, 1.0).replace(",line=line1", ""))
     with httpx.Client(trust_env=False) as client:
         answer = client.post(
-            f"{influx_url}/write", params={"db": influx_database}, content="\n".join(lines)
+            f"{influx_url}/write",
+            params={"db": influx_database},
+            content="\n".join(lines),
+            headers=influx_auth(),
         )
         answer.raise_for_status()
     counted = influx_query(influx_url, "SELECT count(value) FROM readings", influx_database)

@@ -24,7 +24,7 @@ from alerting.config import AlertingConfig
 from alerting.service import AlertingService
 from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, decode, encode
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics, gateway_key
-from tests.support.kafka import partitions_of, read_all
+from tests.support.kafka import kafka_options, partitions_of, read_all
 from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -82,13 +82,13 @@ async def send(producer: AIOKafkaProducer, topic: str, gateways: list[str], ts: 
 
 async def all_committed(bootstrap: str, group: str, topic: str) -> bool:
     """The group committed every record of `topic`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
-    check = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    check = AIOKafkaConsumer(**kafka_options(bootstrap))
     await check.start()
     try:
         tps = await partitions_of(bootstrap, topic)

@@ -19,6 +19,7 @@ from plantmesh.connections import KafkaConnection
 from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, Severity, encode
 from plantmesh.kafka.admin import ensure_topics
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics
+from tests.support.kafka import kafka_options
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ async def produce(bootstrap: str, namespace: str) -> None:
     """press-01 on partition 0, pump-01 on partition 1, each record timed at its sent_at."""
     topic = Topics(namespace).telemetry_normalized
     await ensure_topics(KafkaConnection(bootstrap=bootstrap), [topic], 2, 1)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all")
     await producer.start()
     try:
         for partition, asset, cls, hot in (
@@ -90,7 +91,7 @@ async def alert_log(cfg: AlertingConfig) -> list[AlertEvent]:
 async def publish_alerts(bootstrap: str, namespace: str, events: list[AlertEvent]) -> None:
     topic = Topics(namespace).alert_events
     await ensure_topics(KafkaConnection(bootstrap=bootstrap), [topic], 1, 1)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all")
     await producer.start()
     try:
         for event in events:

@@ -19,7 +19,7 @@ from alerting.config import AlertingConfig
 from alerting.service import AlertingService
 from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, decode, encode
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics
-from tests.support.kafka import read_all
+from tests.support.kafka import kafka_options, read_all
 from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -138,13 +138,13 @@ async def test_excursion_gives_one_raised_and_one_cleared_event(
     assert [value for _, value in on_kafka] == lines  # exactly these two, byte for byte
     assert {key for key, _ in on_kafka} == {b"plant-a/press-01"}
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(kafka_bootstrap))
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(f"{namespace}-alerting")
     finally:
         await admin.close()
-    check = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    check = AIOKafkaConsumer(**kafka_options(kafka_bootstrap))
     await check.start()
     try:
         ends = await check.end_offsets(list(committed))

@@ -17,7 +17,7 @@ from alerting.api.tokens import create_token
 from alerting.records.store import AlarmStore
 from plantmesh.connections import InfluxConnection
 from tests.support.alarms import Clock
-from tests.support.servers import influx_query
+from tests.support.servers import influx_auth, influx_query
 
 pytestmark = [
     pytest.mark.integration,
@@ -40,7 +40,10 @@ def influx(influx_url: str, influx_database: str) -> InfluxConnection:
         lines.append(f"readings,{other},signal=spindle_speed value=1500 {ts}")
     with httpx.Client(trust_env=False) as client:
         answer = client.post(
-            f"{influx_url}/write", params={"db": influx_database}, content="\n".join(lines)
+            f"{influx_url}/write",
+            params={"db": influx_database},
+            content="\n".join(lines),
+            headers=influx_auth(),
         )
     assert answer.status_code == 204, answer.text
     assert influx_query(influx_url, "SELECT count(*) FROM readings", influx_database)

@@ -30,6 +30,7 @@ from plantmesh.fleet import Fleet
 from plantmesh.topics import Topics
 from tests.support.alarm_service import send
 from tests.support.alarms import alert_event
+from tests.support.kafka import kafka_options
 from tests.support.receivers import HttpReceiver
 from tests.support.waiting import async_wait_for
 
@@ -112,7 +113,7 @@ async def test_an_incident_is_one_alarm_told_to_headquarters_and_shown_with_its_
         alert_event("c1", plant="plant-c", machine="mill-02", at=360),
         alert_event("c2", plant="plant-c", machine="mill-03", at=400),
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = AIOKafkaProducer(**kafka_options(kafka_bootstrap))
     await producer.start()
     try:
         for event in members:

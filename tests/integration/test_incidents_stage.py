@@ -38,7 +38,7 @@ from plantmesh.contracts import (
     encode,
 )
 from plantmesh.topics import Topics
-from tests.support.kafka import consume, partitions_of, read_all
+from tests.support.kafka import consume, kafka_options, partitions_of, read_all
 from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
@@ -384,7 +384,7 @@ async def checkpointed_to_end(bootstrap: str, namespace: str) -> bool:
     checkpoint that covers them all."""
     topics = Topics(namespace)
     tps = await partitions_of(bootstrap, topics.alerts_by_class)
-    check = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    check = AIOKafkaConsumer(**kafka_options(bootstrap))
     await check.start()
     try:
         ends = await check.end_offsets(tps)

@@ -109,7 +109,7 @@ def config(
             "namespace": namespace,
             "mqtt": {"url": mqtt_url, "client_id": client_id},
             "kafka": {"bootstrap": kafka_bootstrap, "client_id": namespace},
-            "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen", "token": "u:p"},
+            "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen"},
             "bridge": {
                 "shared_group": client_id,
                 "session_expiry_s": 600,

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from ingest.bridge import Bridge
+from plantmesh.connections import MqttConnection
 from plantmesh.stack import manager
+from plantmesh.stack.mosquitto import Mosquitto
 from plantmesh.stack.paths import StackConfig
 from tests.support.ingest import ASSET, batch_payload, bridge_config, bridge_running, publish
 from tests.support.kafka import consume
@@ -29,8 +31,10 @@ def private_mqtt(tmp_path: Path) -> Iterator[tuple[StackConfig, str]]:
 async def test_a_broker_restart_finds_the_bridge_connected_again(
     namespace: str, kafka_bootstrap: str, private_mqtt: tuple[StackConfig, str]
 ) -> None:
-    stack, mqtt_url = private_mqtt
-    config = bridge_config(namespace, mqtt_url, kafka_bootstrap, f"{namespace}-bridge")
+    stack, _ = private_mqtt
+    section = Mosquitto(stack).connection()  # its own operator and CA, over TLS
+    mqtt_url = MqttConnection.model_validate(section)
+    config = bridge_config(namespace, section, kafka_bootstrap, f"{namespace}-bridge")
     topic = config.topics.mqtt_readings(ASSET)
     async with bridge_running(Bridge(config)) as bridge:
         await publish(mqtt_url, [(topic, batch_payload(0))])

@@ -54,7 +54,7 @@ async def test_kill_9_mid_stream_then_restart_stores_every_reading_exactly_once(
             {
                 "namespace": namespace,
                 "kafka": {"bootstrap": kafka_bootstrap, "client_id": namespace},
-                "influxdb": {"url": influx_url, "bucket": f"{db}/autogen", "token": "u:p"},
+                "influxdb": {"url": influx_url, "bucket": f"{db}/autogen"},
                 # Small polls: many commits, so the kill lands between write and commit.
                 "writer": {"group_id": f"{namespace}-writer", "max_poll_records": 3},
                 "backoff": {"initial_s": 0.05, "max_s": 0.5},

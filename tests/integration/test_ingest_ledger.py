@@ -49,7 +49,7 @@ def config(namespace: str, kafka_bootstrap: str, influx_url: str) -> IngestConfi
         {
             "namespace": namespace,
             "kafka": {"bootstrap": kafka_bootstrap, "client_id": namespace},
-            "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen", "token": "u:p"},
+            "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen"},
             "writer": {
                 "group_id": f"{namespace}-writer",
                 "completeness": {"gap_alert_after_s": 0.5, "flush_interval_s": 0.2},
@@ -142,7 +142,7 @@ async def test_a_gap_is_counted_raised_survives_a_restart_and_closes_with_late_d
         ]
         assert row.split()[0] == "p1"
         assert row.split()[2:] == ["6", "6", "0", "0"]
-        assert main([*common, "--token", "u:p", "--flux", "completeness", "--plant", "p1"]) == 0
+        assert main([*common, "--flux", "completeness", "--plant", "p1"]) == 0
         out = capsys.readouterr().out
         assert "batches_expected" in out.splitlines()[0]
         assert "p1" in out.splitlines()[1]

@@ -35,7 +35,7 @@ from tests.support.ingest import (
     publish,
     writer_running,
 )
-from tests.support.kafka import consume, partitions_of
+from tests.support.kafka import consume, kafka_options, partitions_of
 from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
@@ -198,7 +198,7 @@ async def test_every_generated_message_is_stored_or_dead_lettered_and_lag_return
 async def _end_offsets(
     bootstrap: str, partitions: list[TopicPartition]
 ) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), group_id=None)
     await consumer.start()
     try:
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)

@@ -30,7 +30,9 @@ OUTAGE_S = float(os.environ.get("PLANTMESH_TEST_OUTAGE_S", "120"))
 
 @pytest.fixture
 def private_influx(tmp_path: Path) -> Iterator[tuple[StackConfig, str]]:
-    with private_server(tmp_path, "influxdb", "PLANTMESH_INFLUX_URL") as server:
+    # Without authentication: this test is about the outage (the session's credentials are the
+    # shared stack's); test_influx_security.py covers the secured server.
+    with private_server(tmp_path, "influxdb", "PLANTMESH_INFLUX_URL", insecure=True) as server:
         yield server
 
 

@@ -36,7 +36,8 @@ from tests.support.ingest import (
     start_writer_process,
     writer_running,
 )
-from tests.support.kafka import consume, create_small_topic
+from tests.support.kafka import consume, create_small_topic, kafka_options
+from tests.support.servers import influx_auth
 from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def config_data(namespace: str, kafka_bootstrap: str, influx_url: str) -> dict[s
     return {
         "namespace": namespace,
         "kafka": {"bootstrap": kafka_bootstrap, "client_id": namespace},
-        "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen", "token": "u:p"},
+        "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen"},
         "writer": {"group_id": f"{namespace}-writer"},
         "backoff": {"initial_s": 0.05, "max_s": 0.2},
     }
@@ -67,7 +68,7 @@ async def database(config: IngestConfig, influx_url: str) -> AsyncIterator[str]:
 
 
 async def committed(bootstrap: str, group: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -307,6 +308,7 @@ async def test_points_influxdb_refuses_go_to_the_dlq_and_the_rest_is_written(
             f"{influx_url}/write",
             params={"db": database},
             data=f'readings,plant=other value="text" {ts}',
+            headers=influx_auth(),
         ) as response,
     ):
         assert response.status == 204

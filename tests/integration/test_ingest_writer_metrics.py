@@ -33,7 +33,7 @@ def config(namespace: str, kafka: str, influx_url: str, listen: str) -> IngestCo
         {
             "namespace": namespace,
             "kafka": {"bootstrap": kafka, "client_id": namespace},
-            "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen", "token": "u:p"},
+            "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen"},
             "writer": {
                 "group_id": f"{namespace}-writer",
                 "completeness": {"flush_interval_s": 0.2},

@@ -12,13 +12,14 @@ from aiokafka.errors import KafkaError
 
 from plantmesh.connections import KafkaConnection
 from plantmesh.kafka.admin import TopicSetupError, ensure_topics
+from tests.support.kafka import kafka_options
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    client = AIOKafkaAdminClient(**kafka_options(kafka_bootstrap))
     await client.start()
     yield client
     await client.close()

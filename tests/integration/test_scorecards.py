@@ -22,7 +22,7 @@ from alerting.lifecycle.policies import EscalationConfig
 from alerting.records.store import AlarmStore
 from plantmesh.connections import InfluxConnection
 from tests.support.alarms import T0, Clock, alert_event
-from tests.support.servers import influx_query
+from tests.support.servers import influx_auth, influx_query
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,10 @@ def ledger(influx_url: str, influx_database: str) -> InfluxConnection:
     ]
     with httpx.Client(trust_env=False) as client:
         client.post(
-            f"{influx_url}/write", params={"db": influx_database}, content="\n".join(lines)
+            f"{influx_url}/write",
+            params={"db": influx_database},
+            content="\n".join(lines),
+            headers=influx_auth(),
         ).raise_for_status()
     assert influx_query(influx_url, "SELECT count(*) FROM completeness", influx_database)
     return InfluxConnection(url=influx_url, bucket=f"{influx_database}/autogen")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -13,6 +12,10 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from paho.mqtt.enums import CallbackAPIVersion
 
+from plantmesh.connections import InfluxConnection, KafkaConnection
+from plantmesh.kafka.admin import ensure_topics
+from plantmesh.mqtt_auth import apply_connection, connect_args
+from tests.support.kafka import kafka_options
 from tests.support.servers import influx_query
 from tests.support.waiting import async_wait_for, wait_for
 
@@ -20,9 +23,10 @@ pytestmark = pytest.mark.integration
 
 
 def _mqtt_client(url: str, client_id: str) -> mqtt.Client:
-    parts = urlsplit(url)
+    conn, host, port = connect_args(url)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=10)
+    apply_connection(client, conn)
+    client.connect(host, port, keepalive=10)
     client.loop_start()
     return client
 
@@ -52,8 +56,10 @@ def test_mqtt_qos1_publish_subscribe_round_trip(mqtt_url: str, namespace: str) -
 async def test_kafka_idempotent_produce_then_consume(kafka_bootstrap: str, namespace: str) -> None:
     topic = f"{namespace}.telemetry.raw"
     values = [f"reading-{i}".encode() for i in range(5)]
+    # No auto-creation on the secured stack: topics are made on purpose, as services do.
+    await ensure_topics(KafkaConnection(bootstrap=kafka_bootstrap), [topic], 4, 1)
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, enable_idempotence=True, acks="all"
+        **kafka_options(kafka_bootstrap), enable_idempotence=True, acks="all"
     )
     await producer.start()
     try:
@@ -66,7 +72,7 @@ async def test_kafka_idempotent_produce_then_consume(kafka_bootstrap: str, names
 
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=kafka_bootstrap,
+        **kafka_options(kafka_bootstrap),
         group_id=f"{namespace}-group",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -93,7 +99,8 @@ def test_influx_v2_write_then_flux_and_influxql_read(influx_url: str, influx_dat
         f"readings,plant=plant-a,machine=m1,signal=temp value=21.5 {at_ns}",
         f"readings,plant=plant-a,machine=m2,signal=temp value=23.25 {at_ns}",
     ]
-    with InfluxDBClient(url=influx_url, token="plantmesh:plantmesh", org="-") as client:
+    token = InfluxConnection(url=influx_url).token_value()  # the session's (stack's admin)
+    with InfluxDBClient(url=influx_url, token=token, org="-") as client:
         client.write_api(write_options=SYNCHRONOUS).write(
             bucket=bucket, record=lines, write_precision=WritePrecision.NS
         )

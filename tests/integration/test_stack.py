@@ -10,14 +10,16 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from plantmesh.connections import MqttConnection
+from plantmesh.mqtt_auth import apply_connection
 from plantmesh.stack import manager
 from plantmesh.stack.errors import StackError
+from plantmesh.stack.mosquitto import Mosquitto
 from plantmesh.stack.paths import INFLUXDB_VERSION, KAFKA_VERSION, Ports, StackConfig
 from plantmesh.stack.postgres import Postgres
 from plantmesh.stack.process import port_free
@@ -91,7 +93,7 @@ def test_up_status_env_down(config: StackConfig) -> None:
     # The servers outlived the CLI process that started them, each in a session of its own.
     statuses = manager.status(config)
     assert [(s.name, s.port, s.state) for s in statuses] == [
-        ("mosquitto", config.ports.mqtt, "healthy"),
+        ("mosquitto", config.ports.mqtt_tls, "healthy"),
         ("kafka", config.ports.kafka, "healthy"),
         ("influxdb", config.ports.influx, "healthy"),
         ("postgres", config.ports.postgres, "healthy"),
@@ -115,14 +117,23 @@ def test_up_status_env_down(config: StackConfig) -> None:
     assert password not in status.stdout
     env = _cli(config, "env")
     assert env.returncode == 0
+    mqtt_security = config.state / "mosquitto/security"
     assert env.stdout.splitlines() == [
-        f"export PLANTMESH_MQTT_URL=mqtt://127.0.0.1:{config.ports.mqtt}",
+        f"export PLANTMESH_MQTT_URL=mqtts://127.0.0.1:{config.ports.mqtt_tls}",
         f"export PLANTMESH_KAFKA_BOOTSTRAP=127.0.0.1:{config.ports.kafka}",
         f"export PLANTMESH_INFLUX_URL=http://127.0.0.1:{config.ports.influx}",
         "export PLANTMESH_DATABASE_URL="
         f"postgresql://plantmesh:{password}@127.0.0.1:{config.ports.postgres}/plantmesh",
         f"export PLANTMESH_MQTTS_URL=mqtts://127.0.0.1:{config.ports.mqtt_tls}",
-        f"export PLANTMESH_MQTT_CA_FILE={config.state}/mosquitto/security/tls/ca.pem",
+        f"export PLANTMESH_MQTT_CA_FILE={mqtt_security}/tls/ca.pem",
+        "export PLANTMESH_MQTT_USERNAME=admin",
+        f"export PLANTMESH_MQTT_PASSWORD_FILE={mqtt_security}/credentials/admin.password",
+        f"export PLANTMESH_MQTT_GATEWAYS_FILE={mqtt_security}/gateways.json",
+        "export PLANTMESH_KAFKA_USERNAME=admin",
+        "export PLANTMESH_KAFKA_PASSWORD_FILE="
+        f"{config.state}/kafka/security/credentials/admin.password",
+        "export PLANTMESH_INFLUX_TOKEN_FILE="
+        f"{config.state}/influxdb/security/credentials/admin.token",
     ]
     assert _our_processes(config.state)
 
@@ -137,16 +148,18 @@ def test_up_status_env_down(config: StackConfig) -> None:
 
 
 def _connect(
-    url: str, client_id: str, clean: bool, received: list[bytes] | None = None
+    config: StackConfig, client_id: str, clean: bool, received: list[bytes] | None = None
 ) -> tuple[mqtt.Client, list[bool]]:
-    """A connected client and the session-present flag of its CONNACK."""
-    parts = urlsplit(url)
+    """A connected client (the stack's operator, over TLS) and the session-present flag of
+    its CONNACK."""
+    conn = MqttConnection.model_validate(Mosquitto(config).connection())
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+    apply_connection(client, conn)
     sessions: list[bool] = []
     client.on_connect = lambda _c, _u, flags, *_: sessions.append(flags.session_present)
     if received is not None:  # before connecting: queued messages follow the CONNACK at once
         client.on_message = lambda _c, _u, message: received.append(bytes(message.payload))
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=10)
+    client.connect(conn.host, conn.port, keepalive=10)
     client.loop_start()
     wait_for(lambda: sessions, 10, f"CONNACK for {client_id}")
     return client, sessions
@@ -160,16 +173,16 @@ def _close(client: mqtt.Client) -> None:
 def test_mosquitto_keeps_persistent_sessions_across_a_restart(
     config: StackConfig, namespace: str
 ) -> None:
-    url = manager.up(config, only=["mosquitto"], report=lambda _: None)["PLANTMESH_MQTT_URL"]
+    manager.up(config, only=["mosquitto"], report=lambda _: None)
     topic = f"{namespace}/bridge"
-    subscriber, _ = _connect(url, f"{namespace}-bridge", clean=False)
+    subscriber, _ = _connect(config, f"{namespace}-bridge", clean=False)
     subscribed = threading.Event()
     subscriber.on_subscribe = lambda *_: subscribed.set()
     subscriber.subscribe(topic, qos=1)
     wait_for(subscribed.is_set, 10, "SUBACK")
     _close(subscriber)
 
-    publisher, _ = _connect(url, f"{namespace}-agent", clean=True)
+    publisher, _ = _connect(config, f"{namespace}-agent", clean=True)
     info = publisher.publish(topic, b"queued while the bridge was away", qos=1)
     info.wait_for_publish(timeout=10)
     _close(publisher)
@@ -179,7 +192,7 @@ def test_mosquitto_keeps_persistent_sessions_across_a_restart(
     manager.up(config, only=["mosquitto"], report=lambda _: None)
 
     received: list[bytes] = []
-    subscriber, sessions = _connect(url, f"{namespace}-bridge", clean=False, received=received)
+    subscriber, sessions = _connect(config, f"{namespace}-bridge", clean=False, received=received)
     try:
         wait_for(lambda: received, 10, "the queued message after the broker restart")
     finally:
@@ -209,8 +222,8 @@ def test_down_refuses_a_pid_that_is_not_ours(config: StackConfig) -> None:
 
 def test_up_names_a_port_taken_by_someone_else(config: StackConfig) -> None:
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", config.ports.mqtt))
+        squatter.bind(("127.0.0.1", config.ports.mqtt_tls))
         squatter.listen()
-        with pytest.raises(StackError, match=f"port {config.ports.mqtt} \\(mosquitto\\)"):
+        with pytest.raises(StackError, match=f"port {config.ports.mqtt_tls} \\(mosquitto\\)"):
             manager.up(config, only=["mosquitto"], report=lambda _: None)
     assert manager.status(config, only=["mosquitto"])[0].state == "stopped"

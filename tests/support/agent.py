@@ -21,6 +21,7 @@ from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
 from plantmesh.connections import MqttConnection
 from plantmesh.contracts import GatewayState, GatewayStatus, ReadingBatch, decode
+from plantmesh.mqtt_auth import apply_connection
 from plantmesh.topics import Topics
 from tests.support.ports import free_port
 from tests.support.waiting import async_wait_for, wait_for
@@ -89,6 +90,7 @@ def subscribed(mqtt_url: str, *filters: str) -> Iterator[Recorder]:
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     client.on_message = on_message
+    apply_connection(client, settings)
     client.connect(settings.host, settings.port)
     client.loop_start()
     try:
@@ -103,6 +105,7 @@ def clear_retained(mqtt_url: str, topic: str) -> None:
     """Remove a retained message so shared brokers do not accumulate test leftovers."""
     settings = MqttConnection(url=mqtt_url)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    apply_connection(client, settings)
     client.connect(settings.host, settings.port)
     client.loop_start()
     try:

@@ -10,7 +10,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from plantmesh.contracts import AlarmTransition, AlertEvent, encode, is_transition
-from tests.support.kafka import partitions_of
+from tests.support.kafka import kafka_options, partitions_of
 from tests.support.receivers import HttpReceiver, SmtpReceiver
 
 
@@ -74,7 +74,7 @@ def write_config(
 async def transitions_on(bootstrap: str, topic: str) -> list[AlarmTransition]:
     """Every AlarmTransition on the topic now (the detection's events skipped by header)."""
     partitions = await partitions_of(bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(partitions)

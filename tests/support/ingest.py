@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import paho.mqtt.client as mqtt
@@ -25,7 +24,12 @@ from ingest.bridge import Bridge
 from ingest.config import IngestConfig
 from ingest.writer import Writer
 from plantmesh.config import validate_config
+from plantmesh.connections import KafkaConnection, MqttConnection
 from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
+from plantmesh.influxql import auth_headers, env_token
+from plantmesh.kafka.admin import ensure_topics
+from plantmesh.mqtt_auth import apply_connection
+from tests.support.kafka import kafka_options
 
 ASSET = AssetPath(plant="p1", area="press", line="l2", machine="m7")
 KEY = b"p1/m7"
@@ -60,14 +64,20 @@ def batch_payload(seq: int) -> bytes:
 
 # --- the bridge ------------------------------------------------------------------------------
 def bridge_config(
-    namespace: str, mqtt_url: str, kafka_bootstrap: str, client_id: str, **bridge: Any
+    namespace: str,
+    mqtt_url: str | dict[str, str],
+    kafka_bootstrap: str,
+    client_id: str,
+    **bridge: Any,
 ) -> IngestConfig:
-    """A bridge with a persistent session `client_id` (forget it afterwards: forget_session)."""
+    """A bridge with a persistent session `client_id` (forget it afterwards: forget_session).
+    `mqtt_url`: a URL, or an `mqtt:` section (a private broker's own user)."""
+    mqtt = {"url": mqtt_url} if isinstance(mqtt_url, str) else mqtt_url
     return validate_config(
         IngestConfig,
         {
             "namespace": namespace,
-            "mqtt": {"url": mqtt_url, "client_id": client_id},
+            "mqtt": {**mqtt, "client_id": client_id},
             "kafka": {"bootstrap": kafka_bootstrap, "client_id": client_id},
             "bridge": {"shared_group": client_id, "session_expiry_s": 600, **bridge},
             "backoff": {"initial_s": 0.05, "max_s": 0.2},
@@ -75,33 +85,36 @@ def bridge_config(
     )
 
 
-def mqtt_client(mqtt_url: str, client_id: str = "") -> mqtt.Client:
-    """A connected (not yet looping) MQTT v5 client."""
+def mqtt_client(mqtt_url: str | MqttConnection, client_id: str = "") -> mqtt.Client:
+    """A connected (not yet looping) MQTT v5 client: to a URL (the stack's operator when it is
+    the local stack), or as a connection says (a private broker's own user)."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
     )
-    parts = urlsplit(mqtt_url)
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    conn = mqtt_url if isinstance(mqtt_url, MqttConnection) else MqttConnection(url=mqtt_url)
+    apply_connection(client, conn)
+    client.connect(conn.host, conn.port)
     return client
 
 
-def forget_session(mqtt_url: str, client_id: str) -> None:
+def forget_session(mqtt_url: str | MqttConnection, client_id: str) -> None:
     """Connect with a clean start and no expiry: the broker drops the persistent session."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
     )
-    parts = urlsplit(mqtt_url)
+    conn = mqtt_url if isinstance(mqtt_url, MqttConnection) else MqttConnection(url=mqtt_url)
+    apply_connection(client, conn)
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = 0
-    client.connect(
-        parts.hostname or "127.0.0.1", parts.port or 1883, clean_start=True, properties=properties
-    )
+    client.connect(conn.host, conn.port, clean_start=True, properties=properties)
     client.loop_start()
     client.disconnect()
     client.loop_stop()
 
 
-def _publish_blocking(mqtt_url: str, messages: Sequence[tuple[str, bytes]]) -> None:
+def _publish_blocking(
+    mqtt_url: str | MqttConnection, messages: Sequence[tuple[str, bytes]]
+) -> None:
     client = mqtt_client(mqtt_url)
     client.loop_start()
     try:
@@ -112,7 +125,7 @@ def _publish_blocking(mqtt_url: str, messages: Sequence[tuple[str, bytes]]) -> N
         client.loop_stop()
 
 
-async def publish(mqtt_url: str, messages: Sequence[tuple[str, bytes]]) -> None:
+async def publish(mqtt_url: str | MqttConnection, messages: Sequence[tuple[str, bytes]]) -> None:
     """Publish (topic, payload) pairs with QoS 1, in order; return once the broker has them."""
     await asyncio.to_thread(_publish_blocking, mqtt_url, messages)
 
@@ -133,8 +146,10 @@ async def bridge_running(bridge: Bridge) -> AsyncIterator[Bridge]:
 async def produce(
     bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes, list[Any]]]
 ) -> list[tuple[int, int]]:
-    """Send (key, value, headers) in order; return (partition, offset) of each message."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    """Send (key, value, headers) in order; return (partition, offset) of each message. The
+    topic is created first when missing (as the broker's auto-creation did: 4 partitions)."""
+    await ensure_topics(KafkaConnection(bootstrap=bootstrap), [topic], 4, 1)
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all")
     await producer.start()
     placed = []
     try:
@@ -149,9 +164,10 @@ async def produce(
 async def influxql(influx_url: str, query: str, db: str | None = None) -> dict[str, Any]:
     """The first result of an InfluxQL query (times in ns); fails on an error."""
     params = {"q": query, "epoch": "ns", **({"db": db} if db else {})}
+    headers = auth_headers(env_token())  # the session's credentials (the stack's admin)
     async with (
         aiohttp.ClientSession() as session,
-        session.post(f"{influx_url}/query", data=params) as response,
+        session.post(f"{influx_url}/query", data=params, headers=headers) as response,
     ):
         assert response.status == 200, await response.text()
         result: dict[str, Any] = (await response.json())["results"][0]
@@ -210,7 +226,7 @@ def pipeline_config(
             "namespace": namespace,
             "mqtt": {"url": mqtt_url, "client_id": client_id},
             "kafka": {"bootstrap": kafka_bootstrap, "client_id": namespace},
-            "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen", "token": "u:p"},
+            "influxdb": {"url": influx_url, "bucket": f"{namespace}/autogen"},
             "bridge": {"shared_group": client_id, "session_expiry_s": 600},
             "writer": {"group_id": f"{namespace}-writer", **(writer or {})},
             "backoff": {"initial_s": 0.05, "max_s": 0.2},

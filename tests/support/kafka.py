@@ -9,7 +9,15 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from plantmesh.connections import KafkaConnection
+from plantmesh.kafka.security import kafka_client_options
 from tests.support.waiting import async_wait_for
+
+
+def kafka_options(bootstrap: str) -> dict[str, Any]:
+    """`bootstrap_servers` and credentials for a test's own client: the environment's (on the
+    secured local stack, its admin: tests/support/servers.py puts it there)."""
+    return kafka_client_options(KafkaConnection(bootstrap=bootstrap))
 
 
 async def consume(
@@ -21,7 +29,7 @@ async def consume(
 ) -> list[Any]:
     """Read the topic from the start until `count` records arrived (or `until` holds)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        topic, **kafka_options(bootstrap), group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     got: list[Any] = []
@@ -39,7 +47,7 @@ async def consume(
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         [described] = await admin.describe_topics([topic])
@@ -52,7 +60,7 @@ async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
 async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
     """Every (key, value) on `topic` right now: reads each partition up to its end offset."""
     partitions = await partitions_of(bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(partitions)
@@ -75,7 +83,7 @@ async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
 async def create_small_topic(bootstrap: str, name: str, max_message_bytes: int) -> None:
     """One partition that refuses record batches over `max_message_bytes` (topic config
     `max.message.bytes`), to make Kafka refuse a message as too large."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         limit = {"max.message.bytes": str(max_message_bytes)}

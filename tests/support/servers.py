@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from plantmesh.influxql import TOKEN_FILE_VAR, TOKEN_VAR, auth_headers, env_token
 from tests.support.namespaces import NAMESPACES
 from tests.support.ports import free_port
 
@@ -167,10 +168,13 @@ def mqtt_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
-    """host:port of a single-node Kafka 4.1 with topic auto-creation. At the end of the session
-    the topics of every test namespace are deleted: a broker left with thousands of partitions
-    spends its CPU on them (benchmarks on the same stack slowed down by half)."""
+    """host:port of a single-node Kafka 4.1. On the secured local stack (no topic
+    auto-creation) the tests act as its admin: every KafkaConnection, and every service the
+    tests start, reads PLANTMESH_KAFKA_USERNAME and PLANTMESH_KAFKA_PASSWORD_FILE. At the end of
+    the session the topics of every test namespace are deleted: a broker left with thousands of
+    partitions spends its CPU on them (benchmarks on the same stack slowed down by half)."""
     bootstrap = _resolve(request, "kafka")
+    _stack_kafka_admin(bootstrap)
     yield bootstrap
     if NAMESPACES:
         thread = threading.Thread(
@@ -180,10 +184,23 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
         thread.join()
 
 
+def _stack_kafka_admin(bootstrap: str) -> None:
+    """The local stack's Kafka admin into the environment, for a session that did not
+    `eval "$(plantmesh stack env)"` (or did before the stack was secured)."""
+    if os.environ.get("PLANTMESH_KAFKA_USERNAME"):
+        return
+    from plantmesh.stack import manager
+
+    if manager.env(only=["kafka"]).get(ENV_VARS["kafka"]) == bootstrap:
+        os.environ.update(manager.extra_env(only=["kafka"]))
+
+
 async def _delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    from tests.support.kafka import kafka_options
+
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     try:
         await admin.start()
         doomed = [name for name in await admin.list_topics() if name.startswith(prefixes)]
@@ -198,15 +215,39 @@ async def _delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
 
 @pytest.fixture(scope="session")
 def influx_url(request: pytest.FixtureRequest) -> str:
-    """http://host:port of an InfluxDB 1.8 with Flux (v2 API: bucket "db/autogen")."""
-    return _resolve(request, "influxdb")
+    """http://host:port of an InfluxDB 1.8 with Flux (v2 API: bucket "db/autogen"). On the
+    secured local stack the tests act as its admin (they create and drop databases): every
+    InfluxConnection and every service the tests start reads PLANTMESH_INFLUX_TOKEN_FILE."""
+    url = _resolve(request, "influxdb")
+    _stack_admin_credentials(url)
+    return url
+
+
+def _stack_admin_credentials(url: str) -> None:
+    """The local stack's admin token file into the environment, for a session that did not
+    `eval "$(plantmesh stack env)"` (or did before the stack made the file)."""
+    if os.environ.get(TOKEN_VAR) or os.environ.get(TOKEN_FILE_VAR):
+        return
+    from plantmesh.stack import manager
+
+    if manager.env(only=["influxdb"]).get(ENV_VARS["influxdb"]) == url:
+        os.environ.update(manager.extra_env(only=["influxdb"]))
+
+
+def influx_auth() -> dict[str, str]:
+    """The session's InfluxDB credentials as request headers (none without a token)."""
+    return auth_headers(env_token())
 
 
 def influx_query(url: str, statement: str, db: str | None = None) -> dict[str, Any]:
-    """Run InfluxQL against /query (POST, so CREATE/DROP work); fail on an error in the answer."""
+    """Run InfluxQL against /query (POST, so CREATE/DROP work) with the environment's
+    credentials (a header, never the URL); fail on an error in the answer."""
     fields = {"q": statement, **({"db": db} if db else {})}
     request = urllib.request.Request(
-        f"{url}/query", data=urllib.parse.urlencode(fields).encode(), method="POST"
+        f"{url}/query",
+        data=urllib.parse.urlencode(fields).encode(),
+        method="POST",
+        headers=influx_auth(),
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
     with opener.open(request, timeout=10) as response:

@@ -15,15 +15,19 @@ from tests.support.ports import free_ports
 
 
 @contextmanager
-def private_server(tmp_path: Path, name: str, env_var: str) -> Iterator[tuple[StackConfig, str]]:
+def private_server(
+    tmp_path: Path, name: str, env_var: str, insecure: bool = False
+) -> Iterator[tuple[StackConfig, str]]:
     """One server of the stack on free ports with its own state, stopped afterwards. Yields its
-    stack config (for manager.down/up during the test) and its URL (the value of `env_var`)."""
+    stack config (for manager.down/up during the test) and its URL (the value of `env_var`).
+    `insecure`: without authentication (`plantmesh stack up --insecure`)."""
     cfg = StackConfig(
         cache=StackConfig.from_env().cache,
         state=tmp_path / "state",
         ports=Ports(
             mqtt=free_ports(0), kafka=free_ports(1), influx=free_ports(2), postgres=free_ports(0)
         ),
+        insecure=insecure,
     )
     try:
         yield cfg, manager.up(cfg, only=[name], report=lambda _: None)[env_var]

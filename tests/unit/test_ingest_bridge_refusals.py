@@ -294,7 +294,8 @@ async def test_status_messages_are_checked_like_readings(monkeypatch: pytest.Mon
     assert bridge.stats.dlq_by_reason == {
         DlqReason.MALFORMED_JSON: 1,
         DlqReason.EMPTY_PAYLOAD: 1,
-        DlqReason.SCHEMA_MISMATCH: 4,
+        DlqReason.SCHEMA_MISMATCH: 3,
+        DlqReason.IDENTITY_MISMATCH: 1,
     }
 
 

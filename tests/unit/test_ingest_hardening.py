@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ingest.checks.checker import Checked, Checker, Limits
+from ingest.checks.identity import Origin
 from ingest.config import IngestConfig
 from ingest.ledger.service import INFLUX_INT_MAX, figures_line
 from ingest.ledger.state import GatewayLedger, SeqRecord
@@ -125,10 +126,12 @@ async def test_an_unexpected_exception_dead_letters_that_message_and_the_rest_fl
     preparer = _preparer(max_past_s=None, max_future_s=None)
     check = preparer._checker.check
 
-    def sometimes_broken(value: bytes | None, now: datetime, now_ns: int) -> Checked | Rejection:
+    def sometimes_broken(
+        value: bytes | None, now: datetime, now_ns: int, origin: Origin | None
+    ) -> Checked | Rejection:
         if value is not None and b'"seq":2,' in value.replace(b" ", b""):
             raise KeyError("surprise")
-        return check(value, now, now_ns)
+        return check(value, now, now_ns, origin)
 
     monkeypatch.setattr(preparer._checker, "check", sometimes_broken)
     records = [_Record(batch("t", seq=seq), seq) for seq in (1, 2, 3)]

@@ -76,7 +76,9 @@ def test_mosquitto_config(tmp_path: Path) -> None:
 
 
 def test_kafka_single_node_kraft_properties(tmp_path: Path) -> None:
-    props = _properties(render_server_properties(Ports(kafka=39092), tmp_path / "data"))
+    # `--insecure`; the secured mode's lines: tests/unit/test_stack_kafka_security.py
+    insecure = render_server_properties(Ports(kafka=39092), tmp_path / "data", secure=False)
+    props = _properties(insecure)
     assert props["process.roles"] == "broker,controller"
     assert props["node.id"] == "1"
     assert props["controller.quorum.voters"] == "1@127.0.0.1:39093"
@@ -135,7 +137,7 @@ def test_env_is_what_connections_read(tmp_path: Path, monkeypatch: pytest.Monkey
     cfg = StackConfig(cache=tmp_path, state=tmp_path / "s", ports=Ports(31883, 39092, 38086))
     variables = manager.env(cfg)
     assert variables == {
-        "PLANTMESH_MQTT_URL": "mqtt://127.0.0.1:31883",
+        "PLANTMESH_MQTT_URL": "mqtts://127.0.0.1:31884",
         "PLANTMESH_KAFKA_BOOTSTRAP": "127.0.0.1:39092",
         "PLANTMESH_INFLUX_URL": "http://127.0.0.1:38086",
         "PLANTMESH_DATABASE_URL": variables["PLANTMESH_DATABASE_URL"],
@@ -144,7 +146,7 @@ def test_env_is_what_connections_read(tmp_path: Path, monkeypatch: pytest.Monkey
     assert variables["PLANTMESH_DATABASE_URL"].endswith("@127.0.0.1:15432/plantmesh")
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
-    assert (MqttConnection().host, MqttConnection().port) == ("127.0.0.1", 31883)
+    assert (MqttConnection().host, MqttConnection().port) == ("127.0.0.1", 31884)
     assert KafkaConnection().bootstrap == "127.0.0.1:39092"
     assert InfluxConnection().url == "http://127.0.0.1:38086"
 

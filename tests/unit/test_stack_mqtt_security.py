@@ -16,6 +16,7 @@ from plantmesh.connections import MqttConnection
 from plantmesh.gateways import agent_snippet
 from plantmesh.stack import manager
 from plantmesh.stack.credentials import (
+    ADMIN_USER,
     BRIDGE_USER,
     CredentialError,
     CredentialStore,
@@ -45,14 +46,10 @@ def _listener(tmp_path: Path) -> TlsListener:
     )
 
 
-def test_config_adds_a_tls_listener_for_known_users_only(tmp_path: Path) -> None:
+def test_config_is_one_tls_listener_for_known_users_only(tmp_path: Path) -> None:
     text = render_config(31883, tmp_path / "d", tmp_path / "m.log", "me", _listener(tmp_path))
     lines = text.splitlines()
-    assert lines[1] == "per_listener_settings true"  # before any listener
-    plain, tls = lines.index("listener 31883 127.0.0.1"), lines.index("listener 31884 127.0.0.1")
-    # Per-listener settings follow their listener: anonymous stays allowed on the plain one.
-    assert lines[plain + 1] == "allow_anonymous true"
-    tls_part = lines[tls:]
+    assert [line for line in lines if line.startswith("listener ")] == ["listener 31884 127.0.0.1"]
     for expected in [
         f"cafile {tmp_path / 'ca.pem'}",
         f"certfile {tmp_path / 'server.pem'}",
@@ -61,15 +58,15 @@ def test_config_adds_a_tls_listener_for_known_users_only(tmp_path: Path) -> None
         f"password_file {tmp_path / 'passwd'}",
         f"acl_file {tmp_path / 'acl'}",
     ]:
-        assert expected in tls_part
-    assert "allow_anonymous true" not in tls_part
+        assert expected in lines
+    assert "allow_anonymous true" not in lines
 
 
-def test_config_without_tls_is_the_plain_listener_alone(tmp_path: Path) -> None:
-    text = render_config(31883, tmp_path / "d", tmp_path / "m.log", "me")
-    assert "per_listener_settings false" in text.splitlines()
-    assert "password_file" not in text
-    assert "acl_file" not in text
+def test_insecure_config_is_the_plain_anonymous_listener_alone(tmp_path: Path) -> None:
+    lines = render_config(31883, tmp_path / "d", tmp_path / "m.log", "me").splitlines()
+    assert [line for line in lines if line.startswith("listener ")] == ["listener 31883 127.0.0.1"]
+    assert "allow_anonymous true" in lines
+    assert not [line for line in lines if line.startswith(("password_file", "acl_file", "cafile"))]
 
 
 def test_tls_port_follows_the_mqtt_port_unless_set() -> None:
@@ -85,11 +82,24 @@ def test_tls_port_follows_the_mqtt_port_unless_set() -> None:
 
 def test_stack_env_names_the_tls_url_and_the_ca(tmp_path: Path) -> None:
     cfg = StackConfig(cache=tmp_path, state=tmp_path / "s", ports=Ports(mqtt=31883))
-    assert manager.env(cfg, only=["mosquitto"]) == {"PLANTMESH_MQTT_URL": "mqtt://127.0.0.1:31883"}
-    env = manager.extra_env(cfg)
-    assert env["PLANTMESH_MQTTS_URL"] == "mqtts://127.0.0.1:31884"
-    assert env["PLANTMESH_MQTT_CA_FILE"] == str(tmp_path / "s/mosquitto/security/tls/ca.pem")
-    assert Mosquitto(cfg).ports == [31883, 31884]
+    url = {"PLANTMESH_MQTT_URL": "mqtts://127.0.0.1:31884"}
+    assert manager.env(cfg, only=["mosquitto"]) == url
+    env = manager.extra_env(cfg, only=["mosquitto"])
+    security = tmp_path / "s/mosquitto/security"
+    assert env == {
+        "PLANTMESH_MQTTS_URL": "mqtts://127.0.0.1:31884",
+        "PLANTMESH_MQTT_CA_FILE": str(security / "tls/ca.pem"),
+        "PLANTMESH_MQTT_USERNAME": "admin",
+        "PLANTMESH_MQTT_PASSWORD_FILE": str(security / "credentials/admin.password"),
+        "PLANTMESH_MQTT_GATEWAYS_FILE": str(security / "gateways.json"),
+    }
+    assert Mosquitto(cfg).ports == [31884]
+    insecure = StackConfig(cfg.cache, cfg.state, cfg.ports, insecure=True)
+    assert manager.env(insecure, only=["mosquitto"]) == {
+        "PLANTMESH_MQTT_URL": "mqtt://127.0.0.1:31883"
+    }
+    assert manager.extra_env(insecure, only=["mosquitto"]) == {}
+    assert Mosquitto(insecure).ports == [31883]
 
 
 def test_acl_gateways_write_their_own_topics_and_the_bridge_only_reads() -> None:
@@ -101,6 +111,7 @@ def test_acl_gateways_write_their_own_topics_and_the_bridge_only_reads() -> None
         "topic read +/plantmesh/v1/+/+/+/+/readings",
         "topic read +/plantmesh/v1/+/_gateway/+/status",
     ]
+    assert blocks["user admin"] == ["topic readwrite #"]  # the operator, never a gateway
     assert blocks["user gw-a"] == [
         "topic write plantmesh/v1/plant-a/+/+/+/readings",
         "topic write plantmesh/v1/plant-a/_gateway/gw-a/status",
@@ -165,7 +176,8 @@ def test_broker_files_hold_hashes_only(tmp_path: Path) -> None:
     store.add_gateway(Gateway("gw-a", "plant-a"), password="plain-text-secret")
     store.write_broker_files(shutil.which("mosquitto_passwd") or "")
     passwd = store.passwd_path.read_text()
-    assert sorted(line.split(":")[0] for line in passwd.splitlines()) == [BRIDGE_USER, "gw-a"]
+    users = sorted(line.split(":")[0] for line in passwd.splitlines())
+    assert users == [ADMIN_USER, BRIDGE_USER, "gw-a"]
     assert "plain-text-secret" not in passwd
     assert all(line.split(":", 1)[1].startswith("$7$") for line in passwd.splitlines())
     assert _mode(store.passwd_path) == 0o600
@@ -242,3 +254,48 @@ def test_agent_snippet_is_valid_agent_mqtt_settings(tmp_path: Path) -> None:
     assert settings.username == "gw-a"
     assert settings.password_file == broker.credentials.password_file("gw-a")
     assert settings.ca_file == str(broker.ca_file)
+
+
+def test_sections_without_a_user_take_the_stack_operator_on_loopback_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "admin.password"
+    secret.write_text("operator-secret\n")
+    monkeypatch.setenv("PLANTMESH_MQTT_URL", "mqtts://127.0.0.1:31884")
+    monkeypatch.setenv("PLANTMESH_MQTT_USERNAME", "admin")
+    monkeypatch.setenv("PLANTMESH_MQTT_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("PLANTMESH_MQTT_CA_FILE", "/stack/ca.pem")
+    default = MqttConnection()
+    assert (default.username, default.password_value(), default.ca_file) == (
+        "admin",
+        "operator-secret",
+        "/stack/ca.pem",
+    )
+    proxy = MqttConnection(url="mqtts://localhost:40000")  # still ours: loopback
+    assert proxy.username == "admin"
+    # A section naming its own user keeps it, and never gets the operator's password file.
+    own = MqttConnection(username="gw-a", password="x")  # type: ignore[arg-type]
+    assert (own.username, own.password_file) == ("gw-a", None)
+    # Another broker never gets the local stack's secrets or CA.
+    remote = MqttConnection(url="mqtts://broker.plant-a.example:8883")
+    assert (remote.username, remote.password_file, remote.ca_file) == (None, None, None)
+
+
+def test_password_files_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    from edge_agent.config import load_agent_config
+    from ingest.config import load_ingest_config
+
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "gw.password").write_text("gateway-secret\n")
+    mqtt = "mqtt: {url: 'mqtts://broker.example:8883', username: gw, password_file: secrets/gw.password}"
+    agent = tmp_path / "agent.yaml"
+    source = "sources: [{type: opcua, name: o, endpoint: 'opc.tcp://127.0.0.1:4840', browse: [{root: plant-a}]}]"
+    agent.write_text(f"gateway_id: gw\nplant: plant-a\n{mqtt}\n{source}\n")
+    loaded = load_agent_config(agent)
+    assert loaded.mqtt.password_file == tmp_path / "secrets" / "gw.password"
+    assert loaded.mqtt.password_value() == "gateway-secret"
+    ingest = tmp_path / "ingest.yaml"
+    ingest.write_text(f"{mqtt}\nbridge: {{gateways: secrets/gateways.json}}\n")
+    config = load_ingest_config(ingest)
+    assert config.mqtt.password_value() == "gateway-secret"
+    assert config.bridge.gateways == tmp_path / "secrets" / "gateways.json"
