@@ -38,7 +38,8 @@ class ValidationSettings(ConfigModel):
     new series beyond go to the DLQ as `series_limit` (a broken gateway cannot flood InfluxDB)."""
     duplicate_window: Annotated[int, Field(ge=0)] = 100_000
     """Recent batches (gateway, session, seq) whose content the writer remembers, to refuse a
-    replay with other content as `conflicting_duplicate` (0: off)."""
+    replay with other content as `conflicting_duplicate` (0: off). On taking a partition the
+    writer reads back up to its share of this many committed batches there (restart-proof)."""
 
 
 class CompletenessSettings(ConfigModel):

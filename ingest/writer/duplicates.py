@@ -6,10 +6,12 @@ same gateway, session and seq but other content is no such replay: writing it wo
 stored values without a trace. So the writer remembers a digest of the lines each recent batch
 wrote, by (gateway, session, seq), and refuses a batch whose digest differs.
 
-The window is the last `size` batches this writer process saw, in memory: a conflicting replay
-that arrives after the batch left the window, after a writer restart, or on a partition another
-writer owns (another machine topic) is not detected. Lines, not raw bytes, are compared: they
-are exactly what would be stored, whatever the JSON spelling or `sent_at` of a resend.
+The window is the last `size` batches, in memory. A writer that takes a partition (at start,
+after a crash, in a rebalance) first recalls that partition's committed tail from telemetry.raw
+into it (ingest.writer.recall), so a restart or a change of owner forgets nothing recent. Not
+detected: a conflicting replay of a batch older than the window, or one sent on another machine's
+topic (another partition, maybe another writer). Lines, not raw bytes, are compared: they are
+exactly what would be stored, whatever the JSON spelling or `sent_at` of a resend.
 """
 
 from __future__ import annotations

@@ -95,12 +95,16 @@ class Preparer:
         self._sequences = config.writer.completeness.enabled
         self._rejections = rejections
         self.digests = BatchDigests(limits.duplicate_window)
+        self.read_until: dict[TopicPartition, int] = {}
+        """Per partition, the offset up to which this process has checked messages: the
+        duplicate window's recall (ingest.writer.recall) need not read those again."""
         self._origins = Origins(self.topics)
 
     async def prepare(self, records: dict[TopicPartition, list[Any]]) -> Poll:
         """Check and normalize everything one `getmany` returned, yielding to the loop every
         PREPARE_SLICE messages."""
         poll = Poll({tp: batch[-1].offset + 1 for tp, batch in records.items() if batch})
+        self.read_until.update(poll.offsets)
         good, outgoing, sequences = poll.good, poll.outgoing, poll.sequences
         now = datetime.now(UTC)
         now_ns = timestamp_ns(now)
@@ -136,6 +140,20 @@ class Preparer:
                 if result.lines:  # one line per good reading
                     good.append(Good(record, result))
         return poll
+
+    def remember(self, record: Any) -> None:
+        """Let a message stored by an earlier process into the duplicate window: checked as
+        the live path checks it, nothing logged, counted or sent (it was handled then)."""
+        now = datetime.now(UTC)
+        try:
+            result = self._checker.check(
+                record.value, now, timestamp_ns(now), self._origins.of(record.headers)
+            )
+        except Exception:  # the live path dead-lettered it: nothing of it was stored
+            return
+        if isinstance(result, Rejection) or not result.lines:
+            return
+        self.digests.see(result.gateway_id, result.session_id, result.seq, result.lines)
 
     def _conflicts(self, checked: Checked) -> bool:
         seen = self.digests.see(checked.gateway_id, checked.session_id, checked.seq, checked.lines)

@@ -30,6 +30,7 @@ from ingest.ledger.service import LedgerService
 from ingest.writer.metrics import families
 from ingest.writer.poll import Good, Poll, Preparer, internal_error
 from ingest.writer.produce import Sender
+from ingest.writer.recall import Recall, subscribe
 from ingest.writer.stats import WriterStats
 from ingest.writer.store import POLL_TIMEOUT_MS, Backpressure, InfluxStore
 from plantmesh.dead_letters import RejectionLog
@@ -78,6 +79,7 @@ class Writer:
         self._sink = InfluxSink(config.influxdb, gzip=config.writer.gzip)
         self._rejections = RejectionLog(log)
         self._preparer = Preparer(config, self._rejections)
+        self.recall = Recall(config, self._preparer, self._stop)
         self._influx = InfluxStore(config, self._sink, self.stats, self._stop)
         self._backpressure = Backpressure(config.writer.pause_after_s, self.stats)
         self._sender: Sender | None = None
@@ -192,7 +194,6 @@ class Writer:
         consumer = make_consumer(
             cfg.kafka,
             "writer",
-            self.topics.telemetry_raw,
             group_id=cfg.writer.group_id,
             max_poll_records=cfg.writer.max_poll_records,
             # A poll of max_poll_records reading batches is several MB; at the default 1 MiB
@@ -200,6 +201,9 @@ class Writer:
             max_partition_fetch_bytes=FETCH_PARTITION_BYTES,
         )
         await start_client(consumer)
+        # Subscribed with the recall as listener: a partition's committed tail enters the
+        # duplicate window before the partition's first fetch.
+        subscribe(consumer, self.topics.telemetry_raw, self.recall)
         return consumer
 
     # --- the pipeline ---------------------------------------------------------------------
@@ -228,6 +232,8 @@ class Writer:
                 backoff.reset()
                 if not records:
                     continue
+                if not await self.recall.wait_settled():  # a new partition's tail first
+                    break
                 poll = await self._preparer.prepare(records)
                 self.stats.messages += sum(len(batch) for batch in records.values())
                 # Stores finish in order (each waits for the one before): reap from the front.

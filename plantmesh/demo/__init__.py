@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     if not (configs / "network.yaml").exists():
         print(f"demo configs not found in {configs} (use --configs)", file=sys.stderr)
         return 2
-    from plantmesh.demo.identities import mqtt_identities
+    from plantmesh.demo.identities import kafka_identities, merge, mqtt_identities
     from plantmesh.stack import manager
     from plantmesh.stack.influx_security import ALARMS, READER, WRITER, token_file
 
@@ -186,8 +186,11 @@ def run(args: argparse.Namespace) -> int:
         **({TOKEN_FILE_VAR: str(services_token)} if services_token is not None else {}),
     }
     machines = report.expected_machines(configs / "network.yaml")
-    # Each agent publishes as its own gateway, the bridge reads as `bridge`.
-    identities = mqtt_identities({p: configs / f"agent-{p}.yaml" for p in machines})
+    # Each agent publishes as its own gateway, the bridge reads as `bridge`; in Kafka each
+    # service is its own principal.
+    identities = merge(
+        mqtt_identities({p: configs / f"agent-{p}.yaml" for p in machines}), kafka_identities()
+    )
     if (writer_token := token_file(WRITER)) is not None:
         identities.setdefault("ingest-writer", {})[TOKEN_FILE_VAR] = str(writer_token)
     since_ns = time.time_ns()

@@ -1,6 +1,7 @@
 """The demo on a secured stack: each plant's agent publishes as its own gateway (credentials
 issued as `plantmesh gateway add` does), the bridge reads as `bridge` and sends along who may
-publish on each topic, the other services connect as the stack's operator."""
+publish on each topic; in Kafka each service is its own principal (bridge, writer, alerting), so
+a demo child can do exactly what its service may do in production, nothing more."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import yaml
 from plantmesh.connections import MQTT_CA_FILE_VAR, MQTT_PASSWORD_FILE_VAR, MQTT_USERNAME_VAR
 from plantmesh.gateways import add_gateway
 from plantmesh.stack.credentials import BRIDGE_USER, Gateway
+from plantmesh.stack.kafka_security import PASSWORD_FILE_VAR, USERNAME_VAR, password_path
 from plantmesh.stack.mosquitto import Mosquitto
 from plantmesh.stack.paths import StackConfig
 
@@ -60,3 +62,35 @@ def mqtt_identities(agent_configs: dict[str, Path]) -> dict[str, dict[str, str]]
         BRIDGE_GATEWAYS_VAR: str(broker.credentials.registry_path),
     }
     return identities
+
+
+KAFKA_PRINCIPALS = {
+    "ingest-bridge": "bridge",
+    "ingest-writer": "writer",
+    "alerting": "alerting",
+    "incidents": "alerting",
+    "alarms": "alerting",
+}
+"""The demo's children that use Kafka, and the principal each runs as. Their consumer groups
+(`plantmesh-<service>-<run id>`) fall under the prefixed group ACLs of their principal."""
+
+
+def kafka_identities() -> dict[str, dict[str, str]]:
+    """Per child: the environment that makes it reach Kafka as its service's principal; empty
+    on a stack brought up with --insecure."""
+    config = StackConfig.from_env()
+    if config.insecure:
+        return {}
+    return {
+        child: {USERNAME_VAR: user, PASSWORD_FILE_VAR: str(password_path(config, user))}
+        for child, user in KAFKA_PRINCIPALS.items()
+    }
+
+
+def merge(*identities: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Per-child environments of several kinds, child by child."""
+    merged: dict[str, dict[str, str]] = {}
+    for kind in identities:
+        for child, env in kind.items():
+            merged.setdefault(child, {}).update(env)
+    return merged
