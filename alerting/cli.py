@@ -45,6 +45,16 @@ def register(subparsers: Subparsers) -> None:
 
     check = commands.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("--config", required=True, help="alerting YAML file")
+    check.add_argument("--registry", type=Path, help="asset registry to check (the writer's)")
+    check.add_argument(
+        "--agent",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="AGENT_CONFIG",
+        help="an agent YAML file whose plant, machines, signals and units the registry and the "
+        "rules must know (repeatable)",
+    )
     check.set_defaults(func=_check_config)
     _register_backtest(commands)
     register_explain(commands)
@@ -102,11 +112,18 @@ def _settings(rule: RuleConfig) -> str:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from alerting.check_config import check_against
+
     config = load_alerting_config(args.config)
     print(f"{args.config}: ok")
     for line in describe(config):
         print(f"  {line}")
-    return 0
+    if args.registry is None and not args.agent:
+        return 0
+    lines, problems = check_against(config, args.config, args.registry, args.agent)
+    print("\n".join([*lines, *(f"problem: {p}" for p in problems)]))
+    print(f"{len(problems)} problem(s)" if problems else "no problems")
+    return 1 if problems else 0
 
 
 # --- backtest -----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`plantmesh agent run|check-config --config FILE` (also `python -m edge_agent ...`)."""
+"""`plantmesh agent run|check-config --config FILE` (also `python -m edge_agent ...`);
+`check-config --connect` also talks to every PLC of the file (edge_agent/check_connect.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import sys
 
 from edge_agent.config import AgentConfig, ModbusSourceConfig, OpcUaSourceConfig, load_agent_config
+from edge_agent.discover.cli import register_discover
 from plantmesh.cli import Subparsers
 from plantmesh.lifecycle import run_service
 
@@ -23,7 +25,20 @@ def register(subparsers: Subparsers) -> None:
     check = commands.add_parser(
         "check-config", help="validate a config file and print what it would read"
     )
-    check.add_argument("--config", required=True, help="agent YAML file")
+    check.add_argument("file", nargs="?", metavar="CONFIG", help="agent YAML file")
+    check.add_argument("--config", help="agent YAML file (instead of CONFIG)")
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="connect to every source, resolve every node, read every register once and print "
+        "a table of values and problems (exit 1 on any problem)",
+    )
+    check.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="with --connect: seconds for each connection and request (default 5)",
+    )
     check.set_defaults(func=_check_config)
     probe = commands.add_parser(
         "probe-modbus",
@@ -35,15 +50,18 @@ def register(subparsers: Subparsers) -> None:
     probe.add_argument("--table", choices=["holding", "input"], default="holding")
     probe.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
     probe.set_defaults(func=_probe_modbus)
+    register_discover(commands)
 
 
 def _run(args: argparse.Namespace) -> int:
     from edge_agent.agent import Agent
     from edge_agent.disk_buffer import BufferUnavailableError
+    from edge_agent.log_filters import quiet_expected_library_logs
 
     config = load_agent_config(args.config)
-    # pymodbus and asyncua repeat themselves on every failed poll or lost session; the
-    # RepeatFilter of plantmesh.logs.setup_logging already cuts that to one line per message.
+    # A PLC restart is logged once by its source; what asyncua and pymodbus log about it goes
+    # to debug. Other repeats: the RepeatFilter of setup_logging passes each once in a while.
+    quiet_expected_library_logs()
     try:
         return run_service(lambda: Agent(config, config_path=args.config), "agent")
     except BufferUnavailableError as exc:
@@ -66,9 +84,19 @@ def _probe_modbus(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    config = load_agent_config(args.config)
+    if (args.file is None) == (args.config is None):
+        print("check-config: give the config file once, as CONFIG or --config", file=sys.stderr)
+        return 2
+    if args.timeout <= 0:
+        print("check-config: --timeout must be more than 0", file=sys.stderr)
+        return 2
+    config = load_agent_config(args.file or args.config)
     print(summary(config))
-    return 0
+    if not args.connect:
+        return 0
+    from edge_agent.check_connect import run_check
+
+    return run_check(config, args.timeout, sys.stderr)
 
 
 def summary(config: AgentConfig) -> str:

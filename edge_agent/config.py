@@ -104,10 +104,36 @@ class OpcUaNodeConfig(ReadOptions):
         return self.node_id or f"browse path {self.browse_path}"
 
 
+BrowseLevel = Literal["area", "line", "machine", "skip"]
+_PARTS: tuple[BrowseLevel, ...] = ("area", "line", "machine")
+
+
 class BrowseRootConfig(ReadOptions):
     root: Annotated[str, Field(min_length=1)]
     """Browse names under Objects separated by `/` (e.g. `plant-a` or `Site/plant-a`). Below it
-    the folders are area / line / machine and each machine's Variables are its signals."""
+    the folder levels are `levels`; the Variables of the deepest level are signals."""
+    levels: list[BrowseLevel] = Field(default_factory=lambda: list(_PARTS))
+    """What each folder level below `root` names, top down: `area`, `line`, `machine`, or
+    `skip` (walked through, its name unused), e.g. `[skip, machine]` for PLC/DataBlocks/<machine>
+    or `[area, machine, skip]` for signals in a folder below each machine. `[]`: the Variables
+    directly under `root` (with `machine` fixed below)."""
+    area: Name | None = None
+    line: Name | None = None
+    machine: Name | None = None
+    """Fixed names for the parts no level gives (e.g. `line: main` on a server without lines)."""
+
+    @model_validator(mode="after")
+    def _every_part_once(self) -> BrowseRootConfig:
+        for part in _PARTS:
+            from_levels = self.levels.count(part)
+            fixed = getattr(self, part) is not None
+            if from_levels > 1:
+                raise ValueError(f"`levels` names {part} {from_levels} times")
+            if from_levels == 1 and fixed:
+                raise ValueError(f"{part} is both a level and fixed (`{part}:`): give one")
+            if from_levels == 0 and not fixed:
+                raise ValueError(f"no level is the {part}: add it to `levels` or fix `{part}:`")
+        return self
 
     @property
     def path(self) -> list[str]:

@@ -28,21 +28,47 @@ async def read_pair(
     host: str, port: int, unit: int, address: int, table: str, timeout_s: float
 ) -> tuple[int, int]:
     """Two registers from `address` (wire address, 0-based) of the holding or input table."""
+    first, second = await read_block(host, port, unit, address, 2, table, timeout_s)
+    return first, second
+
+
+# Most a single request may ask for (Modbus application protocol, 6.1 to 6.4).
+MAX_PER_REQUEST = {"holding": 125, "input": 125, "coil": 2000, "discrete": 2000}
+_READS = {
+    "holding": "read_holding_registers",
+    "input": "read_input_registers",
+    "coil": "read_coils",
+    "discrete": "read_discrete_inputs",
+}
+
+
+async def read_block(
+    host: str, port: int, unit: int, address: int, count: int, table: str, timeout_s: float
+) -> list[int]:
+    """`count` registers (or bits, as 0/1) from `address` (wire address, 0-based) of `table`
+    (holding, input, coil, discrete), in as many requests as the protocol needs."""
     client = AsyncModbusTcpClient(host, port=port, timeout=timeout_s, retries=0)
     try:
         if not await client.connect():
             raise ModbusReadError(f"cannot connect to {host}:{port}")
-        method = "read_holding_registers" if table == "holding" else "read_input_registers"
-        read: Callable[..., Awaitable[Any]] = getattr(client, method)
-        try:
-            response = await read(address, count=2, device_id=unit)
-        except (ModbusException, OSError, TimeoutError) as exc:
-            raise ModbusReadError(f"no answer from unit {unit}: {exc}") from exc
-        if response.isError():
-            code = getattr(response, "exception_code", "?")
-            raise ModbusReadError(f"unit {unit} answered with exception code {code}")
-        first, second = (int(r) for r in response.registers[:2])
-        return first, second
+        read: Callable[..., Awaitable[Any]] = getattr(client, _READS[table])
+        values: list[int] = []
+        step = MAX_PER_REQUEST[table]
+        for start in range(address, address + count, step):
+            n = min(step, address + count - start)
+            try:
+                response = await read(start, count=n, device_id=unit)
+            except (ModbusException, OSError, TimeoutError) as exc:
+                raise ModbusReadError(f"no answer from unit {unit}: {exc}") from exc
+            if response.isError():
+                code = getattr(response, "exception_code", "?")
+                raise ModbusReadError(
+                    f"unit {unit} answered {table} {start}..{start + n - 1} "
+                    f"with exception code {code}"
+                )
+            words = response.registers if table in ("holding", "input") else response.bits
+            values.extend(int(v) for v in words[:n])
+        return values
     finally:
         client.close()
 

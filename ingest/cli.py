@@ -1,4 +1,5 @@
-"""Subcommands of `plantmesh ingest`: `bridge` and `writer`, each with `--config FILE`."""
+"""Subcommands of `plantmesh ingest`: `bridge` and `writer`, each with `--config FILE`, and
+`check-config CONFIG [--agent AGENT_CONFIG ...]`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ def _writer(args: argparse.Namespace) -> int:
     return run_service(lambda: Writer(config), "ingest writer")
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    from ingest.check_config import check
+
+    lines, problems = check(args.config, args.agent)
+    print("\n".join([*lines, *(f"problem: {p}" for p in problems)]))
+    print(f"{len(problems)} problem(s)" if problems else "no problems")
+    return 1 if problems else 0
+
+
 def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "ingest", help="MQTT to Kafka bridge and Kafka to InfluxDB writer"
@@ -38,3 +48,16 @@ def register(subparsers: Subparsers) -> None:
             "--config", required=True, type=Path, metavar="FILE", help="ingest YAML file"
         )
         role.set_defaults(func=handler)
+    text = "validate the ingest config and its asset registry against agent configs"
+    check = roles.add_parser("check-config", help=text, description=text)
+    check.add_argument("config", type=Path, metavar="CONFIG", help="ingest YAML file")
+    check.add_argument(
+        "--agent",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="AGENT_CONFIG",
+        help="an agent YAML file whose plant, machines, signals and units the registry must know "
+        "(repeatable)",
+    )
+    check.set_defaults(func=_check_config)

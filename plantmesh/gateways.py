@@ -34,6 +34,13 @@ def register(subparsers: Subparsers) -> None:
     add.add_argument("--plant", required=True, help="the plant whose topics it may publish")
     add.add_argument("--namespace", default="", help="topic namespace (default: none)")
     add.add_argument(
+        "--write-config",
+        metavar="FILE",
+        type=Path,
+        help="also start a new agent config FILE with these lines (sources follow: "
+        "`plantmesh agent discover ... --into FILE`)",
+    )
+    add.add_argument(
         "--password-file",
         type=Path,
         help="take the password from this file's first line (default: a random one)",
@@ -104,6 +111,10 @@ def remove_gateway(name: str, config: StackConfig | None = None) -> Mosquitto:
 
 
 def _add(args: argparse.Namespace) -> int:
+    out: Path | None = args.write_config
+    if out is not None and out.exists():
+        print(f"plantmesh gateway add: {out} exists; not overwritten", file=sys.stderr)
+        return 1
     try:
         password = None if args.password_file is None else read_password_file(args.password_file)
         gateway = Gateway(args.name, args.plant, args.namespace)
@@ -119,7 +130,15 @@ def _add(args: argparse.Namespace) -> int:
         "\nIn the agent's config (copy the password file and the CA file to the gateway and "
         "adjust the paths):\n"
     )
-    print(agent_snippet(broker, gateway))
+    snippet = agent_snippet(broker, gateway)
+    print(snippet)
+    if out is not None:
+        try:
+            out.write_text(f"# plantmesh gateway add {gateway.name}\n{snippet}\n")
+        except OSError as exc:
+            print(f"plantmesh gateway add: cannot write {out}: {exc}", file=sys.stderr)
+            return 1
+        print(f"\nWrote {out}; add its sources with `plantmesh agent discover ... --into {out}`.")
     return 0
 
 

@@ -46,6 +46,7 @@ from pymodbus.exceptions import ModbusException
 from edge_agent.config import ModbusDeviceConfig, ModbusSourceConfig
 from edge_agent.errors import ModbusReadError, report
 from edge_agent.sources import ReadingSink, SourceState, trusted_reading
+from edge_agent.sources.connection_log import ConnectionLog
 from edge_agent.sources.modbus_plan import BIT_TABLES, ReadRequest, decode_answer, plan_reads
 from plantmesh.contracts import (
     STATUS_BAD,
@@ -90,11 +91,31 @@ class ModbusExceptionError(ModbusReadError):
 
     def __init__(self, code: int, request: ReadRequest) -> None:
         self.status, meaning = EXCEPTION_STATUS.get(code, UNKNOWN_EXCEPTION)
+        self.code = code
         self.request = request
         super().__init__(
             f"exception code {code} ({meaning}) reading {request.count} {request.table.value} "
             f"at {request.address}"
         )
+
+
+async def read_request(
+    client: AsyncModbusTcpClient, unit_id: int, request: ReadRequest
+) -> list[Any]:
+    """The registers or bits of one request (also `plantmesh agent check-config --connect`).
+    Raises ModbusExceptionError for an exception answer, ModbusReadError for a gateway's."""
+    read: Callable[..., Awaitable[Any]] = getattr(client, READ_METHOD[request.table])
+    response = await read(request.address, count=request.count, device_id=unit_id)
+    if response.isError():
+        code = getattr(response, "exception_code", "?")
+        if isinstance(code, int) and code not in GATEWAY_CODES:
+            raise ModbusExceptionError(code, request)
+        raise ModbusReadError(
+            f"exception code {code} reading {request.count} {request.table.value} "
+            f"at {request.address}"
+        )
+    words: list[Any] = response.bits if request.table in BIT_TABLES else response.registers
+    return words
 
 
 class Held(NamedTuple):
@@ -107,13 +128,21 @@ class Held(NamedTuple):
     status: int | None
 
 
+def source_link(config: ModbusSourceConfig) -> ConnectionLog:
+    return ConnectionLog(log, f"modbus source {config.name} ({config.host}:{config.port})")
+
+
 class ModbusSource:
     """All devices behind one Modbus TCP endpoint (a PLC, or a gateway to a serial bus)."""
 
     def __init__(self, config: ModbusSourceConfig, plant: str, sink: ReadingSink) -> None:
         self.config = config
         self.name = config.name
-        self.devices = [DevicePoller(config, device, plant, sink) for device in config.devices]
+        # One PLC restart is one outage of the source, however many devices it serves.
+        link = source_link(config)
+        self.devices = [
+            DevicePoller(config, device, plant, sink, link) for device in config.devices
+        ]
 
     def start(self, tg: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
         return [
@@ -132,6 +161,7 @@ class DevicePoller:
         device: ModbusDeviceConfig,
         plant: str,
         sink: ReadingSink,
+        link: ConnectionLog | None = None,
     ) -> None:
         self.source = source
         self.device = device
@@ -147,14 +177,15 @@ class DevicePoller:
         self._last: dict[str, float | bool | Held] = {}
         self.unpublished = 0
         """Non-Good statuses not published: the signal had no good value yet to carry them."""
-        self._errors = ErrorLog(
-            log,
-            f"modbus {source.host}:{source.port} unit {device.unit_id} ({device.machine})",
-        )
+        # Lost and recovered connections, shared by the source's devices.
+        self._link = link or source_link(source)
+        self._member = f"unit {device.unit_id} ({device.machine})"
         # Bad values are a profile or PLC-program problem, logged once for the agent's life.
-        self._value_errors = ErrorLog(log, f"modbus unit {device.unit_id} ({device.machine})")
+        self._value_errors = ErrorLog(log, f"modbus {self._member}")
         # Exception answers, logged once per kind until every request is answered again.
-        self._answers = ErrorLog(log, f"{self._errors.what} registers")
+        self._answers = ErrorLog(
+            log, f"modbus {source.host}:{source.port} {self._member} registers"
+        )
 
     async def run(self) -> None:
         client = AsyncModbusTcpClient(
@@ -239,21 +270,10 @@ class DevicePoller:
             self._answers.succeeded()
         self.state.connected = True
         self.state.seen(published)
-        self._errors.succeeded()
+        self._link.connected(self._member)
 
     async def _read(self, client: AsyncModbusTcpClient, request: ReadRequest) -> list[Any]:
-        read: Callable[..., Awaitable[Any]] = getattr(client, READ_METHOD[request.table])
-        response = await read(request.address, count=request.count, device_id=self.device.unit_id)
-        if response.isError():
-            code = getattr(response, "exception_code", "?")
-            if isinstance(code, int) and code not in GATEWAY_CODES:
-                raise ModbusExceptionError(code, request)
-            raise ModbusReadError(
-                f"exception code {code} reading {request.count} {request.table.value} "
-                f"at {request.address}"
-            )
-        words: list[Any] = response.bits if request.table in BIT_TABLES else response.registers
-        return words
+        return await read_request(client, self.device.unit_id, request)
 
     def _publish_refused(
         self, refused: list[ModbusExceptionError], source_ts: datetime, gateway_ts: datetime
@@ -300,4 +320,4 @@ class DevicePoller:
             signal: Held(last.value if isinstance(last, Held) else last, None)
             for signal, last in self._last.items()
         }
-        report(self._errors, what, error)
+        self._link.failed(error, self._member, step=what)

@@ -35,6 +35,7 @@ from asyncua.ua.uaerrors import UaError
 from edge_agent.config import OpcUaSourceConfig
 from edge_agent.errors import SourceError, report
 from edge_agent.sources import ReadingSink, SourceState, trusted_reading
+from edge_agent.sources.connection_log import ConnectionLog
 from edge_agent.sources.opcua_browse import (
     CHUNK,
     Binding,
@@ -110,6 +111,9 @@ class OpcUaSource:
         self.state = SourceState(config.name)
         self._sink = sink
         self._errors = ErrorLog(log, f"opcua source {config.name} ({config.endpoint})")
+        # Losses and recoveries of the session: one line each, whatever the retries meet.
+        self._link = ConnectionLog(log, self._errors.what)
+        self._lost_reason: BaseException | str = "connection lost"
         self._handles: dict[int, Binding] = {}
         self._last_values: dict[tuple[AssetPath, str], float | bool | str] = {}
         self.subscribed = 0
@@ -139,27 +143,34 @@ class OpcUaSource:
         self.state.errors += 1
         report(self._errors, what, error)
 
+    def _lost(self, error: BaseException | str) -> None:
+        """A connect attempt failed or the session ended."""
+        self.state.errors += 1
+        self._link.failed(error)
+
     async def _session(self) -> bool:
         """One connection's life. True if it got as far as receiving data."""
         lost = asyncio.Event()
+        self._lost_reason = "connection lost"
 
-        async def on_lost(_: Exception) -> None:
+        async def on_lost(exc: Exception) -> None:
+            self._lost_reason = exc
             lost.set()
 
         try:
             client = await build_client(self.config)
         except RECOVERABLE as exc:
-            self._fail("connect", exc)
+            self._lost(exc)
             return False
         client.connection_lost_callback = on_lost
         try:
             await client.connect()
         except RECOVERABLE as exc:
-            self._fail("connect", exc)
+            self._lost(exc)
             await self._close(client)
             return False
-        # Before subscribing: a node the server refuses is this session's news, not old news.
-        self._errors.succeeded()
+        # Before subscribing, and quietly: a node the server refuses is this session's news.
+        self._errors = ErrorLog(log, self._errors.what)
         streamed = False
         try:
             bindings = await self._discover(client)
@@ -178,19 +189,15 @@ class OpcUaSource:
             if not self._handles and not polled:
                 raise SourceError("no variable could be subscribed or polled")
             self.state.connected = True
-            log.info(
-                "opcua source %s: %d variables subscribed, %d polled at %s",
-                self.name,
-                self.subscribed,
-                self.polled,
-                self.config.endpoint,
-            )
+            counts = f"{self.subscribed} variables subscribed, {self.polled} polled"
+            if not self._link.connected(detail=counts):
+                log.info("opcua source %s: %s at %s", self.name, counts, self.config.endpoint)
             streamed = True
             self.sessions += 1
             await self._stream(client, subscription, polled, lost)
-            self._fail("connection", "connection lost")
+            self._lost(self._lost_reason)
         except RECOVERABLE as exc:
-            self._fail("session", exc)
+            self._lost(exc)
         finally:
             self.state.connected = False
             self.subscribed = self.polled = 0
@@ -206,7 +213,7 @@ class OpcUaSource:
                 self._fail(f"browse {root.root}", exc)
                 continue
             options = effective_options(self.config, root)
-            bindings.extend(await walk_root(client, self.plant, node, options))
+            bindings.extend(await walk_root(client, self.plant, node, options, root))
         if not bindings and not unresolved:
             raise SourceError("nothing to read: no variables found")
         bindings = await read_ranges(client, await read_units(client, bindings))
@@ -321,7 +328,8 @@ class OpcUaSource:
         elif isinstance(event, StatusChangeEvent):
             status = event.notification.Status
             if status is not None and not status.is_good():
-                self._fail("subscription", f"subscription status {status.name}")
+                if not isinstance(self._lost_reason, BaseException):  # the cause says more
+                    self._lost_reason = f"subscription status {status.name}"
                 return False
         return True
 

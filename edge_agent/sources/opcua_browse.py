@@ -1,5 +1,5 @@
-"""Finding what to read on an OPC UA server: browse roots walked by browse name, the
-area / line / machine / signal hierarchy below them, explicit nodes (node id, namespace URI or
+"""Finding what to read on an OPC UA server: browse roots walked by browse name, the folder
+levels below them mapped to area / line / machine (`levels`), explicit nodes (node id, namespace URI or
 browse path, resolved again on every connect), each variable's engineering unit and EURange."""
 
 from __future__ import annotations
@@ -74,9 +74,10 @@ def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
 
 
 async def _children(
-    node: Node, node_class: ua.NodeClass, skip_properties: bool = False
+    node: Node, node_class: ua.NodeClass | int, skip_properties: bool = False
 ) -> list[ua.ReferenceDescription]:
-    refs = await node.get_children_descriptions(nodeclassmask=node_class)
+    # A mask may combine classes (Object | Variable); asyncua passes it on as an integer.
+    refs = await node.get_children_descriptions(nodeclassmask=node_class)  # type: ignore[arg-type]
     if skip_properties:
         # A machine's Variables are its signals; HasProperty children are metadata about it.
         refs = [r for r in refs if r.ReferenceTypeId != HAS_PROPERTY]
@@ -103,31 +104,58 @@ async def resolve_root(client: Client, root: BrowseRootConfig) -> Node:
     return await resolve_path(client, root.root)
 
 
-async def walk_root(client: Client, plant: str, root: Node, options: ItemOptions) -> list[Binding]:
-    """Every Variable at area/line/machine/signal depth below `root` (unit not yet known)."""
-    level: list[tuple[Node, tuple[str, ...]]] = [(root, ())]
-    for _ in ("area", "line", "machine"):
-        answers = await _children_of_all([n for n, _ in level], ua.NodeClass.Object)
+async def walk_root(
+    client: Client, plant: str, root_node: Node, options: ItemOptions, root: BrowseRootConfig
+) -> list[Binding]:
+    """Every Variable of the deepest of `root.levels` below `root_node` (unit not yet known),
+    its asset path taken from the levels' browse names and the root's fixed parts. A root that
+    binds nothing is logged once per walk: a server laid out otherwise than `levels` says."""
+    level: list[tuple[Node, dict[str, str]]] = [(root_node, {})]
+    found: list[str] = []
+    for kind in root.levels:
+        answers = await children_of_all([n for n, _ in level], ua.NodeClass.Object)
         level = [
-            (client.get_node(ua.NodeId(r.NodeId.Identifier, r.NodeId.NamespaceIndex)), (*names, n))
-            for (_, names), refs in zip(level, answers, strict=True)
+            (_node(client, r), parts if kind == "skip" else {**parts, kind: name})
+            for (_, parts), refs in zip(level, answers, strict=True)
             for r in refs
-            if (n := _named(r)) is not None
+            if (name := _named(r) if kind != "skip" else "") is not None
         ]
-    answers = await _children_of_all([n for n, _ in level], ua.NodeClass.Variable, True)
+        found.append(f"{len(level)} {kind}")
+    answers = await children_of_all([n for n, _ in level], ua.NodeClass.Variable, True)
     bindings = []
-    for (_, (area, line, machine)), refs in zip(level, answers, strict=True):
+    for (_, parts), refs in zip(level, answers, strict=True):
+        area, line, machine = (_part(parts, root, p) for p in ("area", "line", "machine"))
         asset = AssetPath(plant=plant, area=area, line=line, machine=machine)
         for ref in refs:
             signal = _named(ref)
             if signal is not None:
-                node = client.get_node(ua.NodeId(ref.NodeId.Identifier, ref.NodeId.NamespaceIndex))
-                bindings.append(Binding(node, asset, signal, None, options))
+                bindings.append(Binding(_node(client, ref), asset, signal, None, options))
+    if not bindings:
+        log.warning(
+            "opcua browse root %r bound no variables: levels [%s] below it found %s folders and "
+            "no Variables in the last; set `levels` to the server's layout "
+            "(`plantmesh agent discover opcua` shows it)",
+            root.root,
+            ", ".join(root.levels),
+            ", ".join(found) or "no",
+        )
     return bindings
 
 
-async def _children_of_all(
-    nodes: Sequence[Node], node_class: ua.NodeClass, skip_properties: bool = False
+def _part(parts: dict[str, str], root: BrowseRootConfig, part: str) -> str:
+    """A part of the asset path: from its level, else fixed on the root (the config checks
+    that one of them gives it)."""
+    name = parts.get(part) or getattr(root, part)
+    assert isinstance(name, str)
+    return name
+
+
+def _node(client: Client, ref: ua.ReferenceDescription) -> Node:
+    return client.get_node(ua.NodeId(ref.NodeId.Identifier, ref.NodeId.NamespaceIndex))
+
+
+async def children_of_all(
+    nodes: Sequence[Node], node_class: ua.NodeClass | int, skip_properties: bool = False
 ) -> list[list[ua.ReferenceDescription]]:
     """`_children` of every node, BROWSE_CONCURRENCY requests at a time: a thousand machines
     browsed at once would hold a thousand answers in memory together (and flood a small PLC)."""
@@ -185,7 +213,7 @@ async def explicit_bindings(
     return bindings, unresolved
 
 
-async def _property_values(
+async def property_values(
     client: Client, nodes: Sequence[Node], name: str
 ) -> dict[ua.NodeId, object]:
     """The value of property `name` (e.g. `0:EngineeringUnits`) of every node that has it.
@@ -211,22 +239,24 @@ async def read_ranges(client: Client, bindings: list[Binding]) -> list[Binding]:
     needing = [b.node for b in bindings if b.options.needs_range]
     if not needing:
         return bindings
-    ranges = await _property_values(client, needing, "0:EURange")
+    ranges = await property_values(client, needing, "0:EURange")
     return [
         replace(b, eu_range=r) if isinstance(r := ranges.get(b.node.nodeid), ua.Range) else b
         for b in bindings
     ]
 
 
+def unit_text(value: object) -> str | None:
+    """The unit an EngineeringUnits property value (EUInformation) displays, if any."""
+    text = getattr(getattr(value, "DisplayName", None), "Text", None)
+    return text if isinstance(text, str) and text else None
+
+
 async def read_units(client: Client, bindings: list[Binding]) -> list[Binding]:
     """Fill in each unit from the variable's EngineeringUnits property where it has one."""
     missing = [b.node for b in bindings if b.unit is None]
-    values = await _property_values(client, missing, "0:EngineeringUnits")
-    units: dict[ua.NodeId, str] = {}
-    for node_id, value in values.items():
-        text = getattr(getattr(value, "DisplayName", None), "Text", None)
-        if isinstance(text, str) and text:
-            units[node_id] = text
+    values = await property_values(client, missing, "0:EngineeringUnits")
+    units = {node_id: text for node_id, value in values.items() if (text := unit_text(value))}
     return [
         b if b.unit is not None else replace(b, unit=units.get(b.node.nodeid)) for b in bindings
     ]

@@ -131,21 +131,25 @@ async def test_a_gap_is_counted_raised_survives_a_restart_and_closes_with_late_d
         # The same figures through `plantmesh query completeness`, in InfluxQL and in Flux.
         common = ["query", "--url", config.influxdb.url, "--db", db]
         assert main([*common, "completeness"]) == 0
-        header, row = capsys.readouterr().out.splitlines()
+        header, row, total = capsys.readouterr().out.splitlines()
         assert header.split() == [
             "plant",
+            "gateway",
             "time",
             "expected",
             "received",
+            "received_ratio",
+            "missing",
             "duplicates",
             "open_gaps",
         ]
-        assert row.split()[0] == "p1"
-        assert row.split()[2:] == ["6", "6", "0", "0"]
+        assert row.split()[:2] == ["p1", "gw-1"]
+        assert row.split()[3:] == ["6", "6", "1.0", "0", "0", "0"]
+        assert total.split()[:2] == ["p1", "(all)"]
         assert main([*common, "--flux", "completeness", "--plant", "p1"]) == 0
         out = capsys.readouterr().out
-        assert "batches_expected" in out.splitlines()[0]
-        assert "p1" in out.splitlines()[1]
+        assert out.splitlines()[0] == header
+        assert out.splitlines()[1].split()[3:] == ["6", "6", "1.0", "0", "0", "0"]
     finally:
         await influxql(config.influxdb.url, f'DROP DATABASE "{db}"')
 

@@ -1,60 +1,58 @@
-"""`plantmesh query`: the statements each question turns into, and how answers are printed."""
+"""`plantmesh query`: options before or after the question, and the statements each question
+turns into (InfluxQL and Flux)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
 from plantmesh.cli import build_parser
-from plantmesh.influxql import Series
-from plantmesh.query import flux_for, influxql_for, render_flux, render_influxql
+from plantmesh.query import statements
+from plantmesh.query.cli import _resolve, question_of
+from plantmesh.query.statements import Question
 
 
 def parse(*argv: str) -> argparse.Namespace:
     args = build_parser(registers=[]).parse_args(["query", *argv])
-    if args.bucket is None:
-        args.bucket = f"{args.database}/autogen"
-    for name in ("plant", "machine", "signal"):
-        if not hasattr(args, name):
-            setattr(args, name, None)
+    _resolve(args)
     return args
 
 
-def test_last_value_per_machine() -> None:
-    text = influxql_for(parse("last", "--plant", "plant-a", "--machine", "press-01"))
-    assert text == (
-        "SELECT last(value) AS value FROM readings WHERE plant = 'plant-a' AND "
-        "machine = 'press-01' GROUP BY plant, machine, signal"
-    )
+COMMON = [
+    "--url", "http://influx:8086", "--db", "other", "--token-file", "/t", "--format", "csv",
+    "--flux", "--show", "--timeout", "5", "--bucket", "b/rp",
+]  # fmt: skip
 
 
-def test_literals_are_escaped() -> None:
-    text = influxql_for(parse("last", "--plant", "it's"))
-    assert "plant = 'it\\'s'" in text
-    flux = flux_for(parse("last", "--plant", 'a"b'))
-    assert 'r.plant == "a\\"b"' in flux
+@pytest.mark.parametrize("question", ["last", "series", "completeness", "influxql", "flux"])
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_common_options_work_before_or_after_the_question(question: str, where: str) -> None:
+    rest = {"series": ["--signal", "s"], "influxql": ["SHOW DATABASES"], "flux": ["buckets()"]}
+    tail = [question, *rest.get(question, [])]
+    args = parse(*COMMON, *tail) if where == "before" else parse(*tail, *COMMON)
+    assert (args.url, args.database, args.bucket) == ("http://influx:8086", "other", "b/rp")
+    assert (args.token_file, args.format, args.timeout) == (Path("/t"), "csv", 5.0)
+    assert args.flux
+    assert args.show
 
 
-def test_series_raw_and_downsampled() -> None:
-    raw = influxql_for(parse("series", "--signal", "bearing_temp", "--since", "2h"))
-    assert raw.startswith("SELECT value, unit FROM readings WHERE signal = 'bearing_temp'")
-    assert "time > now() - 2h" in raw
-    trend = influxql_for(parse("series", "--signal", "bearing_temp", "--every", "5m"))
-    assert "mean(value) AS mean" in trend
-    assert "GROUP BY time(5m), plant, machine fill(none)" in trend
-    assert "aggregateWindow(every: 5m, fn: mean" in flux_for(
-        parse("series", "--signal", "x", "--every", "5m")
-    )
+def test_a_question_keeps_what_came_before_it_and_defaults_fill_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PLANTMESH_INFLUX_URL", "http://from-env:1")
+    args = parse("--db", "mine", "last")
+    assert (args.database, args.bucket, args.url) == ("mine", "mine/autogen", "http://from-env:1")
+    assert (args.format, args.flux, args.token, args.token_file) == ("table", False, None, None)
+    assert parse("--format", "csv", "last", "--json").format == "json"  # the later one wins
+    assert parse("last", "--db", "a").database == "a"
 
 
-def test_completeness_sums_the_latest_figures_of_each_gateway() -> None:
-    text = influxql_for(parse("completeness", "--plant", "plant-a"))
-    assert "FROM (SELECT last(batches_expected) AS expected" in text
-    assert "WHERE plant = 'plant-a' GROUP BY plant, gateway) GROUP BY plant" in text
-    flux = flux_for(parse("--db", "other", "completeness"))
-    assert flux.startswith('from(bucket: "other/autogen") |> range(start: -1h)')
-    assert '_measurement == "completeness"' in flux
+def test_bad_options_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse("last", "--format", "xml")
+    assert "invalid choice: 'xml'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", ["1", "h", "-1h", "1y", "1h; DROP"])
@@ -64,24 +62,60 @@ def test_durations_are_checked(bad: str, capsys: pytest.CaptureFixture[str]) -> 
     assert "duration" in capsys.readouterr().err
 
 
-def test_raw_queries_take_the_text() -> None:
+def test_raw_queries_take_the_text_and_have_no_question() -> None:
     assert parse("influxql", "SHOW DATABASES").text == "SHOW DATABASES"
-    assert parse("flux", "buckets()").text == "buckets()"
+    assert question_of(parse("flux", "buckets()")) is None
 
 
-def test_influxql_answers_print_as_one_table_with_the_tags_first() -> None:
-    series = [
-        Series("readings", {"plant": "a", "signal": "temp"}, ["time", "value"], [[0, 1.5]]),
-        Series("readings", {"plant": "b", "signal": "speed"}, ["time", "value"], [[0, 2.0]]),
-    ]
-    lines = render_influxql(series, as_json=False).splitlines()
-    assert lines[0].split() == ["plant", "signal", "time", "value"]
-    assert lines[1].split() == ["a", "temp", "1970-01-01T00:00:00.000+00:00", "1.5"]
-    assert len(lines) == 3
-    assert render_influxql([], as_json=False) == "(no data)"
-    assert '"rows"' in render_influxql(series, as_json=True)
+def test_last_takes_the_newest_point_of_each_series_whatever_its_fields() -> None:
+    q = question_of(parse("last", "--plant", "plant-a", "--machine", "press-01"))
+    assert q is not None
+    (text,) = statements.influxql(q).values()
+    assert text == (
+        "SELECT value, value_str, status_code, quality FROM readings WHERE plant = 'plant-a' AND "
+        "machine = 'press-01' AND time > now() - 1h "
+        "GROUP BY plant, machine, signal, unit ORDER BY time DESC LIMIT 1"
+    )
+    assert "last(value)" not in text  # it would skip a Bad point and show an older number
+    (flux,) = statements.flux(q, "plantmesh/autogen").values()
+    assert 'pivot(rowKey: ["_time"], columnKey: ["_field"]' in flux
+    assert 'last(column: "_time")' in flux
+    assert 'r._field == "status_code"' in flux
 
 
-def test_flux_answers_print_as_a_table() -> None:
-    text = render_flux([{"plant": "a", "_value": "3"}, {"plant": "bb", "_value": "4"}], False)
-    assert text.splitlines() == ["plant  _value", "a      3", "bb     4"]
+def test_literals_are_escaped() -> None:
+    q = Question("last", plant="it's", machine='a"b')
+    assert "plant = 'it\\'s'" in statements.influxql(q)["last"]
+    assert 'r.machine == "a\\"b"' in statements.flux(q, "x/autogen")["last"]
+
+
+def test_series_raw_and_downsampled() -> None:
+    raw = statements.influxql(Question("series", signal="bearing_temp", since="2h"))["points"]
+    assert raw.startswith("SELECT value, value_str, status_code, quality FROM readings")
+    assert "WHERE signal = 'bearing_temp' AND time > now() - 2h" in raw
+    trend = statements.influxql(Question("series", signal="t", since="1h", every="5m"))
+    assert set(trend) == {"values", "uncertain", "bad"}
+    assert "mean(value) AS mean" in trend["values"]
+    assert "count(quality) AS points" in trend["values"]
+    assert "AND quality = 'bad' AND time > now() - 1h" in trend["bad"]
+    assert all("GROUP BY time(5m), plant, machine fill(none)" in t for t in trend.values())
+    flux = statements.flux(Question("series", signal="t", since="1h", every="5m"), "b")
+    assert (
+        'aggregateWindow(every: 5m, createEmpty: false, timeSrc: "_start", fn: mean)'
+        in (flux["mean"])
+    )
+    assert 'r._value == "bad"' in flux["bad"]
+
+
+def test_completeness_reads_each_gateways_latest_figures_over_all_time() -> None:
+    q = Question("completeness", plant="plant-a")
+    (text,) = statements.influxql(q).values()
+    assert text == (
+        "SELECT batches_expected, batches_received, batches_missing, duplicates, open_gaps "
+        "FROM completeness WHERE plant = 'plant-a' GROUP BY plant, gateway "
+        "ORDER BY time DESC LIMIT 1"
+    )  # no aggregate over gateways: that is what printed 1970-01-01 as the time
+    (flux,) = statements.flux(q, "other/autogen").values()
+    assert flux.startswith('from(bucket: "other/autogen") |> range(start: 1970-01-01T00:00:00Z)')
+    since = statements.influxql(Question("completeness", since="1d"))["figures"]
+    assert "WHERE time > now() - 1d GROUP BY" in since

@@ -299,3 +299,17 @@ def test_password_files_are_relative_to_the_config_file(tmp_path: Path) -> None:
     config = load_ingest_config(ingest)
     assert config.mqtt.password_value() == "gateway-secret"
     assert config.bridge.gateways == tmp_path / "secrets" / "gateways.json"
+
+
+def test_gateway_add_never_overwrites_a_config_it_is_asked_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from plantmesh.cli import main
+
+    monkeypatch.setenv("PLANTMESH_STATE", str(tmp_path / "state"))
+    existing = tmp_path / "agent.yaml"
+    existing.write_text("gateway_id: mine\n")
+    assert main(["gateway", "add", "gw-9", "--plant", "p1", "--write-config", str(existing)]) == 1
+    assert "exists; not overwritten" in capsys.readouterr().err
+    assert existing.read_text() == "gateway_id: mine\n"
+    assert not (tmp_path / "state").exists()  # refused before any credential was made
