@@ -13,8 +13,9 @@ time), read back over [start, end) and rebuilt into the batches the engine takes
   gateway named HISTORY_GATEWAY, numbered in replay order (so the engine's duplicate check never
   drops one). Gateway births, deaths and completeness gaps are not stored: the rules that need
   them see nothing.
-- A row that makes no reading (a missing tag, no value, an invalid one) is counted by reason in
-  HistoryStats.bad_rows and logged once per reason, never silently dropped.
+- A row that makes no reading (a missing tag, no value on a point that is not Bad, an invalid
+  one) is counted by reason in HistoryStats.bad_rows and logged once per reason, never silently
+  dropped. A Bad point has no value (plantmesh.contracts.readings): it makes a Bad reading.
 """
 
 from __future__ import annotations
@@ -203,13 +204,13 @@ class BatchRebuilder:
         value = row.get("value")
         if value is None:
             value = row.get("value_str")
-        if value is None:
-            raise UnusableRowError("no value")
         plant, area, line, machine, signal = (str(row[tag]) for tag in TAGS)
         try:
-            asset = self._asset(plant, area, line, machine)
             status_code = row.get("status_code") or 0
             quality = row.get("quality") or Quality.from_status_code(status_code)
+            if value is None and quality != Quality.BAD:  # a Bad point is stored without one
+                raise UnusableRowError("no value")
+            asset = self._asset(plant, area, line, machine)
             at = _EPOCH + timedelta(microseconds=row["time"] // 1_000)
             reading = Reading(
                 asset=asset,

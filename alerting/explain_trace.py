@@ -142,6 +142,8 @@ class Recorder:
 
 def _value(reading: Reading) -> str:
     value = reading.value
+    if value is None:
+        return f"no value ({reading.quality.value})"  # a Bad reading carries none
     if isinstance(value, bool) or not isinstance(value, int | float):
         return repr(value)
     return num(float(value))

@@ -13,7 +13,7 @@ from edge_agent.check_connect import Progress, Row, finite, format_value
 from edge_agent.config import ModbusDeviceConfig, ModbusSourceConfig
 from edge_agent.errors import ModbusReadError
 from edge_agent.sources.modbus import EXCEPTION_STATUS, ModbusExceptionError, read_request
-from edge_agent.sources.modbus_plan import ReadRequest, decode_answer, plan_reads
+from edge_agent.sources.modbus_plan import OutOfRange, ReadRequest, decode_answer, plan_reads
 from plantmesh.contracts import STATUS_GOOD, Quality
 from plantmesh.modbus_profile import DataType, DeviceProfile, Order, RegisterSpec
 
@@ -120,7 +120,9 @@ async def _read(
         return [(spec, {"problem": f"garbled answer: {exc}"}) for spec in request.specs]
     good = Quality.from_status_code(STATUS_GOOD).value
     return [
-        (spec, {"value": format_value(value, spec.unit), "quality": good})
+        (spec, {"value": "-", "quality": Quality.BAD.value, "problem": value.reason})
+        if isinstance(value, OutOfRange)
+        else (spec, {"value": format_value(value, spec.unit), "quality": good})
         if finite(value)
         else (spec, {"value": format_value(value), "problem": "NaN or infinity (not published)"})
         for spec, value in values

@@ -16,7 +16,6 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from edge_agent.check_connect import Progress, Row, format_value
 from edge_agent.config import OpcUaSourceConfig
 from edge_agent.errors import BrowseError, SourceError
-from edge_agent.sources.opcua import to_value
 from edge_agent.sources.opcua_browse import (
     CHUNK,
     Binding,
@@ -28,6 +27,7 @@ from edge_agent.sources.opcua_browse import (
 )
 from edge_agent.sources.opcua_client import build_client
 from edge_agent.sources.opcua_options import absolute_deadband, effective_options
+from edge_agent.sources.opcua_values import to_value
 from plantmesh.contracts import Quality
 from plantmesh.resilience import describe
 

@@ -4,7 +4,9 @@
 The documented schema: measurement `readings`; tags `plant`,
 `area`, `line`, `machine`, `signal` and `unit` (when present); fields `value` (float; a bool is
 1.0/0.0) or `value_str` (text values), `status_code` (integer) and `quality` (string); timestamp =
-the reading's source timestamp in nanoseconds. One reading is one point, identified by its series
+the reading's source timestamp in nanoseconds. A Bad reading has no value (plantmesh.contracts.
+readings): its point has only `status_code` and `quality`, so `last(value)` and charts never show
+a server's placeholder as a measurement. One reading is one point, identified by its series
 (the tags) and its timestamp, so writing a batch again overwrites the same points.
 
 Escaping follows the line-protocol reference: measurements escape commas and spaces; tag keys,
@@ -128,7 +130,9 @@ def format_line(
 def reading_fields(reading: Reading) -> dict[str, FieldValue]:
     value = reading.value
     fields: dict[str, FieldValue]
-    if isinstance(value, bool):
+    if value is None:
+        fields = {}
+    elif isinstance(value, bool):
         fields = {FIELD_VALUE: 1.0 if value else 0.0}
     elif isinstance(value, str):
         fields = {FIELD_VALUE_STR: value}
@@ -144,13 +148,18 @@ def reading_series(plant: str, area: str, line: str, machine: str, signal: str, 
     return _reading_series(plant, area, line, machine, signal, unit)
 
 
-def value_and_tail(value: FieldValue, status_code: int, quality: str, ts: datetime) -> str:
-    """Everything of a readings line after its series: ` value=...,status_code=...i,... <ns>`."""
+def value_and_tail(value: FieldValue | None, status_code: int, quality: str, ts: datetime) -> str:
+    """Everything of a readings line after its series: ` value=...,status_code=...i,... <ns>`
+    (no value field for a reading without a value: a Bad one)."""
     return value_and_tail_ns(value, status_code, quality, timestamp_ns(ts))
 
 
-def value_and_tail_ns(value: FieldValue, status_code: int, quality: str, ts_ns: int) -> str:
+def value_and_tail_ns(value: FieldValue | None, status_code: int, quality: str, ts_ns: int) -> str:
     """`value_and_tail` with the timestamp in nanoseconds already."""
+    if value is None:
+        return (
+            f" {FIELD_STATUS_CODE}={status_code}i,{FIELD_QUALITY}={_QUALITY_FIELD[quality]} {ts_ns}"
+        )
     if value.__class__ is float:
         if not math.isfinite(value):
             raise LineProtocolError(f"float field {value!r} is not finite")
@@ -207,7 +216,7 @@ def wire_reading_to_line(reading: WireReading) -> str:
         reading.get("unit") or "",
     )
     return series + value_and_tail(
-        reading["value"],
+        reading.get("value"),
         reading.get("status_code", 0),
         reading.get("quality", "good"),
         reading["source_ts"],

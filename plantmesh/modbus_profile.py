@@ -3,7 +3,9 @@
 Byte order (inside each 16-bit register) and word order (which register comes first) are separate
 settings, because PLC vendors combine them every way there is: big/big is "ABCD", big bytes with
 little words is "CDAB" (common on Schneider and many meters), little/big "BADC", little/little
-"DCBA". Values are `raw * scale + offset` in engineering units.
+"DCBA". Values are `raw * scale + offset` in engineering units, exact as plantmesh.contracts.numbers
+makes them: a float32 as the shortest decimal that reads back as the same float32, a 64-bit integer
+beyond 2**53 (no float holds it) refused by `decode_registers(..., exact=True)`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic import Field, model_validator
 
 from plantmesh.config import ConfigModel, load_config
 from plantmesh.contracts.common import Name
+from plantmesh.contracts.numbers import exact_integer, scaled, shortest_float32
 
 
 class Table(StrEnum):
@@ -139,15 +142,29 @@ def _to_registers(spec: RegisterSpec, data: bytes) -> list[int]:
     return words if spec.word_order == Order.BIG else list(reversed(words))
 
 
-def decode_registers(spec: RegisterSpec, registers: list[int]) -> float:
-    """Raw registers as read from the wire, in engineering units."""
+class InexactValueError(ValueError):
+    """A register value no reading can carry exactly: a 64-bit integer beyond 2**53."""
+
+
+def decode_registers(spec: RegisterSpec, registers: list[int], *, exact: bool = False) -> float:
+    """Raw registers as read from the wire, in engineering units: a float32 as its shortest
+    decimal (123.456, not 123.45600128173828). A 64-bit integer beyond 2**53 comes back as the
+    nearest float, or with `exact` raises InexactValueError (what the agent publishes)."""
     fmt, width = _FORMATS[spec.type]
     if len(registers) != width:
         raise ValueError(
             f"{spec.signal}: {spec.type.value} needs {width} registers, got {len(registers)}"
         )
     (raw,) = struct.unpack(">" + fmt, _to_bytes(spec, registers))
-    return float(raw) * spec.scale + spec.offset
+    if fmt == "f":
+        raw = shortest_float32(raw)
+    elif exact and width == 4 and fmt != "d" and not exact_integer(raw):
+        # No number in the text: the agent logs it once per signal, not once per new value.
+        raise InexactValueError(
+            f"{spec.type.value} value beyond 2**53: no float carries it exactly "
+            "(published as Bad, out of range)"
+        )
+    return scaled(float(raw), spec.scale, spec.offset)
 
 
 def encode_value(spec: RegisterSpec, value: float) -> list[int]:

@@ -48,6 +48,8 @@ class MachineStates:
         return self._seen.get(asset.key)
 
     def update(self, reading: Reading) -> None:
+        if reading.value is None:
+            return  # a Bad reading says nothing of the state: the last known one stands
         key = (reading.asset.key, reading.signal)
         known = self._latest.get(key)
         if known is None:

@@ -8,6 +8,7 @@ every rule's version for the same YAML."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
@@ -43,6 +44,11 @@ HISTORY_MARGIN_S = 60.0
 ConfigT = TypeVar("ConfigT", bound=RuleConfigBase)
 
 
+NO_VALUE = math.nan
+"""What `_numeric_match` gives for a Bad reading (plantmesh.contracts.readings: no value); never
+a value a rule compares, since every rule sets a Bad reading aside before it uses one."""
+
+
 class SeriesRule(Generic[ConfigT]):
     """The preamble of every rule on series: its config, name, identity (default severity
     medium), signals and match filter, and the out-of-order counter of its late policy."""
@@ -56,12 +62,17 @@ class SeriesRule(Generic[ConfigT]):
         self.ignored_out_of_order = 0
 
     def _numeric_match(self, reading: Reading, context: Context = NO_CONTEXT) -> float | None:
-        """The value of a reading this rule evaluates; None: not its series, or not a number."""
+        """The value of a reading this rule evaluates; None: not its series, or not a number.
+        NO_VALUE for a Bad reading of its series, which carries no value: the rule still counts
+        it (duplicates, `bad_quality_ignored`) and sets it aside by `is_bad` before it looks at
+        a value."""
         if not self._filter.matches(reading, context):
             return None
         value = reading.value  # numeric(), inlined: this runs for every reading of every rule
         if value.__class__ is float:
             return value
+        if value is None:
+            return NO_VALUE
         return _numeric(reading)
 
     def _late(self, last_ts: datetime | None, ts: datetime) -> bool:

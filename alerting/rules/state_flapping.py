@@ -142,22 +142,23 @@ class StateFlappingRule(SeriesRule[StateFlappingRuleConfig]):
         series = self._series.get(key)
         if self._late(None if series is None else series.last_ts, ts):
             return []
-        if is_bad(reading):
+        value = reading.value
+        if is_bad(reading) or value is None:  # (only a Bad reading goes without a value)
             self.ignored_bad_quality += 1
             if series is not None:
                 series.bad_ignored += 1
             return []
         if series is None:
             subject = Subject(reading.asset, reading.signal, context.machine_class)
-            series = _Series(subject, ts, reading.value, ts, born=self._ticks)
+            series = _Series(subject, ts, value, ts, born=self._ticks)
             self._series[key] = series
-            self._number(series, reading.value)  # a text state gets its index, first seen first
+            self._number(series, value)  # a text state gets its index, first seen first
             return []
         self._catch_up(series)
         events = self._slide(key, series, ts)
-        if not _same(reading.value, series.last_value):
-            self._record(series, _Change(ts, reading.value))
-        series.last_ts, series.last_value = ts, reading.value
+        if not _same(value, series.last_value):
+            self._record(series, _Change(ts, value))
+        series.last_ts, series.last_value = ts, value
         holds = self._filter.gate_open(reading.asset, context, reading.source_ts) and self._holds(
             key, series
         )

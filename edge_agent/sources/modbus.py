@@ -28,7 +28,10 @@ code        meaning                                    published as
 ==========  =========================================  =====================================
 
 No answer, a garbled one or a timeout fails the whole poll and starts a fresh connection.
-Quality follows the status code (`Quality.from_status_code`).
+Quality follows the status code (`Quality.from_status_code`); a Bad reading carries no value
+(plantmesh.contracts.readings), an Uncertain one the last good value. A 64-bit register beyond
+2**53, which no float carries exactly, is published as Bad (STATUS_BAD_OUT_OF_RANGE), its reason
+logged once per signal.
 """
 
 from __future__ import annotations
@@ -47,9 +50,17 @@ from edge_agent.config import ModbusDeviceConfig, ModbusSourceConfig
 from edge_agent.errors import ModbusReadError, report
 from edge_agent.sources import ReadingSink, SourceState, trusted_reading
 from edge_agent.sources.connection_log import ConnectionLog
-from edge_agent.sources.modbus_plan import BIT_TABLES, ReadRequest, decode_answer, plan_reads
+from edge_agent.sources.modbus_plan import (
+    BIT_TABLES,
+    Decoded,
+    OutOfRange,
+    ReadRequest,
+    decode_answer,
+    plan_reads,
+)
 from plantmesh.contracts import (
     STATUS_BAD,
+    STATUS_BAD_OUT_OF_RANGE,
     STATUS_BAD_SENSOR_FAILURE,
     STATUS_UNCERTAIN,
     AssetPath,
@@ -238,7 +249,7 @@ class DevicePoller:
     async def poll(self, client: AsyncModbusTcpClient) -> None:
         """Read the whole profile once and publish what it says."""
         source_ts = datetime.now(UTC)
-        values: list[tuple[Any, float | bool]] = []
+        values: list[tuple[Any, Decoded]] = []
         refused: list[ModbusExceptionError] = []
         for request in self.plan:
             try:
@@ -254,6 +265,23 @@ class DevicePoller:
             if isinstance(value, float) and not math.isfinite(value):
                 self.state.errors += 1
                 report(self._value_errors, spec.signal, "register holds NaN or infinity")
+                continue
+            if isinstance(value, OutOfRange):  # Bad, without a value; the reason logged once
+                self.state.errors += 1
+                report(self._value_errors, spec.signal, value.reason)
+                self._last.pop(spec.signal, None)  # no good value to hold for its next status
+                self._sink(
+                    trusted_reading(
+                        self.asset,
+                        spec.signal,
+                        None,
+                        spec.unit,
+                        source_ts,
+                        gateway_ts,
+                        STATUS_BAD_OUT_OF_RANGE,
+                    )
+                )
+                published += 1
                 continue
             if self.device.on_change and self._last.get(spec.signal) == value:
                 continue

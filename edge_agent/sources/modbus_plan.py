@@ -8,8 +8,15 @@ that sit close together are read in one request, gaps included, up to the protoc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from plantmesh.modbus_profile import DeviceProfile, RegisterSpec, Table, decode_registers
+from plantmesh.modbus_profile import (
+    DeviceProfile,
+    InexactValueError,
+    RegisterSpec,
+    Table,
+    decode_registers,
+)
 
 # The protocol allows 125 registers / 2000 bits per read; staying a little under the register
 # limit keeps clear of gateways that cap lower.
@@ -77,9 +84,19 @@ def _request(
     )
 
 
+class OutOfRange(NamedTuple):
+    """A register whose value no reading carries exactly (a 64-bit integer beyond 2**53): the
+    agent publishes the signal as Bad (STATUS_BAD_OUT_OF_RANGE), without a value."""
+
+    reason: str
+
+
+Decoded = float | bool | OutOfRange
+
+
 def decode_answer(
     request: ReadRequest, words: list[int] | list[bool]
-) -> list[tuple[RegisterSpec, float | bool]]:
+) -> list[tuple[RegisterSpec, Decoded]]:
     """Each spec's engineering value from the answer to `request` (floats may be non-finite:
     the caller decides what to do with a register holding NaN)."""
     if len(words) < request.count:
@@ -87,11 +104,14 @@ def decode_answer(
             f"{request.table.value} read at {request.address} returned {len(words)} values, "
             f"expected {request.count}"
         )
-    values: list[tuple[RegisterSpec, float | bool]] = []
+    values: list[tuple[RegisterSpec, Decoded]] = []
     for spec, offset in zip(request.specs, request.offsets, strict=True):
         if request.table in BIT_TABLES:
             values.append((spec, bool(words[offset])))
             continue
         registers = [int(w) for w in words[offset : offset + spec.width]]
-        values.append((spec, decode_registers(spec, registers)))
+        try:
+            values.append((spec, decode_registers(spec, registers, exact=True)))
+        except InexactValueError as exc:
+            values.append((spec, OutOfRange(str(exc))))
     return values

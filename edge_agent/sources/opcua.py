@@ -13,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from enum import Enum
-from typing import Any
 
 from asyncua import ua
 from asyncua.client.client import Client
@@ -51,7 +48,8 @@ from edge_agent.sources.opcua_options import (
     effective_options,
     monitored_item_request,
 )
-from plantmesh.contracts import AssetPath, Quality, SourceHealth
+from edge_agent.sources.opcua_values import inexact, to_value
+from plantmesh.contracts import STATUS_BAD_OUT_OF_RANGE, AssetPath, Quality, SourceHealth
 from plantmesh.resilience import Backoff, ErrorLog, raise_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -62,25 +60,6 @@ RECOVERABLE = (OSError, TimeoutError, ConnectionError, UaError, SourceError, Val
 NOTIFICATION_QUEUE = 50_000
 # The server is asked for a keep-alive this many times per `keepalive_timeout_s`.
 KEEPALIVES_PER_TIMEOUT = 3
-
-
-def to_value(raw: Any) -> float | bool | str | None:
-    """An OPC UA variant value as a Reading value; None for what a reading cannot carry
-    (arrays, structures, NaN)."""
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, Enum):
-        raw = raw.value
-    if isinstance(raw, int | float):
-        number = float(raw)
-        return number if math.isfinite(number) else None
-    if isinstance(raw, str):
-        return raw
-    if isinstance(raw, datetime):
-        return raw.isoformat()
-    if isinstance(raw, ua.LocalizedText):
-        return raw.Text
-    return None
 
 
 def _aware(ts: datetime | None) -> datetime | None:
@@ -232,14 +211,12 @@ class OpcUaSource:
         reason: str,
     ) -> None:
         """One variable cannot be read this session: count it, log it once, and publish a
-        reading with its Bad status (the last value seen, or empty text if none) so the
-        outage is visible downstream while the other variables keep streaming."""
+        reading with its Bad status and no value so the outage is visible downstream while
+        the other variables keep streaming."""
         self.bad_nodes += 1
         self._fail(address, reason)
         now = datetime.now(UTC)
-        self._publish(
-            asset, signal, self._last_values.get((asset, signal), ""), unit, status, now, now
-        )
+        self._publish(asset, signal, None, unit, status, now, now)
 
     async def _subscribe(self, subscription: Subscription, bindings: Sequence[Binding]) -> None:
         """Monitored items for every binding; one that the server refuses is reported Bad and
@@ -347,32 +324,44 @@ class OpcUaSource:
             self._on_value(binding, event.data.monitored_item.Value)
 
     def _on_value(self, binding: Binding, data_value: ua.DataValue) -> None:
-        raw = data_value.Value.Value if data_value.Value is not None else None
+        variant = data_value.Value
+        raw = variant.Value if variant is not None else None
         status = data_value.StatusCode.value if data_value.StatusCode is not None else 0
-        value = to_value(raw)
+        value = to_value(raw, variant.VariantType if variant is not None else None)
         key = (binding.asset, binding.signal)
-        if value is None:
-            if raw is not None:
+        if value is None and raw is not None:
+            what = f"value of {binding.asset.key}/{binding.signal}"
+            reason = inexact(raw)
+            if reason is None:
                 self._fail(
-                    f"value of {binding.asset.key}/{binding.signal}",
+                    what,
                     f"unsupported value {type(raw).__name__} (readings carry numbers, booleans, text)",
                 )
                 return
-            if Quality.from_status_code(status) == Quality.GOOD:
+            self._fail(what, reason)
+            status = STATUS_BAD_OUT_OF_RANGE
+        quality = Quality.from_status_code(status)
+        if quality is Quality.BAD:
+            # Bad means no value: what the server sent beside the status (0, "") is a
+            # placeholder, no measurement (plantmesh.contracts.readings).
+            value = None
+        elif value is None:
+            if quality is Quality.GOOD:
                 return
-            # A Bad (or Uncertain) status without a value: publish the status, not silence.
+            # Uncertain without a value: publish the status with the last value, not silence.
             value = self._last_values.get(key, "")
         now = datetime.now(UTC)
         source_ts = _aware(data_value.SourceTimestamp) or _aware(data_value.ServerTimestamp) or now
         self._publish(binding.asset, binding.signal, value, binding.unit, status, source_ts, now)
-        self._last_values[key] = value
+        if value is not None:
+            self._last_values[key] = value
         self.state.seen()
 
     def _publish(
         self,
         asset: AssetPath,
         signal: str,
-        value: float | bool | str,
+        value: float | bool | str | None,
         unit: str | None,
         status: int,
         source_ts: datetime,

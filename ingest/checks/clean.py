@@ -8,7 +8,9 @@ nanoseconds directly (ingest.timestamps). About 2 µs a reading, line included.
 
 It accepts a subset of what the contract accepts, with the same data and lines: anything else
 (another timestamp form, an integer beyond 2**53, a bad reading, a reading out of the time
-bounds or refused by the registry) gives None, and the conforming tier decides and explains.
+bounds or refused by the registry) gives None, and the conforming tier decides and explains. A
+reading of Bad quality carries no value (plantmesh.contracts.readings): one that does is taken
+with its value dropped, as the contract takes it.
 tests/unit/test_ingest_checks.py holds both to the same outcome with hypothesis.
 """
 
@@ -46,8 +48,11 @@ _READING_KEYS = frozenset(Reading.model_fields)
 _ALL_READING_KEYS = len(_READING_KEYS)
 _ASSET_KEYS = len(AssetPath.model_fields)
 _OK, _GOOD = STATUS_GOOD, Quality.GOOD.value  # a reading's defaults
+_BAD = Quality.BAD.value
 _EXACT = 2**53  # integers up to here become the same float in pydantic and here
-_VALUE_TYPES = (float, bool, str)  # an int is a float by then
+_VALUE_TYPES = (float, bool, str)  # an int is a float by then; None only when Bad
+_INEXACT = object()  # an integer no float holds exactly: the contract rounds it
+_NOT_CLEAN = object()
 _GOOD_TAIL = f',status_code={_OK}i,quality="{_GOOD}" '  # after the usual reading's value
 _Lines = tuple[list[str], bool]
 
@@ -111,7 +116,8 @@ def _is_clean_envelope(batch: Any) -> bool:
 # costliest check of a reading). A missing key or a wrong type anywhere raises KeyError,
 # TypeError (a Rejection does not unpack either) or AttributeError: all mean "not clean".
 def _lines(readings: list[Any], lo: int, hi: int, plans: SeriesPlans) -> _Lines | None:
-    """One line per reading and whether the registry changed any (in `readings`), or None."""
+    """One line per reading and whether any changed in `readings` (the registry's plan, a Bad
+    reading's value dropped), or None."""
     lines: list[str] = []
     append = lines.append
     known, resolve, heads, tails = plans.known.get, plans.resolve, HEAD_NS, TAIL_NS
@@ -120,8 +126,9 @@ def _lines(readings: list[Any], lo: int, hi: int, plans: SeriesPlans) -> _Lines 
         for index, reading in enumerate(readings):
             if len(reading) == _ALL_READING_KEYS:  # all keys present, so none of them extra
                 unit, status, quality = reading["unit"], reading["status_code"], reading["quality"]
+                number = reading["value"]  # (a KeyError: it is missing, so one key is extra)
             elif reading.keys() <= _READING_KEYS:  # only a dict has keys() in JSON
-                unit = reading.get("unit")
+                unit, number = reading.get("unit"), reading.get("value")
                 status, quality = reading.get("status_code", _OK), reading.get("quality", _GOOD)
             else:
                 return None
@@ -146,9 +153,10 @@ def _lines(readings: list[Any], lo: int, hi: int, plans: SeriesPlans) -> _Lines 
                 or not 0 <= status <= STATUS_CODE_MAX
             ):
                 return None
-            number = reading["value"]
-            if number.__class__ is int:  # None when no float holds it exactly: refused below
-                number = reading["value"] = float(number) if -_EXACT <= number <= _EXACT else None
+            if number.__class__ is int:  # _INEXACT when no float holds it exactly: not clean
+                number = reading["value"] = (
+                    float(number) if -_EXACT <= number <= _EXACT else _INEXACT
+                )
             if (
                 plan is None
                 and number.__class__ is float
@@ -158,13 +166,35 @@ def _lines(readings: list[Any], lo: int, hi: int, plans: SeriesPlans) -> _Lines 
             ):
                 append(f"{series} value={number!r}{_GOOD_TAIL}{source_ns}")
                 continue
-            if quality not in QUALITY_VALUES or number.__class__ not in _VALUE_TYPES:
+            number, dropped = _kept_value(reading, number, quality)
+            if number is _NOT_CLEAN:
                 return None
+            changed |= dropped
             if plan is not None:
                 reading = readings[index] = plan.apply(reading)
-                number = reading["value"]
+                number = reading.get("value")
                 changed = True
             append(series + value_and_tail_ns(number, status, quality, source_ns))
     except (KeyError, TypeError, AttributeError, NormalizeError, LineProtocolError):
         return None
     return lines, changed
+
+
+def _kept_value(reading: dict[str, Any], number: Any, quality: Any) -> tuple[Any, bool]:
+    """The value a reading off the usual path keeps, and whether it was dropped from `reading`:
+    a Bad reading keeps none (plantmesh.contracts.readings), any other needs one. _NOT_CLEAN
+    for anything the contract should decide (and explain)."""
+    if quality not in QUALITY_VALUES or (
+        number is not None
+        and (
+            number.__class__ not in _VALUE_TYPES
+            or (number.__class__ is float and number - number != 0.0)  # NaN, infinities
+        )
+    ):
+        return _NOT_CLEAN, False
+    if quality == _BAD:
+        if number is None:
+            return None, False
+        del reading["value"]  # Bad means no value: dropped, as the contract does
+        return None, True
+    return (_NOT_CLEAN, False) if number is None else (number, False)

@@ -102,10 +102,13 @@ def _place(
         return series_plan
     plan, series = series_plan
     try:
+        if reading.get("quality") is Quality.BAD and reading.get("value") is not None:
+            # Bad means no value (plantmesh.contracts.readings): dropped, as the contract does.
+            reading = {k: v for k, v in reading.items() if k != "value"}  # type: ignore[assignment]
         if plan is not None:
             reading = plan.apply(reading)
         tail = value_and_tail(
-            reading["value"],
+            reading.get("value"),
             reading.get("status_code", STATUS_GOOD),
             reading.get("quality", Quality.GOOD),
             reading["source_ts"],

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ingest.checks.wire_schema import WIRE_BATCH, WireBatch, WireReading
 from plantmesh.contracts import ReadingBatch
-from plantmesh.contracts.decoding import describe_validation_error
+from plantmesh.contracts.decoding import ROOT, describe_validation_error
 from plantmesh.dead_letters import Rejection
 from plantmesh.topics import DlqReason
 
@@ -153,7 +153,15 @@ def reason_of(error: ValidationError) -> DlqReason:
 def rejection_of(error: ValidationError, prefix: str = "") -> Rejection:
     """The contract's own error messages, one per offending field."""
     details = describe_validation_error(error)
-    return Rejection(reason_of(error), "; ".join(prefix + line for line in details))
+    return Rejection(reason_of(error), "; ".join(_prefixed(prefix, line) for line in details))
+
+
+def _prefixed(prefix: str, line: str) -> str:
+    # A rule on the reading as a whole (e.g. a value is required unless quality is Bad) is
+    # located at its root: `readings[3]: ...`, not `readings[3].<root>: ...`.
+    if prefix.endswith(".") and line.startswith(ROOT + ":"):
+        return prefix[:-1] + line[len(ROOT) :]
+    return prefix + line
 
 
 def isolate(value: bytes, index: int) -> bytes:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Annotated, NotRequired
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
 from plantmesh.contracts import (
+    VALUE_REQUIRED,
     Name,
     Quality,
     SchemaVersion,
@@ -42,12 +43,21 @@ class WireReading(TypedDict):
     __pydantic_config__ = _FORBID  # type: ignore[misc]
     asset: WireAsset
     signal: Name
-    value: Value
+    value: NotRequired[Value | None]
+    """Absent or None exactly when `quality` is Bad (`_value_unless_bad`; ingest.checks drops
+    the value of a Bad reading as the contract does)."""
     unit: NotRequired[str | None]
     status_code: NotRequired[StatusCode]
     quality: NotRequired[Quality]
     source_ts: Timestamp
     gateway_ts: Timestamp
+
+
+def _value_unless_bad(reading: WireReading) -> WireReading:
+    """The contract's rule that only a Bad reading goes without a value (Reading's validator)."""
+    if reading.get("value") is None and reading.get("quality") is not Quality.BAD:
+        raise ValueError(VALUE_REQUIRED)
+    return reading
 
 
 class WireBatch(TypedDict):
@@ -57,7 +67,9 @@ class WireBatch(TypedDict):
     session_id: SessionId
     seq: Seq
     sent_at: Timestamp
-    readings: Annotated[list[WireReading], Field(min_length=1)]
+    readings: Annotated[
+        list[Annotated[WireReading, AfterValidator(_value_unless_bad)]], Field(min_length=1)
+    ]
 
 
 WIRE_BATCH: TypeAdapter[WireBatch] = TypeAdapter(WireBatch)

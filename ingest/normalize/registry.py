@@ -144,8 +144,10 @@ class Plan:
     unit: str | None
     convert: Conversion | None
 
-    def convert_value(self, signal: str, value: float | bool | str) -> float | bool | str:
-        if self.convert is None:
+    def convert_value(
+        self, signal: str, value: float | bool | str | None
+    ) -> float | bool | str | None:
+        if self.convert is None or value is None:  # None: a Bad reading, no value to convert
             return value
         if isinstance(value, bool | str):
             raise NormalizeError(
@@ -157,6 +159,8 @@ class Plan:
         return converted
 
     def apply(self, reading: WireReading) -> WireReading:
+        if "value" not in reading:  # a Bad reading: no value to convert, none to add
+            return {**reading, "signal": self.signal, "unit": self.unit}
         value = self.convert_value(reading["signal"], reading["value"])
         return {**reading, "signal": self.signal, "unit": self.unit, "value": value}
 

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ValidationError
 from plantmesh.topics import DlqReason
 
 M = TypeVar("M", bound=BaseModel)
+ROOT = "<root>"
+"""Where a problem of the whole object is located in `describe_validation_error`'s lines."""
 
 
 class DecodeError(ValueError):
@@ -26,7 +28,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<root>"
+    return out or ROOT
 
 
 def describe_validation_error(error: ValidationError) -> list[str]:

@@ -16,7 +16,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from edge_agent.config import ModbusSourceConfig
 from edge_agent.sources.modbus import ModbusSource
-from plantmesh.contracts import Reading
+from plantmesh.contracts import STATUS_BAD_OUT_OF_RANGE, Quality, Reading, encode
 from plantmesh.modbus_profile import DataType, DeviceProfile, Order, RegisterSpec
 from simulators import NetworkConfig, Simulation, load_network
 from simulators.network import Protocol
@@ -200,3 +200,49 @@ async def test_every_type_and_order_decodes_from_a_real_server() -> None:
     assert len(source.devices[0].plan) == 1  # 103 registers, gaps included: one request
     assert {r.signal: r.value for r in readings} == expected
     assert len(expected) == 2 * 2 + 6 * 4
+
+
+async def test_exact_numbers_from_a_real_server() -> None:
+    """A float32 holding 123.456 is published as 123.456 (not 123.45600128173828) in every
+    order; a 64-bit integer beyond 2**53 as a Bad reading without a value, in every order."""
+    held = {DataType.FLOAT32: 123.456, DataType.INT64: -(2**60) - 1, DataType.UINT64: 2**63 + 1}
+    specs: list[RegisterSpec] = []
+    image: dict[int, list[int]] = {}
+    for dtype, value in held.items():
+        for byte_order in Order:
+            for word_order in Order:
+                address = len(specs) * 5
+                signal = f"{dtype.value}_{byte_order.value[0]}{word_order.value[0]}"
+                specs.append(
+                    RegisterSpec(
+                        signal=signal,
+                        address=address,
+                        type=dtype,
+                        byte_order=byte_order,
+                        word_order=word_order,
+                    )
+                )
+                image[address] = wire_registers(dtype, value, byte_order, word_order)
+    profile = DeviceProfile(name="exact", registers=specs)
+    async with modbus_plc(registers=128) as plc:
+        for address, words in image.items():
+            await plc.set(1, HOLDING, address, words)
+        readings: list[Reading] = []
+        device = {"unit_id": 1, "profile": profile, "area": "a", "line": "l", "machine": "m"}
+        config = ModbusSourceConfig.model_validate(
+            {"type": "modbus", "name": "mb", "host": "127.0.0.1", "port": plc.port,
+             "devices": [device]}
+        )  # fmt: skip
+        source = ModbusSource(config, "p", readings.append)
+        async with connected(source) as (client,):
+            await source.devices[0].poll(client)
+    published = {r.signal: r for r in readings}
+    assert len(published) == 12
+    for signal, reading in published.items():
+        if signal.startswith("float32"):
+            assert repr(reading.value) == "123.456", signal
+            assert reading.quality is Quality.GOOD
+            assert b'"value":123.456,' in encode(reading)
+        else:
+            assert reading.value is None, signal
+            assert (reading.status_code, reading.quality) == (STATUS_BAD_OUT_OF_RANGE, Quality.BAD)

@@ -12,6 +12,7 @@ from edge_agent.sources.modbus import DevicePoller
 from edge_agent.sources.modbus_plan import decode_answer, plan_reads
 from plantmesh.contracts import (
     STATUS_BAD,
+    STATUS_BAD_OUT_OF_RANGE,
     STATUS_BAD_SENSOR_FAILURE,
     STATUS_GOOD,
     STATUS_UNCERTAIN,
@@ -229,7 +230,7 @@ FAILED = (STATUS_BAD_SENSOR_FAILURE, Quality.BAD)
 
 
 @pytest.mark.parametrize("on_change", [False, True])
-async def test_a_failed_sensor_is_bad_with_its_last_value_and_the_rest_stays_good(
+async def test_a_failed_sensor_is_bad_without_a_value_and_the_rest_stays_good(
     on_change: bool,
 ) -> None:
     readings: list[Reading] = []
@@ -244,7 +245,7 @@ async def test_a_failed_sensor_is_bad_with_its_last_value_and_the_rest_stays_goo
     assert device.state.errors == 2  # one per exception answer
     client.fail_with = None  # the sensor is back, reading what it read before it failed
     await device.poll(client)  # type: ignore[arg-type]
-    bad = [(3.0, *FAILED)] * (1 if on_change else 2)  # on_change: unchanged after the first
+    bad = [(None, *FAILED)] * (1 if on_change else 2)  # on_change: unchanged after the first
     assert statuses(readings, "speed") == [(3.0, *GOOD), *bad, (3.0, *GOOD)]
     assert [s[1:] for s in statuses(readings, "level")] == [GOOD, *[FAILED] * len(bad), GOOD]
     running = [(True, *GOOD), (False, *GOOD), *([] if on_change else [(False, *GOOD)] * 2)]
@@ -273,7 +274,9 @@ async def test_exception_codes_map_to_status_codes(
     client.fail_with = code
     for _ in range(3):
         await device.poll(client)  # type: ignore[arg-type]
-    assert statuses(readings, "speed")[1:] == [(0.0, status, quality)] * 3
+    # Bad means no value; Uncertain keeps the last good one.
+    held = None if quality is Quality.BAD else 0.0
+    assert statuses(readings, "speed")[1:] == [(held, status, quality)] * 3
     assert device.state.connected
     assert device.state.errors == 3
     logged = [r.getMessage() for r in caplog.records if f"exception code {code}" in r.getMessage()]
@@ -303,7 +306,7 @@ async def test_on_change_publishes_a_change_of_status() -> None:
         client.fail_with = code
         await device.poll(client)  # type: ignore[arg-type]
     busy = (0.0, STATUS_UNCERTAIN, Quality.UNCERTAIN)
-    assert statuses(readings, "speed") == [(0.0, *GOOD), busy, (0.0, *FAILED)]
+    assert statuses(readings, "speed") == [(0.0, *GOOD), busy, (None, *FAILED)]
 
 
 async def test_the_bad_status_is_published_again_after_an_outage() -> None:
@@ -317,7 +320,7 @@ async def test_the_bad_status_is_published_again_after_an_outage() -> None:
     assert not await device._poll_once(client)  # type: ignore[arg-type]
     client.raise_with = None
     await device.poll(client)  # type: ignore[arg-type]
-    assert statuses(readings, "speed") == [(9.0, *GOOD), (9.0, *FAILED), (9.0, *FAILED)]
+    assert statuses(readings, "speed") == [(9.0, *GOOD), (None, *FAILED), (None, *FAILED)]
     assert values(readings, "running") == [False, False]  # republished after the outage
 
 
@@ -330,3 +333,30 @@ async def test_nan_is_skipped_and_counted() -> None:
     assert values(readings, "speed") == [0.0]
     assert device.state.errors == 1
     assert all(not (isinstance(r.value, float) and math.isnan(r.value)) for r in readings)
+
+
+async def test_a_64_bit_count_beyond_2_53_is_bad_without_a_value_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    readings: list[Reading] = []
+    counter = profile(reg("count", 0, DataType.UINT64), reg("speed", 4))
+    device = ModbusDeviceConfig(unit_id=7, profile=counter, area="a", line="l", machine="m")
+    source = ModbusSourceConfig(type="modbus", name="mb", host="127.0.0.1", devices=[device])
+    poller_ = DevicePoller(source, device, "plant-a", readings.append)
+    client = FakeClient()
+    client.holding[4] = 5
+    for count in (2**53, 2**53 + 1, 2**60, 7):  # exact, beyond, beyond, exact again
+        client.holding[0:4] = [(count >> shift) & 0xFFFF for shift in (48, 32, 16, 0)]
+        await poller_.poll(client)  # type: ignore[arg-type]
+    out_of_range = (None, STATUS_BAD_OUT_OF_RANGE, Quality.BAD)
+    assert statuses(readings, "count") == [
+        (float(2**53), *GOOD),
+        out_of_range,
+        out_of_range,
+        (7.0, *GOOD),
+    ]
+    assert values(readings, "speed") == [5.0] * 4  # the other registers are untouched
+    logged = [r.getMessage() for r in caplog.records if "beyond 2**53" in r.getMessage()]
+    assert len(logged) == 1  # once per signal, not once per value
+    assert "count" in logged[0]
+    assert "uint64" in logged[0]

@@ -9,8 +9,8 @@ from asyncua import ua
 
 from edge_agent.errors import report
 from edge_agent.sources import trusted_reading
-from edge_agent.sources.opcua import to_value
 from edge_agent.sources.opcua_browse import safe_name
+from edge_agent.sources.opcua_values import to_value
 from plantmesh.contracts import AssetPath, Quality, Reading
 from plantmesh.resilience import ErrorLog
 
@@ -64,10 +64,11 @@ def test_trusted_reading_is_what_model_construct_makes(status: int, unit: str | 
     asset = AssetPath(plant="p", area="a", line="l", machine="m")
     now = datetime(2026, 1, 1, tzinfo=UTC)
     fast = trusted_reading(asset, "temp", 1.5, unit, now, now, status)
+    bad = Quality.from_status_code(status) is Quality.BAD
     slow = Reading.model_construct(
         asset=asset,
         signal="temp",
-        value=1.5,
+        value=None if bad else 1.5,  # Bad means no value
         unit=unit,
         status_code=status,
         quality=Quality.from_status_code(status),

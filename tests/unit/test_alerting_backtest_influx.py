@@ -169,6 +169,17 @@ def test_bad_rows_are_counted_by_reason_and_the_good_ones_around_them_replayed()
     }
 
 
+def test_a_bad_point_stored_without_a_value_replays_as_a_bad_reading() -> None:
+    bad = row(1, value=None, status_code=0x808B0000, quality="bad")  # as the writer stores it
+    stats = HistoryStats()
+    [(batch, _)] = list(BatchRebuilder(stats).items([row(0), bad]))
+    assert [(r.value, r.quality.value, r.status_code) for r in batch.readings] == [
+        (80.0, "good", 0),
+        (None, "bad", 0x808B0000),
+    ]
+    assert not stats.bad_rows
+
+
 @pytest.mark.parametrize("max_rows", [3, 10_000])
 def test_read_influx_gives_the_same_batches_whatever_the_window_size(max_rows: int) -> None:
     rows = [row(t, m, value=float(t)) for t in range(20) for m in ("press-01", "press-02")]

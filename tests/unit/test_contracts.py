@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from plantmesh.contracts import (
+    STATUS_BAD_SENSOR_FAILURE,
     AssetPath,
     DecodeError,
     Quality,
@@ -112,3 +113,51 @@ def test_numbers_decode_as_float_and_booleans_stay_boolean() -> None:
     assert decoded.readings[0].value == 3.0
     assert isinstance(decoded.readings[0].value, float)
     assert decoded.readings[1].value is True
+
+
+BAD_TS = "2026-01-01T12:00:00Z"
+
+
+def _raw_reading(**changes: object) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "asset": ASSET.model_dump(),
+        "signal": "bearing_temp",
+        "source_ts": BAD_TS,
+        "gateway_ts": BAD_TS,
+    }
+    fields.update(changes)
+    return fields
+
+
+@pytest.mark.parametrize("placeholder", [None, 0, 0.0, "", False])
+def test_a_bad_reading_carries_no_value(placeholder: object) -> None:
+    """Bad means no value: a placeholder beside a Bad status is dropped, the status kept."""
+    raw = _raw_reading(quality="bad", status_code=STATUS_BAD_SENSOR_FAILURE, value=placeholder)
+    reading = decode(Reading, json.dumps(raw))
+    assert reading.value is None
+    assert (reading.quality, reading.status_code) == (Quality.BAD, STATUS_BAD_SENSOR_FAILURE)
+    wire = json.loads(encode(reading))
+    assert "value" not in wire
+    assert decode(Reading, json.dumps(wire)) == reading
+
+
+def test_a_bad_reading_may_leave_the_value_out() -> None:
+    assert decode(Reading, json.dumps(_raw_reading(quality="bad"))).value is None
+
+
+@pytest.mark.parametrize("quality", ["good", "uncertain", None])
+def test_only_a_bad_reading_goes_without_a_value(quality: str | None) -> None:
+    raw = _raw_reading() if quality is None else _raw_reading(quality=quality)
+    for missing in (raw, {**raw, "value": None}):
+        with pytest.raises(DecodeError, match="value is required unless quality is bad"):
+            decode(Reading, json.dumps(missing))
+
+
+def test_an_uncertain_reading_keeps_its_value() -> None:
+    reading = decode(Reading, json.dumps(_raw_reading(quality="uncertain", value=3.5)))
+    assert reading.value == 3.5
+
+
+def test_a_bad_reading_still_needs_a_valid_value_type() -> None:
+    with pytest.raises(DecodeError, match="value"):
+        decode(Reading, json.dumps(_raw_reading(quality="bad", value=[1])))

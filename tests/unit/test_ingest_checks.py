@@ -17,7 +17,16 @@ from ingest.checks.checker import Checked, Checker, Limits, Tier
 from ingest.checks.wire_schema import WIRE_BATCH
 from ingest.line_protocol import batch_to_lines
 from ingest.normalize.registry import AssetRegistry
-from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
+from plantmesh.contracts import (
+    STATUS_BAD_SENSOR_FAILURE,
+    STATUS_GOOD,
+    STATUS_UNCERTAIN,
+    AssetPath,
+    Quality,
+    Reading,
+    ReadingBatch,
+    encode,
+)
 from plantmesh.dead_letters import Rejection
 from plantmesh.topics import DlqReason
 
@@ -113,7 +122,13 @@ PARTIAL, CONFORMING = Tier.PARTIAL, Tier.CONFORMING
 @pytest.mark.parametrize(
     ("bad", "reason", "mentions", "tier"),
     [
-        (raw_reading(value=None), DlqReason.SCHEMA_MISMATCH, "readings[1].value", PARTIAL),
+        (
+            raw_reading(value=None),
+            DlqReason.SCHEMA_MISMATCH,
+            "readings[1]: Value error, value is required unless quality is bad",
+            PARTIAL,
+        ),
+        (raw_reading(value=None, quality="uncertain"), DlqReason.SCHEMA_MISMATCH, "bad", PARTIAL),
         (raw_reading(value=[1]), DlqReason.SCHEMA_MISMATCH, "readings[1].value", PARTIAL),
         (
             raw_reading(signal="bad signal"),
@@ -231,8 +246,18 @@ def readings(draw: st.DrawFn) -> Reading:
     ts = draw(times)
     asset = AssetPath(plant=draw(names), area=draw(names), line=draw(names), machine=draw(names))
     unit = draw(st.one_of(st.none(), st.sampled_from(["degC", "degF", "psi", "bar", "A"])))
+    status = draw(st.sampled_from([STATUS_GOOD, STATUS_UNCERTAIN, STATUS_BAD_SENSOR_FAILURE]))
+    quality = Quality.from_status_code(status)
+    value = None if quality is Quality.BAD else draw(values)
     return Reading(
-        asset=asset, signal=draw(names), value=draw(values), unit=unit, source_ts=ts, gateway_ts=ts
+        asset=asset,
+        signal=draw(names),
+        value=value,
+        unit=unit,
+        status_code=status,
+        quality=quality,
+        source_ts=ts,
+        gateway_ts=ts,
     )
 
 
@@ -270,7 +295,10 @@ def test_arbitrary_bytes_never_raise(value: bytes) -> None:
 def test_corrupting_one_reading_rejects_that_reading_only(batch: ReadingBatch, data: Any) -> None:
     obj = json.loads(encode(batch))
     index = data.draw(st.integers(0, len(obj["readings"]) - 1))
-    obj["readings"][index]["value"] = data.draw(st.sampled_from([None, [], {}, math.nan]))
+    corrupt = obj["readings"][index]
+    corrupt["value"] = data.draw(st.sampled_from([None, [], {}, math.nan]))
+    if corrupt["value"] is None:  # a Bad reading goes without a value: make it need one
+        corrupt["quality"] = data.draw(st.sampled_from(["good", "uncertain"]))
     result = check(json.dumps(obj).encode())
     assert isinstance(result, Checked)
     assert [b.index for b in result.bad] == [index]
@@ -320,6 +348,8 @@ odd_values = st.one_of(
     st.just("2026-01-01T00:00:00"),
     st.just("2026-01-01T00:00:00+02:00"),
     st.just("bad name"),
+    st.just("bad"),  # as a quality: a Bad reading, its value dropped; as a value, text
+    st.just(1.5),
 )
 
 

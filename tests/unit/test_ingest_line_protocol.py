@@ -24,7 +24,7 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 T0_NS = 1772366400_123456000
 
 
-def reading(value: float | bool | str, **changes: object) -> Reading:
+def reading(value: float | bool | str | None, **changes: object) -> Reading:
     fields: dict[str, object] = {
         "asset": ASSET,
         "signal": "temp",
@@ -183,6 +183,21 @@ def test_status_code_quality_and_unit() -> None:
     assert 'quality="bad"' in line
 
 
+@pytest.mark.parametrize("placeholder", [0.0, "", None])
+def test_a_bad_reading_has_no_value_field(placeholder: float | str | None) -> None:
+    # Bad means no value: the server's placeholder never becomes a number in a chart.
+    line = reading_to_line(
+        reading(placeholder, status_code=STATUS_BAD_SENSOR_FAILURE, quality=Quality.BAD)
+    )
+    fields = line.split(" ")[1]
+    assert fields == f'status_code={STATUS_BAD_SENSOR_FAILURE}i,quality="bad"'
+
+
+def test_an_uncertain_reading_keeps_its_value() -> None:
+    line = reading_to_line(reading(4.5, status_code=0x40000000, quality=Quality.UNCERTAIN))
+    assert line.split(" ")[1] == 'value=4.5,status_code=1073741824i,quality="uncertain"'
+
+
 def test_reading_without_unit_has_no_unit_tag() -> None:
     assert "unit=" not in reading_to_line(reading(1.0, unit=None))
 
@@ -214,6 +229,7 @@ def test_batch_gives_one_line_per_reading() -> None:
         reading(21.5),
         reading(True, unit=None),
         reading(False, status_code=STATUS_BAD_SENSOR_FAILURE, quality=Quality.BAD),
+        reading(None, status_code=STATUS_BAD_SENSOR_FAILURE, quality=Quality.BAD),
         reading('a "quoted" \\ text', unit="m s,=x"),
         reading(-1e-7, quality=Quality.UNCERTAIN),
     ],

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from ingest.checks.checker import Checked, Checker, Limits
-from plantmesh.contracts import SEQ_MAX, ReadingBatch
+from plantmesh.contracts import SEQ_MAX, STATUS_BAD_SENSOR_FAILURE, ReadingBatch
 from plantmesh.dead_letters import Rejection
 from plantmesh.topics import DlqReason
 
@@ -40,7 +40,12 @@ def batch(*readings: dict[str, Any], **changes: Any) -> bytes:
     return json.dumps(base | changes | {"readings": list(readings or [reading()])}).encode()
 
 
+def _without_value(reading: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in reading.items() if key != "value"}
+
+
 SCHEMA = DlqReason.SCHEMA_MISMATCH
+BAD = STATUS_BAD_SENSOR_FAILURE
 # (input, verdict): a DlqReason for the whole message, else the reasons of the bad readings.
 TABLE: list[tuple[str, bytes, DlqReason | list[DlqReason]]] = [
     ("good", batch(), []),
@@ -84,6 +89,20 @@ TABLE: list[tuple[str, bytes, DlqReason | list[DlqReason]]] = [
     ("unit an alias", batch(reading(unit="°C")), []),
     ("unit none", batch(reading(unit=None)), []),
     ("quality unknown", batch(reading(quality="great")), [SCHEMA]),
+    ("bad without a value", batch(_without_value(reading(quality="bad", status_code=BAD))), []),
+    ("bad with value null", batch(reading(quality="bad", status_code=BAD, value=None)), []),
+    ("bad with a value (dropped)", batch(reading(quality="bad", status_code=BAD, value=0)), []),
+    ("bad with a text placeholder", batch(reading(quality="bad", value="")), []),
+    ("bad with a list", batch(reading(quality="bad", value=[1])), [SCHEMA]),
+    (
+        "bad with NaN",
+        batch(reading(quality="bad", value=float("nan"))),
+        [DlqReason.NON_FINITE_VALUE],
+    ),
+    ("good with value null", batch(reading(value=None)), [SCHEMA]),
+    ("uncertain with value null", batch(reading(quality="uncertain", value=None)), [SCHEMA]),
+    ("default quality without a value", batch(_without_value(reading(quality="good"))), [SCHEMA]),
+    ("value an integer beyond 2**53, bad", batch(reading(value=2**60, quality="bad")), []),
     ("one bad reading of two", batch(reading(), reading(seq=1)), [SCHEMA]),
 ]
 
@@ -119,3 +138,29 @@ def test_microseconds_are_kept_exactly() -> None:
     quick = Checker(NO_TIME_BOUNDS).check(value, NOW)
     assert isinstance(quick, Checked)
     assert quick.lines[0].endswith(" 1767225600123456000")
+
+
+@pytest.mark.parametrize("value", [0, 12.5, "", True, None])
+def test_a_bad_reading_is_stored_without_a_value_on_every_path(value: object) -> None:
+    """Bad means no value: whatever placeholder a server sent beside a Bad status, the point has
+    only status_code and quality, and what flows on (telemetry.normalized) carries no value."""
+    message = batch(reading(quality="bad", status_code=STATUS_BAD_SENSOR_FAILURE, value=value))
+    for clean in (True, False):
+        checked = Checker(NO_TIME_BOUNDS, clean=clean).check(message, NOW)
+        assert isinstance(checked, Checked)
+        assert checked.bad == []
+        [line] = checked.lines
+        assert ' status_code=2156593152i,quality="bad" ' in line
+        assert "value" not in line.split(" ")[1]
+        assert checked.changed is (value is not None)
+        [out] = json.loads(checked.to_json())["readings"]
+        assert "value" not in out
+        assert (out["quality"], out["status_code"]) == ("bad", STATUS_BAD_SENSOR_FAILURE)
+
+
+def test_an_uncertain_reading_keeps_its_value() -> None:
+    message = batch(reading(quality="uncertain", status_code=0x40000000, value=7.25))
+    checked = Checker(NO_TIME_BOUNDS).check(message, NOW)
+    assert isinstance(checked, Checked)
+    assert checked.lines[0].split(" ")[1].startswith("value=7.25,")
+    assert checked.changed is False
