@@ -20,12 +20,13 @@ from edge_agent.buffer import BatchBuffer, MemoryBatchBuffer
 from edge_agent.config import AgentConfig, SourceConfig, load_agent_config
 from edge_agent.disk_buffer import DiskBatchBuffer, buffer_path
 from edge_agent.publisher import Publisher
+from edge_agent.reading_json import MachineJson
 from edge_agent.reload import FileWatch, diff
 from edge_agent.sd_notify import Notifier
 from edge_agent.sources import Source
 from edge_agent.sources.registry import build_source
 from plantmesh.config import ConfigError
-from plantmesh.contracts import GatewayHealth, Reading, SourceHealth
+from plantmesh.contracts import GatewayHealth, SourceHealth
 from plantmesh.lifecycle import stop_on_signals
 
 if TYPE_CHECKING:
@@ -110,9 +111,9 @@ class Agent:
     def health(self) -> GatewayHealth:
         return self.publisher.health(self.source_health())
 
-    def _submit(self, reading: Reading) -> None:
+    def _submit(self, machine: MachineJson, readings: list[str]) -> None:
         # Through the agent, so sources keep their sink when a reload replaces the publisher.
-        self.publisher.submit(reading)
+        self.publisher.submit_json(machine, readings)
 
     async def run(self, handle_signals: bool = False) -> None:
         """Run until `stop()`, or SIGTERM/SIGINT with `handle_signals` (for embedding; `agent run`

@@ -91,6 +91,9 @@ class DiskBatchBuffer:
         self.max_age_s = max_age_s
         self.drops = BufferDrops()
         self._pending_acks: set[int] = set()
+        # Payload sizes of batches handed out by read() and not yet acked or deleted: an ack
+        # then needs no query (one per batch, hundreds a second on a busy gateway).
+        self._read_sizes: dict[int, int] = {}
         self._errors = ErrorLog(log, f"buffer {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._open()
@@ -207,21 +210,26 @@ class DiskBatchBuffer:
                 break
             for row in rows:
                 if row[0] not in self._pending_acks and len(found) < limit:
-                    found.append(_batch(row))
+                    batch = _batch(row)
+                    self._read_sizes[batch.id] = len(batch.payload)
+                    found.append(batch)
             after_id = rows[-1][0]
         return found
 
     def ack(self, batch_id: int) -> bool:
         if batch_id in self._pending_acks:
             return False
-        row = self._db.execute(
-            "SELECT length(payload) FROM batch WHERE id = ?", (batch_id,)
-        ).fetchone()
-        if row is None:
-            return False
+        size = self._read_sizes.pop(batch_id, None)
+        if size is None:
+            row = self._db.execute(
+                "SELECT length(payload) FROM batch WHERE id = ?", (batch_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            size = row[0]
         self._pending_acks.add(batch_id)
         self._count -= 1
-        self._bytes -= row[0]
+        self._bytes -= size
         return True
 
     def expire(self) -> int:
@@ -333,6 +341,8 @@ class DiskBatchBuffer:
         return dropped
 
     def _delete(self, ids: list[int]) -> None:
+        for batch_id in ids:
+            self._read_sizes.pop(batch_id, None)
         count, size = self._sizes(ids)
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]

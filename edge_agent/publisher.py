@@ -24,6 +24,7 @@ from edge_agent.buffer import BatchBuffer, NewBatch
 from edge_agent.config import AgentConfig
 from edge_agent.errors import PublishError, report
 from edge_agent.mqtt_link import MAX_INFLIGHT, MqttLink
+from edge_agent.reading_json import MachineJson
 from plantmesh import __version__
 from plantmesh.contracts import (
     GatewayHealth,
@@ -115,6 +116,22 @@ class Publisher:
             return
         self.batcher.add(reading)
         self.stats.readings_in += 1
+
+    def submit_json(self, machine: MachineJson, readings: list[str]) -> None:
+        """Take one machine's readings as JSON text (what sources hand on). Never blocks: what
+        does not fit in the queue is dropped and counted."""
+        room = self.config.queue_size - len(self.batcher)
+        if room < len(readings):
+            dropped = len(readings) - max(room, 0)
+            self.stats.dropped_readings += dropped
+            report(
+                self._queue_drops, "full", f"{self.config.queue_size} readings waiting; dropping"
+            )
+            readings = readings[: max(room, 0)]
+            if not readings:
+                return
+        self.batcher.add_json(machine, readings)
+        self.stats.readings_in += len(readings)
 
     @property
     def connected(self) -> bool:

@@ -47,8 +47,8 @@ class Order(StrEnum):
     LITTLE = "little"
 
 
-# struct format character and width in 16-bit registers
-_FORMATS: dict[DataType, tuple[str, int]] = {
+# struct format character and width in 16-bit registers (the agent decodes whole blocks with them)
+FORMATS: dict[DataType, tuple[str, int]] = {
     DataType.INT16: ("h", 1),
     DataType.UINT16: ("H", 1),
     DataType.INT32: ("i", 2),
@@ -87,7 +87,7 @@ class RegisterSpec(ConfigModel):
     @property
     def width(self) -> int:
         """How many addresses (registers or bits) the value occupies."""
-        return 1 if self.type == DataType.BOOL else _FORMATS[self.type][1]
+        return 1 if self.type == DataType.BOOL else FORMATS[self.type][1]
 
 
 class DeviceProfile(ConfigModel):
@@ -150,7 +150,7 @@ def decode_registers(spec: RegisterSpec, registers: list[int], *, exact: bool = 
     """Raw registers as read from the wire, in engineering units: a float32 as its shortest
     decimal (123.456, not 123.45600128173828). A 64-bit integer beyond 2**53 comes back as the
     nearest float, or with `exact` raises InexactValueError (what the agent publishes)."""
-    fmt, width = _FORMATS[spec.type]
+    fmt, width = FORMATS[spec.type]
     if len(registers) != width:
         raise ValueError(
             f"{spec.signal}: {spec.type.value} needs {width} registers, got {len(registers)}"
@@ -170,7 +170,7 @@ def decode_registers(spec: RegisterSpec, registers: list[int], *, exact: bool = 
 def encode_value(spec: RegisterSpec, value: float) -> list[int]:
     """Engineering value to raw registers (what a PLC would hold). Integers are rounded and
     clamped to the type's range, as a PLC's conversion would."""
-    fmt, _ = _FORMATS[spec.type]
+    fmt, _ = FORMATS[spec.type]
     raw = (value - spec.offset) / spec.scale
     packed: bytes
     if spec.type in (DataType.FLOAT32, DataType.FLOAT64):

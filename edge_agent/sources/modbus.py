@@ -41,23 +41,23 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from edge_agent.config import ModbusDeviceConfig, ModbusSourceConfig
 from edge_agent.errors import ModbusReadError, report
-from edge_agent.sources import ReadingSink, SourceState, trusted_reading
-from edge_agent.sources.connection_log import ConnectionLog
-from edge_agent.sources.modbus_plan import (
-    BIT_TABLES,
-    Decoded,
-    OutOfRange,
-    ReadRequest,
-    decode_answer,
-    plan_reads,
+from edge_agent.reading_json import (
+    MachineJson,
+    SignalJson,
+    good_tail,
+    timestamp_json,
+    value_json,
 )
+from edge_agent.sources import ReadingSink, SourceState
+from edge_agent.sources.connection_log import ConnectionLog
+from edge_agent.sources.modbus_plan import BIT_TABLES, OutOfRange, ReadRequest, plan_reads
 from plantmesh.contracts import (
     STATUS_BAD,
     STATUS_BAD_OUT_OF_RANGE,
@@ -181,6 +181,13 @@ class DevicePoller:
         self.asset = AssetPath(
             plant=plant, area=device.area, line=device.line, machine=device.machine
         )
+        self.machine = MachineJson(self.asset)
+        self._signals = {
+            spec.signal: self.machine.signal(spec.signal, spec.unit)
+            for spec in self.profile.registers
+        }
+        # Per request (by identity: a plan may be replaced), its signals' JSON pieces in order.
+        self._pieces: dict[int, tuple[list[SignalJson], list[str]]] = {}
         # Health names one device: "<source>.<machine>", cut to the 64 characters a Name allows.
         self.state = SourceState(f"{source.name}.{device.machine}"[:64])
         self.polls = 0
@@ -249,95 +256,99 @@ class DevicePoller:
     async def poll(self, client: AsyncModbusTcpClient) -> None:
         """Read the whole profile once and publish what it says."""
         source_ts = datetime.now(UTC)
-        values: list[tuple[Any, Decoded]] = []
+        answers: list[tuple[ReadRequest, list[Any]]] = []
         refused: list[ModbusExceptionError] = []
         for request in self.plan:
             try:
-                words = await self._read(client, request)
+                answers.append((request, await self._read(client, request)))
             except ModbusExceptionError as exc:
                 refused.append(exc)
-                continue
-            values.extend(decode_answer(request, words))
         self.polls += 1
-        gateway_ts = datetime.now(UTC)
-        published = 0
-        for spec, value in values:
+        times = (timestamp_json(source_ts), timestamp_json(datetime.now(UTC)))
+        texts: list[str] = []
+        for request, words in answers:
+            self._publish_answer(request, words, times, texts)
+        if refused:
+            self._publish_refused(refused, times, texts)
+        else:
+            self._answers.succeeded()
+        if texts:
+            self._sink(self.machine, texts)
+        self.state.connected = True
+        self.state.seen(len(texts))
+        self._link.connected(self._member)
+
+    def _publish_answer(
+        self, request: ReadRequest, words: list[Any], times: tuple[str, str], texts: list[str]
+    ) -> None:
+        decoder = request.decoder
+        values = decoder.values(words)
+        signals, heads = self._signals_of(request)
+        end = good_tail(*times)
+        if decoder.plain and not self.device.on_change:
+            # The common case, a whole block of integers: no value can be NaN or out of range.
+            texts.extend(
+                [
+                    f"{head}{value!r}{signal.unit_part}{end}"
+                    for head, signal, value in zip(heads, signals, values, strict=True)
+                ]
+            )
+            self._last.update(
+                zip([s.signal for s in signals], cast(list[float], values), strict=True)
+            )
+            return
+        for signal, value in zip(signals, values, strict=True):
+            name = signal.signal
             if isinstance(value, float) and not math.isfinite(value):
                 self.state.errors += 1
-                report(self._value_errors, spec.signal, "register holds NaN or infinity")
+                report(self._value_errors, name, "register holds NaN or infinity")
                 continue
             if isinstance(value, OutOfRange):  # Bad, without a value; the reason logged once
                 self.state.errors += 1
-                report(self._value_errors, spec.signal, value.reason)
-                self._last.pop(spec.signal, None)  # no good value to hold for its next status
-                self._sink(
-                    trusted_reading(
-                        self.asset,
-                        spec.signal,
-                        None,
-                        spec.unit,
-                        source_ts,
-                        gateway_ts,
-                        STATUS_BAD_OUT_OF_RANGE,
-                    )
-                )
-                published += 1
+                report(self._value_errors, name, value.reason)
+                self._last.pop(name, None)  # no good value to hold for its next status
+                texts.append(signal.reading(None, STATUS_BAD_OUT_OF_RANGE, *times))
                 continue
-            if self.device.on_change and self._last.get(spec.signal) == value:
+            if self.device.on_change and self._last.get(name) == value:
                 continue
-            self._last[spec.signal] = value
-            # Valid by construction (names from the profile, finite numbers, aware times):
-            # validating 10,000 readings a second again would cost a tenth of a core.
-            self._sink(
-                trusted_reading(self.asset, spec.signal, value, spec.unit, source_ts, gateway_ts)
-            )
-            published += 1
-        if refused:
-            published += self._publish_refused(refused, source_ts, gateway_ts)
-        else:
-            self._answers.succeeded()
-        self.state.connected = True
-        self.state.seen(published)
-        self._link.connected(self._member)
+            self._last[name] = value
+            texts.append(signal.good(value_json(value), end))
+
+    def _signals_of(self, request: ReadRequest) -> tuple[list[SignalJson], list[str]]:
+        pieces = self._pieces.get(id(request))
+        if pieces is None or len(pieces[0]) != len(request.specs):
+            signals = [self._signals[spec.signal] for spec in request.specs]
+            pieces = self._pieces[id(request)] = (signals, [s.head for s in signals])
+        return pieces
 
     async def _read(self, client: AsyncModbusTcpClient, request: ReadRequest) -> list[Any]:
         return await read_request(client, self.device.unit_id, request)
 
     def _publish_refused(
-        self, refused: list[ModbusExceptionError], source_ts: datetime, gateway_ts: datetime
-    ) -> int:
+        self, refused: list[ModbusExceptionError], times: tuple[str, str], texts: list[str]
+    ) -> None:
         """Publish the signals of the requests answered with an exception code: the last good
-        value with the code's status. Return how many readings were published."""
-        published = 0
+        value with the code's status."""
         for answer in refused:
             self.state.errors += 1
             report(self._answers, "poll", answer)
             for spec in answer.request.specs:
-                published += self._publish_held(
-                    spec.signal, spec.unit, answer.status, source_ts, gateway_ts
-                )
-        return published
+                self._publish_held(self._signals[spec.signal], answer.status, times, texts)
 
     def _publish_held(
-        self,
-        signal: str,
-        unit: str | None,
-        status: int,
-        source_ts: datetime,
-        gateway_ts: datetime,
-    ) -> int:
-        last = self._last.get(signal)
+        self, signal: SignalJson, status: int, times: tuple[str, str], texts: list[str]
+    ) -> None:
+        last = self._last.get(signal.signal)
         if last is None:
             self.unpublished += 1
-            report(self._answers, signal, "no good value yet to publish its status with")
-            return 0
+            report(self._answers, signal.signal, "no good value yet to publish its status with")
+            return
         if isinstance(last, Held):
             if self.device.on_change and last.status == status:
-                return 0  # unchanged: published with this status already
+                return  # unchanged: published with this status already
             last = last.value
-        self._last[signal] = Held(last, status)
-        self._sink(trusted_reading(self.asset, signal, last, unit, source_ts, gateway_ts, status))
-        return 1
+        self._last[signal.signal] = Held(last, status)
+        texts.append(signal.reading(last, status, *times))
 
     def _fail(self, what: str, error: BaseException | str) -> None:
         self.state.errors += 1

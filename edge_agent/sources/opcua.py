@@ -20,18 +20,13 @@ from datetime import UTC, datetime
 
 from asyncua import ua
 from asyncua.client.client import Client
-from asyncua.common.subscription import (
-    DataChangeEvent,
-    OverflowPolicy,
-    StatusChangeEvent,
-    Subscription,
-)
 from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaError
 
 from edge_agent.config import OpcUaSourceConfig
 from edge_agent.errors import SourceError, report
-from edge_agent.sources import ReadingSink, SourceState, trusted_reading
+from edge_agent.reading_json import MachineJson, SignalJson, timestamp_json
+from edge_agent.sources import ReadingSink, SourceState
 from edge_agent.sources.connection_log import ConnectionLog
 from edge_agent.sources.opcua_browse import (
     CHUNK,
@@ -48,24 +43,17 @@ from edge_agent.sources.opcua_options import (
     effective_options,
     monitored_item_request,
 )
-from edge_agent.sources.opcua_values import inexact, to_value
-from plantmesh.contracts import STATUS_BAD_OUT_OF_RANGE, AssetPath, Quality, SourceHealth
+from edge_agent.sources.opcua_readings import ReadingTexts
+from edge_agent.sources.opcua_stream import DirectSubscription, create_subscription
+from plantmesh.contracts import AssetPath, SourceHealth
 from plantmesh.resilience import Backoff, ErrorLog, raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
 # What a broken connection or a misbehaving server raises out of asyncua.
 RECOVERABLE = (OSError, TimeoutError, ConnectionError, UaError, SourceError, ValueError)
-# Notifications asyncua holds for us between two turns of our loop.
-NOTIFICATION_QUEUE = 50_000
 # The server is asked for a keep-alive this many times per `keepalive_timeout_s`.
 KEEPALIVES_PER_TIMEOUT = 3
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    if ts is None:
-        return None
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def subscription_parameters(config: OpcUaSourceConfig) -> ua.CreateSubscriptionParameters:
@@ -93,8 +81,9 @@ class OpcUaSource:
         # Losses and recoveries of the session: one line each, whatever the retries meet.
         self._link = ConnectionLog(log, self._errors.what)
         self._lost_reason: BaseException | str = "connection lost"
-        self._handles: dict[int, Binding] = {}
-        self._last_values: dict[tuple[AssetPath, str], float | bool | str] = {}
+        self._handles: dict[int, tuple[Binding, SignalJson]] = {}
+        self._texts = ReadingTexts(self._fail)
+        self._session_lost: asyncio.Event | None = None
         self.subscribed = 0
         """How many variables the current session has monitored items for."""
         self.polled = 0
@@ -129,7 +118,7 @@ class OpcUaSource:
 
     async def _session(self) -> bool:
         """One connection's life. True if it got as far as receiving data."""
-        lost = asyncio.Event()
+        lost = self._session_lost = asyncio.Event()
         self._lost_reason = "connection lost"
 
         async def on_lost(exc: Exception) -> None:
@@ -157,11 +146,8 @@ class OpcUaSource:
             subscribed = [b for b in bindings if b.options.mode == "subscribe"]
             polled = [b for b in bindings if b.options.mode == "poll"]
             if subscribed:
-                subscription = await client.create_subscription(
-                    subscription_parameters(self.config),
-                    None,
-                    queue_maxsize=NOTIFICATION_QUEUE,
-                    overflow=OverflowPolicy.DROP_OLDEST,
+                subscription = await create_subscription(
+                    client, subscription_parameters(self.config), self._on_changes, self._on_status
                 )
                 await self._subscribe(subscription, subscribed)
             self.polled = len(polled)
@@ -215,13 +201,17 @@ class OpcUaSource:
         the other variables keep streaming."""
         self.bad_nodes += 1
         self._fail(address, reason)
-        now = datetime.now(UTC)
-        self._publish(asset, signal, None, unit, status, now, now)
+        now = timestamp_json(datetime.now(UTC))
+        signal_json = self._texts.signal(asset, signal, unit)
+        self._sink(signal_json.machine, [signal_json.reading(None, status, now, now)])
 
-    async def _subscribe(self, subscription: Subscription, bindings: Sequence[Binding]) -> None:
+    async def _subscribe(
+        self, subscription: DirectSubscription, bindings: Sequence[Binding]
+    ) -> None:
         """Monitored items for every binding; one that the server refuses is reported Bad and
         left out, the others still stream."""
         self._handles = {}
+        handle = 0
         for start in range(0, len(bindings), CHUNK):
             requests: list[ua.MonitoredItemCreateRequest] = []
             chunk: list[tuple[int, Binding]] = []
@@ -234,21 +224,24 @@ class OpcUaSource:
                         "percent deadband but the variable has no EURange",
                     )
                     continue
-                handle = len(self._handles) + len(chunk) + 1
+                handle += 1
                 requests.append(
                     monitored_item_request(binding.node.nodeid, handle, binding.options, deadband)
                 )
                 chunk.append((handle, binding))
+                # Known before the request goes out: the initial values may arrive (in the
+                # publish loop) before create_monitored_items returns.
+                signal_json = self._texts.signal(binding.asset, binding.signal, binding.unit)
+                self._handles[handle] = (binding, signal_json)
             if not requests:
                 continue
             results = await subscription.create_monitored_items(requests)
-            for (handle, binding), result in zip(chunk, results, strict=True):
+            for (handle_, binding), result in zip(chunk, results, strict=True):
                 if isinstance(result, ua.StatusCode):
+                    del self._handles[handle_]
                     self._bad_binding(
                         binding, result.value, f"server refused the monitored item ({result.name})"
                     )
-                else:
-                    self._handles[handle] = binding
         self.subscribed = len(self._handles)
 
     def _bad_binding(self, binding: Binding, status: int, reason: str) -> None:
@@ -258,11 +251,12 @@ class OpcUaSource:
     async def _stream(
         self,
         client: Client,
-        subscription: Subscription | None,
+        subscription: DirectSubscription | None,
         polled: list[Binding],
         lost: asyncio.Event,
     ) -> None:
-        """Hand on notifications and run the polls that are due until the session is lost."""
+        """Run the polls that are due until the session is lost; subscribed values arrive by
+        `_on_changes` meanwhile."""
         groups: dict[float, list[Binding]] = defaultdict(list)
         for binding in polled:
             groups[binding.options.poll_interval_s].append(binding)
@@ -277,20 +271,9 @@ class OpcUaSource:
                     # Fixed cadence; a poll that overran skips the ticks it missed.
                     due[interval] = max(when + interval, heard)
             window = max(0.0, min([0.5, *(when - time.monotonic() for when in due.values())]))
+            await _wait(lost, window)
             if subscription is None:
-                await _wait(lost, window)
                 continue
-            # One deadline per window, not per notification: at 10,000 changes a second a
-            # timer (let alone a task, as wait_for makes) per notification costs a tenth of a
-            # core. Queue.get returns at once while notifications are waiting.
-            try:
-                async with asyncio.timeout(window):
-                    async for event in subscription:
-                        if not self._on_event(event):
-                            return
-                return  # the subscription was closed
-            except TimeoutError:
-                pass
             if subscription.last_publish_at is not None:
                 heard = max(heard, subscription.last_publish_at)
             if time.monotonic() - heard > self.config.keepalive_timeout_s:
@@ -298,17 +281,35 @@ class OpcUaSource:
                     f"neither data nor keep-alive for {self.config.keepalive_timeout_s:g}s"
                 )
 
-    def _on_event(self, event: object) -> bool:
-        """False when the subscription reports it is no longer good."""
-        if isinstance(event, DataChangeEvent):
-            self._on_data_change(event)
-        elif isinstance(event, StatusChangeEvent):
-            status = event.notification.Status
-            if status is not None and not status.is_good():
-                if not isinstance(self._lost_reason, BaseException):  # the cause says more
-                    self._lost_reason = f"subscription status {status.name}"
-                return False
-        return True
+    def _on_status(self, status: ua.StatusCode) -> None:
+        """The subscription's status changed: anything but good ends the session."""
+        if status.is_good() or self._session_lost is None:
+            return
+        if not isinstance(self._lost_reason, BaseException):  # the cause says more
+            self._lost_reason = f"subscription status {status.name}"
+        self._session_lost.set()
+
+    def _on_changes(self, items: list[ua.MonitoredItemNotification]) -> None:
+        """One publish response's data changes, handed on per machine."""
+        gateway_ts = timestamp_json(datetime.now(UTC))
+        by_machine: dict[MachineJson, list[str]] = {}
+        handles = self._handles
+        for item in items:
+            bound = handles.get(item.ClientHandle)
+            if bound is None:
+                continue
+            text = self._texts.text(bound[0], bound[1], item.Value, gateway_ts)
+            if text is not None:
+                texts = by_machine.get(bound[1].machine)
+                if texts is None:
+                    by_machine[bound[1].machine] = [text]
+                else:
+                    texts.append(text)
+        published = 0
+        for machine, texts in by_machine.items():
+            self._sink(machine, texts)
+            published += len(texts)
+        self.state.seen(published)
 
     async def _poll(self, client: Client, bindings: list[Binding]) -> None:
         for start in range(0, len(bindings), CHUNK):
@@ -317,59 +318,13 @@ class OpcUaSource:
             for binding, data_value in zip(chunk, values, strict=True):
                 self._on_value(binding, data_value)
 
-    def _on_data_change(self, event: DataChangeEvent) -> None:
-        handle = event.data.subscription_data.client_handle
-        binding = None if handle is None else self._handles.get(handle)
-        if binding is not None:
-            self._on_value(binding, event.data.monitored_item.Value)
-
     def _on_value(self, binding: Binding, data_value: ua.DataValue) -> None:
-        variant = data_value.Value
-        raw = variant.Value if variant is not None else None
-        status = data_value.StatusCode.value if data_value.StatusCode is not None else 0
-        value = to_value(raw, variant.VariantType if variant is not None else None)
-        key = (binding.asset, binding.signal)
-        if value is None and raw is not None:
-            what = f"value of {binding.asset.key}/{binding.signal}"
-            reason = inexact(raw)
-            if reason is None:
-                self._fail(
-                    what,
-                    f"unsupported value {type(raw).__name__} (readings carry numbers, booleans, text)",
-                )
-                return
-            self._fail(what, reason)
-            status = STATUS_BAD_OUT_OF_RANGE
-        quality = Quality.from_status_code(status)
-        if quality is Quality.BAD:
-            # Bad means no value: what the server sent beside the status (0, "") is a
-            # placeholder, no measurement (plantmesh.contracts.readings).
-            value = None
-        elif value is None:
-            if quality is Quality.GOOD:
-                return
-            # Uncertain without a value: publish the status with the last value, not silence.
-            value = self._last_values.get(key, "")
-        now = datetime.now(UTC)
-        source_ts = _aware(data_value.SourceTimestamp) or _aware(data_value.ServerTimestamp) or now
-        self._publish(binding.asset, binding.signal, value, binding.unit, status, source_ts, now)
-        if value is not None:
-            self._last_values[key] = value
-        self.state.seen()
-
-    def _publish(
-        self,
-        asset: AssetPath,
-        signal: str,
-        value: float | bool | str | None,
-        unit: str | None,
-        status: int,
-        source_ts: datetime,
-        gateway_ts: datetime,
-    ) -> None:
-        # Every field is valid by construction (names from the config or safe_name, values from
-        # to_value, aware timestamps): validating again would cost more than decoding it did.
-        self._sink(trusted_reading(asset, signal, value, unit, source_ts, gateway_ts, status))
+        """One value of one variable (polls; tests)."""
+        signal = self._texts.signal(binding.asset, binding.signal, binding.unit)
+        text = self._texts.text(binding, signal, data_value, timestamp_json(datetime.now(UTC)))
+        if text is not None:
+            self._sink(signal.machine, [text])
+            self.state.seen()
 
     async def _close(self, client: Client) -> None:
         # Best effort: the server may already be gone, and we are leaving either way.

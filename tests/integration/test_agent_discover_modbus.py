@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import ModbusSourceConfig, load_agent_config
+from edge_agent.sources import decoding
 from edge_agent.sources.modbus import ModbusSource
 from plantmesh.contracts import Reading
 from plantmesh.modbus_profile import decode_registers, encode_value, load_profile
@@ -113,7 +114,7 @@ async def test_picked_registers_become_a_fragment_the_agent_polls(
     ]
     readings: list[Reading] = []
     async with asyncio.TaskGroup() as tg:
-        tasks = ModbusSource(source, "plant-x", readings.append).start(tg)
+        tasks = ModbusSource(source, "plant-x", decoding(readings.append)).start(tg)
 
         async def polled() -> bool:
             return {r.signal for r in readings} == {"motor_current", "state"}

@@ -15,6 +15,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from edge_agent.config import ModbusSourceConfig
+from edge_agent.sources import decoding
 from edge_agent.sources.modbus import ModbusSource
 from plantmesh.contracts import STATUS_BAD_OUT_OF_RANGE, Quality, Reading, encode
 from plantmesh.modbus_profile import DataType, DeviceProfile, Order, RegisterSpec
@@ -88,7 +89,7 @@ async def test_demo_profiles_decode_to_the_simulators_values() -> None:
                     "devices": devices,
                 }
             )
-            sources.append((plant.id, ModbusSource(config, plant.id, readings.append)))
+            sources.append((plant.id, ModbusSource(config, plant.id, decoding(readings.append))))
         checked = 0
         for tick in range(6):
             if tick:
@@ -194,7 +195,7 @@ async def test_every_type_and_order_decodes_from_a_real_server() -> None:
                 "devices": [device],
             }
         )
-        source = ModbusSource(config, "p", readings.append)
+        source = ModbusSource(config, "p", decoding(readings.append))
         async with connected(source) as (client,):
             await source.devices[0].poll(client)
     assert len(source.devices[0].plan) == 1  # 103 registers, gaps included: one request
@@ -233,7 +234,7 @@ async def test_exact_numbers_from_a_real_server() -> None:
             {"type": "modbus", "name": "mb", "host": "127.0.0.1", "port": plc.port,
              "devices": [device]}
         )  # fmt: skip
-        source = ModbusSource(config, "p", readings.append)
+        source = ModbusSource(config, "p", decoding(readings.append))
         async with connected(source) as (client,):
             await source.devices[0].poll(client)
     published = {r.signal: r for r in readings}

@@ -13,6 +13,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from edge_agent.config import ModbusSourceConfig
+from edge_agent.sources import decoding
 from edge_agent.sources.modbus import DevicePoller, ModbusSource
 from edge_agent.sources.modbus_plan import plan_reads
 from plantmesh.contracts import STATUS_BAD_SENSOR_FAILURE, STATUS_GOOD, Quality, Reading
@@ -67,7 +68,7 @@ def conveyor_poller(port: int, readings: list[Reading]) -> DevicePoller:
     source = ModbusSource(
         ModbusSourceConfig.model_validate(config | {"devices": [device]}),
         "plant-m",
-        readings.append,
+        decoding(readings.append),
     )
     return source.devices[0]
 

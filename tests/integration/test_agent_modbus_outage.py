@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from edge_agent.config import ModbusSourceConfig
+from edge_agent.sources import decoding
 from edge_agent.sources.modbus import ModbusSource
 from plantmesh.contracts import Reading
 from tests.support.modbus import HOLDING, device, modbus_plc, modbus_source
@@ -23,7 +24,9 @@ pytestmark = pytest.mark.integration
 @asynccontextmanager
 async def polling(config: dict[str, Any]) -> AsyncIterator[tuple[ModbusSource, list[Reading]]]:
     readings: list[Reading] = []
-    source = ModbusSource(ModbusSourceConfig.model_validate(config), "plant-a", readings.append)
+    source = ModbusSource(
+        ModbusSourceConfig.model_validate(config), "plant-a", decoding(readings.append)
+    )
     async with asyncio.TaskGroup() as tg:
         tasks = source.start(tg)
         try:

@@ -16,6 +16,7 @@ from asyncua import Server, ua
 from asyncua.common.node import Node
 
 from edge_agent.config import OpcUaSourceConfig
+from edge_agent.sources import decoding
 from edge_agent.sources.opcua import OpcUaSource
 from plantmesh.contracts import Reading
 
@@ -120,7 +121,7 @@ async def running_source(
 ) -> AsyncIterator[tuple[OpcUaSource, list[Reading]]]:
     """The source's run() as a task, its readings appended to a list; cancelled on exit."""
     readings: list[Reading] = []
-    source = OpcUaSource(OpcUaSourceConfig.model_validate(config), plant, readings.append)
+    source = OpcUaSource(OpcUaSourceConfig.model_validate(config), plant, decoding(readings.append))
     task = asyncio.create_task(source.run(), name="test-opcua-source")
     try:
         yield source, readings

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +22,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from edge_agent.config import SourceConfig
-from edge_agent.sources import Source
+from edge_agent.sources import ReadingSink, Source, decoding
 from edge_agent.sources.registry import build_source
 from plantmesh.contracts import Quality, Reading
 from tests.support.loop_thread import Served, served_in_thread
@@ -84,7 +84,7 @@ class SourceContract(Generic[PlcT]):
         async with served_in_thread(self.serve, free_port(), name) as served:
             yield served
 
-    def build(self, port: int, sink: Callable[[Reading], None]) -> Source:
+    def build(self, port: int, sink: ReadingSink) -> Source:
         """The source as the agent makes it: from its config through the registry."""
         return build_source(
             _SOURCE_CONFIG.validate_python(self.source_config(port)), self.PLANT, sink
@@ -95,7 +95,7 @@ class SourceContract(Generic[PlcT]):
         """The source's tasks in a TaskGroup, as in the agent (a task that raises fails the
         test); cancelled on exit."""
         readings: list[Reading] = []
-        source = self.build(port, readings.append)
+        source = self.build(port, decoding(readings.append))
         async with asyncio.TaskGroup() as tg:
             running = RunningSource(source, source.start(tg), readings)
             try:

@@ -11,7 +11,8 @@ import pytest
 from asyncua import ua
 
 from edge_agent.config import OpcUaSourceConfig
-from edge_agent.sources import trusted_reading
+from edge_agent.reading_json import MachineJson, timestamp_json
+from edge_agent.sources import decoding
 from edge_agent.sources.opcua import OpcUaSource
 from edge_agent.sources.opcua_browse import Binding
 from edge_agent.sources.opcua_options import ItemOptions
@@ -31,16 +32,21 @@ ASSET = AssetPath(plant="p", area="a", line="l", machine="m")
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def test_trusted_reading_leaves_the_value_of_a_bad_reading_out() -> None:
-    reading = trusted_reading(ASSET, "temp", 0.0, "degC", NOW, NOW, STATUS_BAD_SENSOR_FAILURE)
+def test_a_bad_reading_leaves_the_value_out() -> None:
+    now = timestamp_json(NOW)
+    text = (
+        MachineJson(ASSET).signal("temp", "degC").reading(0.0, STATUS_BAD_SENSOR_FAILURE, now, now)
+    )
+    reading = Reading.model_validate_json(text)
     assert (reading.value, reading.quality) == (None, Quality.BAD)
-    assert b'"value"' not in encode(reading)
-    assert Reading.model_validate_json(encode(reading)) == reading
+    assert '"value"' not in text
+    assert encode(reading) == text.encode()
 
 
-def test_trusted_reading_refuses_a_good_reading_without_a_value() -> None:
+def test_a_good_reading_without_a_value_is_refused() -> None:
+    now = timestamp_json(NOW)
     with pytest.raises(ValueError, match="needs a value"):
-        trusted_reading(ASSET, "temp", None, None, NOW, NOW, STATUS_UNCERTAIN)
+        MachineJson(ASSET).signal("temp", None).reading(None, STATUS_UNCERTAIN, now, now)
 
 
 def test_opcua_float_is_its_shortest_decimal_and_double_is_kept() -> None:
@@ -65,7 +71,7 @@ def _source(readings: list[Reading]) -> tuple[OpcUaSource, Binding]:
     )
     options = ItemOptions("subscribe", 100.0, 1, None, 0.0, 1.0)
     binding = Binding(ua.NodeId(1, 1), ASSET, "temp", "degC", options)  # type: ignore[arg-type]
-    return OpcUaSource(config, "p", readings.append), binding
+    return OpcUaSource(config, "p", decoding(readings.append)), binding
 
 
 def _data(value: Any, variant_type: ua.VariantType | None, status: int) -> ua.DataValue:

@@ -8,6 +8,7 @@ import pytest
 
 from edge_agent.config import ModbusDeviceConfig, ModbusSourceConfig
 from edge_agent.errors import ModbusReadError
+from edge_agent.sources import decoding
 from edge_agent.sources.modbus import DevicePoller
 from edge_agent.sources.modbus_plan import decode_answer, plan_reads
 from plantmesh.contracts import (
@@ -159,7 +160,7 @@ def poller(on_change: bool, readings: list[Reading]) -> DevicePoller:
         on_change=on_change,
     )
     source = ModbusSourceConfig(type="modbus", name="mb", host="127.0.0.1", devices=[device])
-    return DevicePoller(source, device, "plant-a", readings.append)
+    return DevicePoller(source, device, "plant-a", decoding(readings.append))
 
 
 def values(readings: list[Reading], signal: str) -> list[object]:
@@ -342,7 +343,7 @@ async def test_a_64_bit_count_beyond_2_53_is_bad_without_a_value_logged_once(
     counter = profile(reg("count", 0, DataType.UINT64), reg("speed", 4))
     device = ModbusDeviceConfig(unit_id=7, profile=counter, area="a", line="l", machine="m")
     source = ModbusSourceConfig(type="modbus", name="mb", host="127.0.0.1", devices=[device])
-    poller_ = DevicePoller(source, device, "plant-a", readings.append)
+    poller_ = DevicePoller(source, device, "plant-a", decoding(readings.append))
     client = FakeClient()
     client.holding[4] = 5
     for count in (2**53, 2**53 + 1, 2**60, 7):  # exact, beyond, beyond, exact again

@@ -8,10 +8,8 @@ import pytest
 from asyncua import ua
 
 from edge_agent.errors import report
-from edge_agent.sources import trusted_reading
 from edge_agent.sources.opcua_browse import safe_name
 from edge_agent.sources.opcua_values import to_value
-from plantmesh.contracts import AssetPath, Quality, Reading
 from plantmesh.resilience import ErrorLog
 
 
@@ -57,26 +55,3 @@ def test_browse_names_become_safe_names() -> None:
     assert safe_name("Line 1 (north)") == "Line_1_north_"
     assert safe_name("  ") is None
     assert safe_name("x" * 80) == "x" * 64
-
-
-@pytest.mark.parametrize(("status", "unit"), [(0, "bar"), (0x40000000, None), (0x80050000, "m3/h")])
-def test_trusted_reading_is_what_model_construct_makes(status: int, unit: str | None) -> None:
-    asset = AssetPath(plant="p", area="a", line="l", machine="m")
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    fast = trusted_reading(asset, "temp", 1.5, unit, now, now, status)
-    bad = Quality.from_status_code(status) is Quality.BAD
-    slow = Reading.model_construct(
-        asset=asset,
-        signal="temp",
-        value=None if bad else 1.5,  # Bad means no value
-        unit=unit,
-        status_code=status,
-        quality=Quality.from_status_code(status),
-        source_ts=now,
-        gateway_ts=now,
-    )
-    assert fast == slow
-    assert fast.model_dump_json(exclude_none=True) == slow.model_dump_json(exclude_none=True)
-    assert fast.model_fields_set == slow.model_fields_set
-    # And it is a valid reading, as the sources promise.
-    assert Reading.model_validate_json(fast.model_dump_json()) == slow

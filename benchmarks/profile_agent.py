@@ -1,0 +1,186 @@
+"""Where the edge agent's CPU goes: the agent in this process under cProfile, reading the same
+simulated servers as bench_agent.py and publishing to the stack's Mosquitto.
+
+    eval "$(.venv/bin/plantmesh stack env)"
+    .venv/bin/python benchmarks/profile_agent.py modbus [--devices 100] [--window 20]
+    .venv/bin/python benchmarks/profile_agent.py opcua [--variables 5000] [--window 20]
+
+The profile covers only the window after the warm-up (connections made, subscriptions'
+initial values delivered), and prints the functions with the most time of their own, then the
+agent's own functions by cumulative time. `--out FILE` keeps the raw profile (pstats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from agent_children import OpcuaShard
+from agent_measure import Server, child, cpu_seconds
+
+from edge_agent.agent import Agent
+from edge_agent.config import AgentConfig, resolve_profiles
+from plantmesh.connections import DEFAULT_MQTT_URL
+
+REPO = Path(__file__).resolve().parents[1]
+CHILDREN = str(Path(__file__).resolve().parent / "agent_children.py")
+REGISTERS = 100
+OURS = ("edge_agent", "plantmesh")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def modbus_sources(directory: Path, port: int, devices: int) -> list[dict[str, Any]]:
+    import yaml
+
+    profile = {
+        "name": "bench_device",
+        "registers": [{"signal": f"r{i:03}", "address": i} for i in range(REGISTERS)],
+    }
+    path = directory / "bench_device.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    return [
+        {
+            "type": "modbus",
+            "name": "bench-modbus",
+            "host": "127.0.0.1",
+            "port": port,
+            "timeout_s": 2.0,
+            "devices": [
+                {
+                    "profile": str(path),
+                    "area": "area1",
+                    "line": "line1",
+                    "unit_id": u,
+                    "machine": f"dev{u:03}",
+                    "poll_interval_s": 1.0,
+                }
+                for u in range(1, devices + 1)
+            ],
+        }
+    ]
+
+
+def opcua_sources(shards: list[OpcuaShard]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "opcua",
+            "name": f"bench-opc-{i}",
+            "endpoint": shard.url,
+            "publishing_interval_ms": 500,
+            "queue_size": 10,
+            "browse": [{"root": "bench"}],
+        }
+        for i, shard in enumerate(shards)
+    ]
+
+
+async def run_agent(config: AgentConfig, warmup_s: float, window_s: float) -> cProfile.Profile:
+    agent = Agent(config)
+    task = asyncio.create_task(agent.run())
+    await agent.started.wait()
+    profile = cProfile.Profile()
+    print(f"warming up {warmup_s:.0f} s ...", flush=True)
+    await asyncio.sleep(warmup_s)
+    readings0 = agent.publisher.stats.readings_in
+    cpu0, wall0 = cpu_seconds(os.getpid()), time.monotonic()
+    profile.enable()
+    await asyncio.sleep(window_s)
+    profile.disable()
+    cpu = cpu_seconds(os.getpid()) - cpu0
+    wall = time.monotonic() - wall0
+    readings = agent.publisher.stats.readings_in - readings0
+    agent.stop()
+    await task
+    print(
+        f"window {wall:.1f} s: {readings / wall:,.0f} readings/s, CPU {100 * cpu / wall:.1f} % "
+        f"of a core (under the profiler), {1e6 * cpu / max(readings, 1):.1f} us per reading"
+    )
+    return profile
+
+
+def report(profile: cProfile.Profile, top: int) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    out.write("\n--- our functions by cumulative time ---\n")
+    stats.sort_stats("cumulative").print_stats("|".join(OURS), top)
+    return out.getvalue()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("protocol", choices=["modbus", "opcua"])
+    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--variables", type=int, default=5_000)
+    parser.add_argument("--per-server", type=int, default=2_500)
+    parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--mqtt-url", default=os.environ.get("PLANTMESH_MQTT_URL", DEFAULT_MQTT_URL)
+    )
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="profile-agent-"))
+    with ExitStack() as stack:
+        if args.protocol == "modbus":
+            port = free_port()
+            commands = [["serve-modbus", str(port), str(args.devices), str(REGISTERS)]]
+            sources = modbus_sources(directory, port, args.devices)
+            warmup = 5.0 if args.warmup is None else args.warmup
+        else:
+            machines = args.per_server // 10
+            shards = [
+                OpcuaShard(free_port(), first, min(machines, args.variables // 10 - first))
+                for first in range(0, args.variables // 10, machines)
+            ]
+            commands = [["serve-opcua", *s.spec().split(":")] for s in shards]
+            sources = opcua_sources(shards)
+            warmup = 40.0 if args.warmup is None else args.warmup
+        for i, command in enumerate(commands):
+            log = directory / f"server-{i}.log"
+            Server(
+                stack.enter_context(child([sys.executable, CHILDREN, *command], REPO, log)),
+                command[0],
+                log,
+            )
+        raw = AgentConfig.model_validate(
+            {
+                "gateway_id": "gw-profile",
+                "plant": "bench",
+                "namespace": "profile",
+                "mqtt": {"url": args.mqtt_url, "client_id": "agent-profile"},
+                "publish_interval_s": 1.0,
+                "max_readings_per_batch": 1000,
+                "buffer": {"kind": "disk", "path": str(directory / "buffer.sqlite")},
+                "sources": sources,
+            }
+        )
+        config = resolve_profiles(raw, directory / "agent.yaml")
+        profile = asyncio.run(run_agent(config, warmup, args.window))
+    if args.out:
+        profile.dump_stats(args.out)
+    print(report(profile, args.top))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
