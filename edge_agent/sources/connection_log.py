@@ -10,31 +10,29 @@ is logged once as a warning.
 from __future__ import annotations
 
 import logging
+import sys
 import time
-
-from asyncua.ua.status_codes import StatusCodes
-from asyncua.ua.uaerrors import UaStatusCodeError
-from pymodbus.exceptions import ConnectionException, ModbusIOException
+from functools import cache
 
 from plantmesh.resilience import describe
 
 # OPC UA status codes that mean the server or the link to it is gone, not that it refused us.
 UA_CONNECTION_CODES = frozenset(
     {
-        StatusCodes.BadCommunicationError,
-        StatusCodes.BadConnectionClosed,
-        StatusCodes.BadConnectionRejected,
-        StatusCodes.BadNoCommunication,
-        StatusCodes.BadNotConnected,
-        StatusCodes.BadSecureChannelClosed,
-        StatusCodes.BadSecureChannelIdInvalid,
-        StatusCodes.BadServerHalted,
-        StatusCodes.BadServerNotConnected,
-        StatusCodes.BadSessionClosed,
-        StatusCodes.BadSessionIdInvalid,
-        StatusCodes.BadShutdown,
-        StatusCodes.BadTcpServerTooBusy,
-        StatusCodes.BadTimeout,
+        "BadCommunicationError",
+        "BadConnectionClosed",
+        "BadConnectionRejected",
+        "BadNoCommunication",
+        "BadNotConnected",
+        "BadSecureChannelClosed",
+        "BadSecureChannelIdInvalid",
+        "BadServerHalted",
+        "BadServerNotConnected",
+        "BadSessionClosed",
+        "BadSessionIdInvalid",
+        "BadShutdown",
+        "BadTcpServerTooBusy",
+        "BadTimeout",
     }
 )
 # Distinct unexpected errors remembered per outage; past that they go to debug.
@@ -44,12 +42,27 @@ MAX_DISTINCT = 100
 def connection_trouble(error: BaseException | None) -> bool:
     """True for what a PLC that restarts or drops off the network makes a client raise: socket
     errors, timeouts, pymodbus' connection and no-answer errors, OPC UA connection status codes.
-    False for everything else (a refused login, a bad certificate, a garbled answer, a bug)."""
-    if isinstance(error, UaStatusCodeError):
-        return error.code in UA_CONNECTION_CODES
-    return isinstance(
-        error, OSError | TimeoutError | EOFError | ConnectionException | ModbusIOException
+    False for everything else (a refused login, a bad certificate, a garbled answer, a bug).
+
+    The protocol libraries are looked up among the loaded modules, not imported: an error of a
+    library nobody loaded cannot exist, and importing asyncua costs a Modbus-only gateway about
+    30 MB."""
+    ua_errors = sys.modules.get("asyncua.ua.uaerrors")
+    if ua_errors is not None and isinstance(error, ua_errors.UaStatusCodeError):
+        return error.code in _ua_connection_codes()
+    if isinstance(error, OSError | TimeoutError | EOFError):
+        return True
+    modbus = sys.modules.get("pymodbus.exceptions")
+    return modbus is not None and isinstance(
+        error, modbus.ConnectionException | modbus.ModbusIOException
     )
+
+
+@cache
+def _ua_connection_codes() -> frozenset[int]:
+    from asyncua.ua.status_codes import StatusCodes
+
+    return frozenset(getattr(StatusCodes, name) for name in UA_CONNECTION_CODES)
 
 
 class ConnectionLog:

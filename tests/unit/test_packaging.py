@@ -60,6 +60,23 @@ def test_agent_imports_no_cloud_library() -> None:
     assert result.stdout.strip() == ""
 
 
+@pytest.mark.parametrize(
+    ("source", "absent"),
+    [("edge_agent.sources.modbus", "asyncua"), ("edge_agent.sources.opcua", "pymodbus")],
+)
+def test_an_agent_of_one_protocol_loads_only_its_library(source: str, absent: str) -> None:
+    """asyncua alone is about 30 MB resident: a Modbus-only gateway (a Raspberry Pi) must not
+    pay for it, nor an OPC UA one for pymodbus."""
+    code = (
+        f"import sys, edge_agent.cli, edge_agent.agent, edge_agent.log_filters, {source}\n"
+        f"print(','.join(sorted(n for n in sys.modules if n.split('.')[0] == '{absent}')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
 def test_plantmesh_import_path_needs_no_cloud_or_metrics_library() -> None:
     """The agent imports plantmesh's core; plantmesh.kafka (aiokafka) and plantmesh.metrics
     (prometheus-client) are imported only by the services whose extras bring them."""
