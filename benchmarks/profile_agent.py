@@ -99,18 +99,21 @@ async def run_agent(config: AgentConfig, warmup_s: float, window_s: float) -> cP
     profile = cProfile.Profile()
     print(f"warming up {warmup_s:.0f} s ...", flush=True)
     await asyncio.sleep(warmup_s)
-    readings0 = agent.publisher.stats.readings_in
+    stats = agent.publisher.stats
+    readings0, acked0 = stats.readings_in, stats.readings_acked
     cpu0, wall0 = cpu_seconds(os.getpid()), time.monotonic()
     profile.enable()
     await asyncio.sleep(window_s)
     profile.disable()
     cpu = cpu_seconds(os.getpid()) - cpu0
     wall = time.monotonic() - wall0
-    readings = agent.publisher.stats.readings_in - readings0
+    readings = stats.readings_in - readings0
+    acked = stats.readings_acked - acked0
     agent.stop()
     await task
     print(
-        f"window {wall:.1f} s: {readings / wall:,.0f} readings/s, CPU {100 * cpu / wall:.1f} % "
+        f"window {wall:.1f} s: {readings / wall:,.0f} readings/s in, {acked / wall:,.0f} "
+        f"acknowledged by the broker, CPU {100 * cpu / wall:.1f} % "
         f"of a core (under the profiler), {1e6 * cpu / max(readings, 1):.1f} us per reading"
     )
     return profile
