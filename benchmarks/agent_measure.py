@@ -28,6 +28,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the agent's worker processes with `workers: N`)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as f:
+                todo.extend(int(child) for child in f.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += cpu_seconds(member)
+        except OSError:  # ended meanwhile
+            continue
+    return total
+
+
+def tree_memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) summed over the process and its descendants."""
+    rss = hwm = 0.0
+    for member in process_tree(pid):
+        try:
+            a, b = memory_mb(member)
+        except OSError:
+            continue
+        rss, hwm = rss + a, hwm + b
+    return rss, hwm
+
+
 def memory_mb(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) in MB."""
     values: dict[str, float] = {}
@@ -280,11 +316,12 @@ def measure(
     warm_up(process, counter, expected_per_s, warmup_max_s, min_warmup_s)
     pids = [s.process.pid for s in servers]
     server0 = sum(cpu_seconds(pid) for pid in pids)
-    cpu0, t0 = cpu_seconds(process.pid), time.monotonic()
+    # The whole tree: an agent with `workers: N` reads its sources in child processes.
+    cpu0, t0 = tree_cpu_seconds(process.pid), time.monotonic()
     time.sleep(window_s)
-    cpu1, t1 = cpu_seconds(process.pid), time.monotonic()
+    cpu1, t1 = tree_cpu_seconds(process.pid), time.monotonic()
     server1 = sum(cpu_seconds(pid) for pid in pids)
-    rss, hwm = memory_mb(process.pid)
+    rss, hwm = tree_memory_mb(process.pid)
     elapsed = t1 - t0
     return Measured(
         updates_per_s=counter.rate(t0, t1),

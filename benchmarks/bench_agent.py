@@ -74,6 +74,7 @@ class Context:
     window_s: float
     telegraf: Path | None
     telegraf_per_machine: bool = False
+    workers: int = 1
     results: list[Result] = field(default_factory=list)
 
 
@@ -160,6 +161,7 @@ def run_agent(
         "mqtt": {"url": ctx.mqtt_url, "client_id": f"agent-{namespace}"},
         "publish_interval_s": 1.0,
         "max_readings_per_batch": 1000,
+        "workers": ctx.workers,
         "buffer": {"kind": "disk", "path": str(ctx.directory / f"{namespace}.sqlite")},
         "sources": sources,
     }
@@ -314,6 +316,16 @@ def main() -> int:
     parser.add_argument(
         "--per-server", type=int, help="OPC UA variables per server process (default 2,500)"
     )
+    parser.add_argument(
+        "--variables",
+        help="comma-separated OPC UA row sizes (default 5000,10000; --quick 1000)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="the agent's `workers` (default 1); CPU and memory are its whole process tree",
+    )
     parser.add_argument("--keep", action="store_true", help="keep configs and logs")
     args = parser.parse_args()
     clients = {c.strip() for c in args.clients.split(",") if c.strip()}
@@ -323,6 +335,8 @@ def main() -> int:
     print(telegraf_note, flush=True)
 
     sizes = [1_000] if args.quick else [5_000, 10_000]
+    if args.variables:
+        sizes = [int(v) for v in args.variables.split(",")]
     devices = 10 if args.quick else 100
     per_server = args.per_server or (500 if args.quick else 2_500)
     window = args.window or (10.0 if args.quick else 30.0)
@@ -330,6 +344,7 @@ def main() -> int:
     directory = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     ctx = Context(args.mqtt_url, directory, warmup, window, telegraf)
     ctx.telegraf_per_machine = args.telegraf_messages == "machine"
+    ctx.workers = args.workers
     started = time.monotonic()
     try:
         if args.only in (None, "opcua"):
@@ -345,7 +360,7 @@ def main() -> int:
     print(
         f"\nedge agent benchmark ({'quick' if args.quick else 'full'}, {window:g} s window,"
         f" {os.cpu_count()} cores, {time.monotonic() - started:.0f} s,"
-        f" Telegraf messages: {args.telegraf_messages})"
+        f" Telegraf messages: {args.telegraf_messages}, agent workers: {args.workers})"
     )
     print(telegraf_note)
     print(table(ctx.results))

@@ -12,9 +12,9 @@ import contextlib
 import logging
 import signal
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edge_agent.buffer import BatchBuffer, MemoryBatchBuffer
 from edge_agent.config import AgentConfig, SourceConfig, load_agent_config
@@ -25,6 +25,8 @@ from edge_agent.reload import FileWatch, diff
 from edge_agent.sd_notify import Notifier
 from edge_agent.sources import Source
 from edge_agent.sources.registry import build_source
+from edge_agent.tasks import cancel_and_wait
+from edge_agent.worker_pool import WorkerPool
 from plantmesh.config import ConfigError
 from plantmesh.contracts import GatewayHealth, SourceHealth
 from plantmesh.lifecycle import stop_on_signals
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from plantmesh.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
-_RECANCEL_AFTER_S = 1.0
 
 
 def open_buffer(config: AgentConfig) -> BatchBuffer:
@@ -80,8 +81,13 @@ class Agent:
         self.buffer = open_buffer(config) if buffer is None else buffer
         self.publisher = Publisher(config, self.session_id, self.buffer)
         self._sources: dict[str, _RunningSource] = {}
-        for source_config in config.sources:
-            self._add_source(source_config)
+        self.pool: WorkerPool | None = None
+        """With `workers` > 1: the worker processes that read the sources instead."""
+        if config.workers > 1 and config.sources:
+            self.pool = WorkerPool(config, self._submit)
+        else:
+            for source_config in config.sources:
+                self._add_source(source_config)
         self.notifier = notifier or Notifier()
         self.metrics: MetricsServer | None = None
         self.reloads = 0
@@ -106,6 +112,8 @@ class Agent:
         self._reload.set()
 
     def source_health(self) -> list[SourceHealth]:
+        if self.pool is not None:
+            return self.pool.health()
         return [entry for source in self.sources for entry in source.health()]
 
     def health(self) -> GatewayHealth:
@@ -138,6 +146,8 @@ class Agent:
                 async with asyncio.TaskGroup() as tg:
                     self._tg = tg
                     self.publisher.start(tg)
+                    if self.pool is not None:
+                        self.pool.start(tg)
                     for running in self._sources.values():
                         self._start_source(running)
                     helpers = [tg.create_task(self._health_loop(), name="health")]
@@ -150,9 +160,11 @@ class Agent:
                     await self._main_loop()
                     self.notifier.notify("STOPPING=1")
                     log.info("agent %s stopping", self.config.gateway_id)
+                    if self.pool is not None:
+                        await self.pool.stop()  # their last readings reach the publisher
                     for running in self._sources.values():
-                        await _cancel(running.tasks)
-                    await _cancel(helpers)
+                        await cancel_and_wait(running.tasks)
+                    await cancel_and_wait(helpers)
                     await self.publisher.close()
         finally:
             self._tg = None
@@ -176,7 +188,7 @@ class Agent:
             stop = asyncio.ensure_future(self._stop.wait())
             reload = asyncio.ensure_future(self._reload.wait())
             await asyncio.wait((stop, reload), return_when=asyncio.FIRST_COMPLETED)
-            await _cancel([stop, reload])
+            await cancel_and_wait([stop, reload])
             if self._reload.is_set() and not self._stop.is_set():
                 self._reload.clear()
                 await self._apply_reload()
@@ -239,11 +251,18 @@ class Agent:
         new = new.model_copy(update={"buffer": self.config.buffer, "metrics": self.config.metrics})
         log.info("config reload: %s", change.describe())
         self.config = new
-        for name in change.stop:
-            await _cancel(self._sources.pop(name).tasks)
+        in_workers = self.pool is not None
+        if self.pool is not None and (change.stop or change.start):
+            # Workers read the config once: they start again with the new one.
+            await self.pool.stop()
+            self.pool = WorkerPool(new, self._submit)
+        for name in () if in_workers else change.stop:
+            await cancel_and_wait(self._sources.pop(name).tasks)
         if change.publisher:
             await self._replace_publisher(new)
-        for source_config in change.start:
+        if self.pool is not None and (change.stop or change.start):
+            self.pool.start(self._tg)
+        for source_config in () if in_workers else change.start:
             self._start_source(self._add_source(source_config))
         self.reloads += 1
         self.notifier.notify("READY=1")
@@ -302,17 +321,3 @@ class Agent:
             )
         except OSError as exc:  # e.g. the port is taken: readings matter more than metrics
             log.error("metrics endpoint %s:%d not started: %s", *address, exc)
-
-
-async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:
-    """Cancel and wait, cancelling again what is still running after a while: on Python 3.11,
-    asyncio.wait_for (which pymodbus and asyncua use for their timeouts) drops a cancellation
-    that arrives just as the awaited call completes, and the task carries on."""
-    pending = {task for task in tasks if not task.done()}
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=_RECANCEL_AFTER_S)
-        if pending:
-            log.warning("%d task(s) ignored a cancellation; cancelling again", len(pending))
-    await asyncio.gather(*tasks, return_exceptions=True)  # retrieve their outcomes

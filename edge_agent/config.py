@@ -284,6 +284,11 @@ class AgentConfig(ConfigModel):
     publish_interval_s: PositiveSeconds = 0.5
     """Readings are batched per machine for this long, then published as one message each."""
     health_interval_s: PositiveSeconds = 10.0
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    """Processes that read the sources: 1 reads them in the agent's own process; N > 1 spreads
+    the sources (whole sources, in config order, round robin) over N worker processes, so a busy
+    gateway uses more than one core. The buffer and the MQTT session stay in the agent's
+    process. Changing it needs a restart."""
     queue_size: Annotated[int, Field(ge=1)] = 100_000
     """Readings waiting to be batched; when full, new readings are dropped (counted)."""
     max_readings_per_batch: Annotated[int, Field(ge=1)] = 1000

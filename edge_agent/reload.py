@@ -24,7 +24,7 @@ PUBLISHER_KEYS = (
     "max_readings_per_batch",
     "shutdown_timeout_s",
 )
-RESTART_KEYS = ("buffer", "metrics")
+RESTART_KEYS = ("buffer", "metrics", "workers")
 """Keys read once at start; a reload says they need a restart and keeps the running values."""
 
 

@@ -1,0 +1,40 @@
+"""What a worker process (edge_agent.worker_process) tells the agent over its stdout: frames of
+a 4-byte length and a pickle.
+
+    ("readings", [(machine key, asset JSON, [reading JSON, ...]), ...])
+    ("health", [SourceHealth as a dict, ...])
+
+Pickle, because both ends are this package in one installation and the agent starts the
+worker itself: nothing else writes to that pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import struct
+from typing import Any
+
+_LENGTH = struct.Struct(">I")
+
+READINGS = "readings"
+HEALTH = "health"
+
+MachineReadings = tuple[str, str, list[str]]
+"""(machine key, the asset's JSON, the readings' JSON texts)."""
+
+
+def frame(kind: str, body: list[Any]) -> bytes:
+    data = pickle.dumps((kind, body), protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[str, list[Any]] | None:
+    """The next frame, or None at the end of the stream (the worker ended)."""
+    try:
+        header = await reader.readexactly(_LENGTH.size)
+        (length,) = _LENGTH.unpack(header)
+        kind, body = pickle.loads(await reader.readexactly(length))
+    except asyncio.IncompleteReadError:
+        return None
+    return str(kind), list(body)

@@ -1,0 +1,184 @@
+"""The agent's side of `workers: N`: worker processes that read the sources, supervised.
+
+Sources are spread over the workers whole, in config order, round robin (a worker per source
+at most). Each worker (edge_agent.worker_process) gets the config on its stdin and sends
+readings and health back on its stdout; readings go into the agent's publisher, so batching,
+sequence numbers, the disk buffer and the MQTT session stay in one place and one session.
+
+A worker that dies (a crash, the OOM killer, kill -9) is logged and started again with
+backoff; what it had read and not yet sent (at most FLUSH_S of readings) is lost, as a crashed
+agent's queue would be. On stop, each worker gets SIGTERM, stops its sources and sends what they
+read last; the pool hands that on before the publisher closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+from edge_agent.config import AgentConfig
+from edge_agent.reading_json import MachineJson
+from edge_agent.tasks import cancel_and_wait
+from edge_agent.worker_frames import HEALTH, READINGS, read_frame
+from plantmesh.contracts import AssetPath, SourceHealth
+from plantmesh.logs import JsonFormatter
+from plantmesh.resilience import Backoff
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 15.0
+"""How long a worker may take to stop its sources before it is killed."""
+
+Submit = Callable[[MachineJson, list[str]], None]
+
+
+def assignments(config: AgentConfig) -> list[list[str]]:
+    """Source names per worker: round robin in config order, no worker without a source."""
+    count = min(config.workers, len(config.sources))
+    groups: list[list[str]] = [[] for _ in range(count)]
+    for i, source in enumerate(config.sources):
+        groups[i % count].append(source.name)
+    return groups
+
+
+def _log_settings() -> tuple[str, str]:
+    root = logging.getLogger()
+    json_format = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+    return logging.getLevelName(root.getEffectiveLevel()).lower(), (
+        "json" if json_format else "text"
+    )
+
+
+class Worker:
+    """One worker process and what it last said about its sources."""
+
+    def __init__(self, index: int, sources: list[str]) -> None:
+        self.index = index
+        self.sources = sources
+        self.process: asyncio.subprocess.Process | None = None
+        self.health: list[SourceHealth] = []
+        self.starts = 0
+
+    @property
+    def name(self) -> str:
+        return f"worker {self.index} ({', '.join(self.sources)})"
+
+
+class WorkerPool:
+    def __init__(self, config: AgentConfig, submit: Submit) -> None:
+        self.config = config
+        self._submit = submit
+        self.workers = [Worker(i, names) for i, names in enumerate(assignments(config))]
+        self._machines: dict[str, MachineJson] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def restarts(self) -> int:
+        """Worker processes started again after one ended unasked."""
+        return sum(max(0, w.starts - 1) for w in self.workers)
+
+    def start(self, tg: asyncio.TaskGroup) -> None:
+        self._stopping = False
+        self._tasks = [
+            tg.create_task(self._supervise(w), name=f"worker:{w.index}") for w in self.workers
+        ]
+
+    def health(self) -> list[SourceHealth]:
+        """The latest health each worker sent; a source of a worker that has not said anything
+        yet is reported not connected."""
+        entries: list[SourceHealth] = []
+        for worker in self.workers:
+            if worker.health:
+                entries.extend(worker.health)
+            else:
+                entries.extend(
+                    SourceHealth(name=name, connected=False, errors=0, last_seen_age_s=None)
+                    for name in worker.sources
+                )
+        return entries
+
+    async def stop(self) -> None:
+        """SIGTERM to every worker, wait until each has sent its last readings and ended (kill
+        after STOP_TIMEOUT_S), then end the supervisors."""
+        self._stopping = True
+        running = [w.process for w in self.workers if w.process and w.process.returncode is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        for process in running:
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("worker pid %d did not stop; killing it", process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        # The supervisors end once they have read their worker's output to the end.
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+            await cancel_and_wait(list(pending))
+        self._tasks = []
+
+    async def _supervise(self, worker: Worker) -> None:
+        backoff = Backoff(1.0, 30.0)
+        while not self._stopping:
+            code = await self._run(worker)
+            if self._stopping:
+                return
+            delay = backoff.next_delay()
+            log.error("%s ended (exit %s); starting it again in %.1f s", worker.name, code, delay)
+            await asyncio.sleep(delay)
+
+    async def _run(self, worker: Worker) -> int | None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "edge_agent.worker_process",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        worker.process = process
+        worker.starts += 1
+        worker.health = []
+        assert process.stdin is not None
+        assert process.stdout is not None
+        level, fmt = _log_settings()
+        setup = {
+            "config": self.config.model_dump(mode="json"),
+            "sources": worker.sources,
+            "log_level": level,
+            "log_format": fmt,
+        }
+        try:
+            # stdin stays open: the worker ends when it closes, so it never outlives the agent.
+            process.stdin.write(json.dumps(setup).encode() + b"\n")
+            await process.stdin.drain()
+            log.info("%s started (pid %d)", worker.name, process.pid)
+            while (message := await read_frame(process.stdout)) is not None:
+                kind, body = message
+                if kind == READINGS:
+                    for key, asset_json, texts in body:
+                        self._submit(self._machine(key, asset_json), texts)
+                elif kind == HEALTH:
+                    worker.health = [SourceHealth.model_validate(h) for h in body]
+        except (ConnectionError, OSError) as exc:
+            log.error("%s: pipe failed: %s", worker.name, exc)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                if process.returncode is None and not self._stopping:
+                    process.kill()
+            process.stdin.close()
+            code = await process.wait()
+        return code
+
+    def _machine(self, key: str, asset_json: str) -> MachineJson:
+        machine = self._machines.get(key)
+        if machine is None:
+            machine = self._machines[key] = MachineJson(AssetPath.model_validate_json(asset_json))
+        return machine
