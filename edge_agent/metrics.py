@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from edge_agent.buffer import BufferDrops
-from edge_agent.publisher import PublisherStats
+from edge_agent.publisher_stats import PublisherStats
 from plantmesh.contracts import SourceHealth
 
 if TYPE_CHECKING:

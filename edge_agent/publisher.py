@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from edge_agent.batching import Batcher
@@ -24,6 +23,7 @@ from edge_agent.buffer import BatchBuffer, NewBatch
 from edge_agent.config import AgentConfig
 from edge_agent.errors import PublishError, report
 from edge_agent.mqtt_link import MAX_INFLIGHT, MqttLink
+from edge_agent.publisher_stats import PublisherStats
 from edge_agent.reading_json import MachineJson
 from plantmesh import __version__
 from plantmesh.contracts import (
@@ -44,27 +44,6 @@ EXPIRE_EVERY_S = 10.0
 # Batches handed to the buffer per write: what an interval made is never all in memory at once
 # as payloads, and yet a thousand machines cost two disk writes (each syncs), not ten.
 PUT_CHUNK = 500
-
-
-@dataclass
-class PublisherStats:
-    readings_in: int = 0
-    dropped_readings: int = 0
-    """Readings refused because the queue was full (the broker could not keep up)."""
-    batches_made: int = 0
-    batches_sent: int = 0
-    """PUBLISH packets of batches, republished ones included."""
-    batches_acked: int = 0
-    readings_acked: int = 0
-    batches_rejected: int = 0
-    """Batches the broker answered with a failure reason code (e.g. not authorized): dropped."""
-    batches_lost_at_stop: int = 0
-    """Unacknowledged when the agent stopped with a memory buffer."""
-    connects: int = 0
-
-    @property
-    def reconnects(self) -> int:
-        return max(0, self.connects - 1)
 
 
 class Publisher:
@@ -90,6 +69,10 @@ class Publisher:
         """mid -> (buffer id, readings) of batches published on this connection, not acked."""
         self._cursor = 0
         """Buffer id of the last batch published on this connection."""
+        self._more = True
+        """The buffer may hold batches after the cursor: False once a read came back short,
+        until new batches are put or the connection starts over (then the window refills
+        without a query per acknowledgement)."""
         self._next_expiry = 0.0
         self._status_acks: dict[int, asyncio.Future[bool]] = {}
         self._stop = asyncio.Event()
@@ -228,6 +211,7 @@ class Publisher:
         if chunk:
             made += self._put(chunk)
         if made:
+            self._more = True
             self._pump()
         return made
 
@@ -260,9 +244,11 @@ class Publisher:
         if link is None or not link.is_connected:
             return  # they stay in the buffer; published on (re)connect
         room = MAX_INFLIGHT - len(self._inflight)
-        if room <= 0:
+        if room <= 0 or not self._more:
             return
-        for batch in self.buffer.read(self._cursor, room):
+        batches = self.buffer.read(self._cursor, room)
+        self._more = len(batches) == room
+        for batch in batches:
             self._inflight[link.publish(batch.topic, batch.payload)] = (batch.id, batch.readings)
             self._cursor = batch.id
             self.stats.batches_sent += 1
@@ -341,11 +327,17 @@ class Publisher:
                 await link.close()
             await backoff.wait(self._stop)
 
+    def _attach(self, link: MqttLink) -> None:
+        """A new connection publishes again from the oldest unacknowledged batch."""
+        self._link = link
+        self._cursor = 0
+        self._more = True
+        self._inflight.clear()
+
     async def _serve(self, link: MqttLink) -> None:
         """Birth, republish what the buffer holds, then keep going until the connection drops
         or the agent stops."""
-        self._link = link
-        self._cursor = 0
+        self._attach(link)
         self.stats.connects += 1
         self._errors.succeeded()
         self._buffer_drops.succeeded()

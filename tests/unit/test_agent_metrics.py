@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from edge_agent.agent import Agent
 from edge_agent.buffer import BufferDrops, NewBatch
 from edge_agent.metrics import Snapshot, families
-from edge_agent.publisher import PublisherStats
+from edge_agent.publisher_stats import PublisherStats
 from edge_agent.sd_notify import Notifier
 from plantmesh.connections import MetricsEndpoint
 from plantmesh.contracts import SourceHealth

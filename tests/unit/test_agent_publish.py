@@ -78,9 +78,7 @@ class FakeLink:
 
 def connect(publisher: Publisher) -> FakeLink:
     link = FakeLink()
-    publisher._link = cast(MqttLink, link)
-    publisher._cursor = 0
-    publisher._inflight.clear()
+    publisher._attach(cast(MqttLink, link))
     publisher._pump()
     return link
 

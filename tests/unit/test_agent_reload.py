@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from edge_agent.agent import Agent, _cancel
+from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig, load_agent_config
 from edge_agent.reload import FileWatch, diff
+from edge_agent.tasks import cancel_and_wait
 from tests.support.agent import offline_config, offline_modbus, offline_settings
 from tests.support.waiting import async_wait_for
 
@@ -162,6 +163,6 @@ async def test_a_task_that_swallows_a_cancellation_is_cancelled_again() -> None:
 
     task = asyncio.create_task(stubborn())
     await started.wait()
-    await asyncio.wait_for(_cancel([task]), 10)
+    await asyncio.wait_for(cancel_and_wait([task]), 10)
     assert task.cancelled()
     assert ignored == 2
