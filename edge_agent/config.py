@@ -286,8 +286,8 @@ class AgentConfig(ConfigModel):
     health_interval_s: PositiveSeconds = 10.0
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     """Processes that read the sources: 1 reads them in the agent's own process; N > 1 spreads
-    the sources (whole sources, in config order, round robin) over N worker processes, so a busy
-    gateway uses more than one core. The buffer and the MQTT session stay in the agent's
+    them over N worker processes (round robin in config order: an OPC UA source whole, each
+    Modbus device on its own), so a busy gateway uses more than one core. The buffer and the MQTT session stay in the agent's
     process. Changing it needs a restart."""
     queue_size: Annotated[int, Field(ge=1)] = 100_000
     """Readings waiting to be batched; when full, new readings are dropped (counted)."""

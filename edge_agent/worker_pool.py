@@ -1,7 +1,7 @@
 """The agent's side of `workers: N`: worker processes that read the sources, supervised.
 
-Sources are spread over the workers whole, in config order, round robin (a worker per source
-at most). Each worker (edge_agent.worker_process) gets the config on its stdin and sends
+The work is spread round robin in config order: an OPC UA source whole (one session), a Modbus
+source device by device (each device has its own connection anyway). Each worker (edge_agent.worker_process) gets the config on its stdin and sends
 readings and health back on its stdout; readings go into the agent's publisher, so batching,
 sequence numbers, the disk buffer and the MQTT session stay in one place and one session.
 
@@ -21,7 +21,12 @@ import signal
 import sys
 from collections.abc import Callable
 
-from edge_agent.config import AgentConfig
+from edge_agent.config import (
+    AgentConfig,
+    ModbusDeviceConfig,
+    ModbusSourceConfig,
+    SourceConfig,
+)
 from edge_agent.reading_json import MachineJson
 from edge_agent.tasks import cancel_and_wait
 from edge_agent.worker_frames import HEALTH, READINGS, read_frame
@@ -37,13 +42,38 @@ STOP_TIMEOUT_S = 15.0
 Submit = Callable[[MachineJson, list[str]], None]
 
 
-def assignments(config: AgentConfig) -> list[list[str]]:
-    """Source names per worker: round robin in config order, no worker without a source."""
-    count = min(config.workers, len(config.sources))
-    groups: list[list[str]] = [[] for _ in range(count)]
-    for i, source in enumerate(config.sources):
-        groups[i % count].append(source.name)
-    return groups
+def assignments(config: AgentConfig) -> list[list[SourceConfig]]:
+    """The sources each worker reads: the units of work (an OPC UA source, one Modbus device)
+    round robin in config order, a Modbus source cut down to its devices in that worker; no
+    worker without a unit."""
+    units: list[tuple[SourceConfig, ModbusDeviceConfig | None]] = []
+    for source in config.sources:
+        if isinstance(source, ModbusSourceConfig):
+            units.extend((source, device) for device in source.devices)
+        else:
+            units.append((source, None))
+    count = min(config.workers, len(units))
+    parts: list[list[SourceConfig]] = []
+    for first in range(count):
+        mine = units[first::count]
+        part: list[SourceConfig] = []
+        for source in config.sources:
+            devices = [d for s, d in mine if s is source and d is not None]
+            if devices:
+                assert isinstance(source, ModbusSourceConfig)
+                part.append(source.model_copy(update={"devices": devices}))
+            elif any(s is source for s, _ in mine):
+                part.append(source)
+        parts.append(part)
+    return parts
+
+
+def health_names(source: SourceConfig) -> list[str]:
+    """What the source's health entries are called (a Modbus source has one per device, as
+    edge_agent.sources.modbus names them)."""
+    if isinstance(source, ModbusSourceConfig):
+        return [f"{source.name}.{device.machine}"[:64] for device in source.devices]
+    return [source.name]
 
 
 def _log_settings() -> tuple[str, str]:
@@ -57,7 +87,7 @@ def _log_settings() -> tuple[str, str]:
 class Worker:
     """One worker process and what it last said about its sources."""
 
-    def __init__(self, index: int, sources: list[str]) -> None:
+    def __init__(self, index: int, sources: list[SourceConfig]) -> None:
         self.index = index
         self.sources = sources
         self.process: asyncio.subprocess.Process | None = None
@@ -66,14 +96,21 @@ class Worker:
 
     @property
     def name(self) -> str:
-        return f"worker {self.index} ({', '.join(self.sources)})"
+        return f"worker {self.index} ({', '.join(self.source_names)})"
+
+    @property
+    def source_names(self) -> list[str]:
+        return [
+            f"{s.name} ({len(s.devices)} devices)" if isinstance(s, ModbusSourceConfig) else s.name
+            for s in self.sources
+        ]
 
 
 class WorkerPool:
     def __init__(self, config: AgentConfig, submit: Submit) -> None:
         self.config = config
         self._submit = submit
-        self.workers = [Worker(i, names) for i, names in enumerate(assignments(config))]
+        self.workers = [Worker(i, part) for i, part in enumerate(assignments(config))]
         self._machines: dict[str, MachineJson] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -99,7 +136,8 @@ class WorkerPool:
             else:
                 entries.extend(
                     SourceHealth(name=name, connected=False, errors=0, last_seen_age_s=None)
-                    for name in worker.sources
+                    for source in worker.sources
+                    for name in health_names(source)
                 )
         return entries
 
@@ -150,8 +188,9 @@ class WorkerPool:
         assert process.stdout is not None
         level, fmt = _log_settings()
         setup = {
-            "config": self.config.model_dump(mode="json"),
-            "sources": worker.sources,
+            "config": self.config.model_copy(update={"sources": worker.sources}).model_dump(
+                mode="json"
+            ),
             "log_level": level,
             "log_format": fmt,
         }

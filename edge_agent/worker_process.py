@@ -3,8 +3,9 @@ their readings, as JSON text, to the agent over its stdout (edge_agent.worker_fr
 
     python -m edge_agent.worker_process      (started by edge_agent.worker_pool, never by hand)
 
-The agent writes one JSON line to the worker's stdin: the whole agent config (profiles and paths
-already resolved), the names of the sources this worker reads, and the log level and format.
+The agent writes one JSON line to the worker's stdin: the agent's config (profiles and paths
+already resolved) with only the sources this worker reads (a Modbus source cut down to this
+worker's devices), and the log level and format.
 The worker then sends what its sources read every FLUSH_S, and its sources' health every
 HEALTH_S. It ends on SIGTERM (sources stop, what they read last is sent) or when its stdin
 closes, so a worker never outlives an agent that was killed. Ctrl-C in a terminal reaches the
@@ -68,9 +69,8 @@ async def serve() -> None:
     setup_logging(setup.get("log_level", "info"), setup.get("log_format", "text"))
     quiet_expected_library_logs()  # as `agent run` does: a PLC restart is logged once
     config = AgentConfig.model_validate(setup["config"])
-    names = set(setup["sources"])
     outbox = Outbox()
-    sources = [build_source(s, config.plant, outbox.add) for s in config.sources if s.name in names]
+    sources = [build_source(s, config.plant, outbox.add) for s in config.sources]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -45,7 +45,10 @@ async def test_workers_read_every_source_into_one_session_and_a_killed_one_comes
             async with running(config) as agent:
                 pool = agent.pool
                 assert pool is not None
-                assert [w.sources for w in pool.workers] == [["plc-opc"], ["plc-modbus"]]
+                assert [[s.name for s in w.sources] for w in pool.workers] == [
+                    ["plc-opc"],
+                    ["plc-modbus"],
+                ]
                 assert agent.sources == []  # nothing read in the agent's own process
 
                 async def both_sources() -> bool:

@@ -11,7 +11,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.reading_json import MachineJson
 from edge_agent.reload import diff
 from edge_agent.worker_frames import HEALTH, READINGS, frame, read_frame
-from edge_agent.worker_pool import assignments
+from edge_agent.worker_pool import assignments, health_names
 from edge_agent.worker_process import Outbox
 from plantmesh.contracts import AssetPath
 from tests.support.agent import offline_config, offline_modbus
@@ -33,7 +33,20 @@ def config(workers: int, sources: int) -> AgentConfig:
 def test_sources_are_spread_round_robin_in_config_order(
     workers: int, sources: int, expected: list[list[str]]
 ) -> None:
-    assert assignments(config(workers, sources)) == expected
+    parts = assignments(config(workers, sources))
+    assert [[source.name for source in part] for part in parts] == expected
+
+
+def test_the_devices_of_one_modbus_source_are_spread_too() -> None:
+    source = offline_modbus("bus")
+    first = source["devices"][0]
+    source["devices"] = [first | {"unit_id": u, "machine": f"m{u}"} for u in range(1, 6)]
+    agent = offline_config([source]).model_copy(update={"workers": 2})
+    parts = assignments(agent)
+    machines = [[d.machine for s in part for d in s.devices] for part in parts]  # type: ignore[union-attr]
+    assert machines == [["m1", "m3", "m5"], ["m2", "m4"]]
+    assert [health_names(s) for s in parts[1]] == [["bus.m2", "bus.m4"]]
+    assert len(agent.sources[0].devices) == 5  # type: ignore[union-attr]  # the config is kept
 
 
 def test_the_outbox_groups_by_machine_and_empties_on_take() -> None:
