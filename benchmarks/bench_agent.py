@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -39,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import telegraf_config
-from agent_children import OpcuaShard
 from agent_measure import (
     POLL_WARMUP_S,
     SUBSCRIPTION_WARMUP_S,
@@ -54,6 +52,7 @@ from agent_measure import (
     telegraf_values,
 )
 from agent_report import AGENT, Result, ratios, table
+from agent_workload import REGISTERS, free_port, modbus_source, opcua_shards, opcua_sources
 from telegraf_build import TELEGRAF_VERSION, TelegrafBuild
 
 from plantmesh.connections import DEFAULT_MQTT_URL
@@ -63,7 +62,6 @@ from plantmesh.topics import Topics
 REPO = Path(__file__).resolve().parents[1]
 CHILDREN = str(Path(__file__).resolve().parent / "agent_children.py")
 PYTHON = sys.executable
-REGISTERS = 100
 
 
 @dataclass
@@ -76,13 +74,6 @@ class Context:
     telegraf_per_machine: bool = False
     workers: int = 1
     results: list[Result] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -202,28 +193,13 @@ def run_telegraf(
 
 def opcua_row(ctx: Context, variables: int, per_server: int, clients: set[str]) -> None:
     row = f"OPC UA {variables:,} vars @1 Hz"
-    machines = -(-per_server // 10)
-    shards, first = [], 0
-    while first * 10 < variables:
-        count = min(machines, variables // 10 - first)
-        shards.append(OpcuaShard(free_port(), first, count))
-        first += count
+    shards = opcua_shards(variables, per_server)
     commands = [["serve-opcua", *s.spec().split(":")] for s in shards]
     print(f"{row}: {len(shards)} server process(es) of up to {per_server:,} variables", flush=True)
     with servers(ctx, commands) as srv:
         index = srv[0].namespace_index
         if "agent" in clients:
-            sources = [
-                {
-                    "type": "opcua",
-                    "name": f"bench-opc-{i}",
-                    "endpoint": shard.url,
-                    "publishing_interval_ms": 500,
-                    "queue_size": 10,
-                    "browse": [{"root": "bench"}],
-                }
-                for i, shard in enumerate(shards)
-            ]
+            sources = opcua_sources(shards)
             run_agent(ctx, row, sources, variables, srv, subscribes=True)
         if "telegraf" in clients:
             inputs = telegraf_config.opcua_listener(shards, index)
@@ -237,32 +213,13 @@ def opcua_row(ctx: Context, variables: int, per_server: int, clients: set[str]) 
 
 
 def modbus_row(ctx: Context, devices: int, clients: set[str]) -> None:
-    import yaml
-
     row = f"Modbus {devices} dev x {REGISTERS} regs @1 Hz"
     expected = devices * REGISTERS
     port = free_port()
-    profile = {
-        "name": "bench_device",
-        "registers": [{"signal": f"r{i:03}", "address": i} for i in range(REGISTERS)],
-    }
-    profile_path = ctx.directory / "bench_device.yaml"
-    profile_path.write_text(yaml.safe_dump(profile))
     print(f"{row}: 1 server process", flush=True)
     with servers(ctx, [["serve-modbus", str(port), str(devices), str(REGISTERS)]]) as srv:
         if "agent" in clients:
-            device = {"profile": str(profile_path), "area": "area1", "line": "line1"}
-            source = {
-                "type": "modbus",
-                "name": "bench-modbus",
-                "host": "127.0.0.1",
-                "port": port,
-                "timeout_s": 2.0,
-                "devices": [
-                    {**device, "unit_id": u, "machine": f"dev{u:03}", "poll_interval_s": 1.0}
-                    for u in range(1, devices + 1)
-                ],
-            }
+            source = modbus_source(ctx.directory, port, devices)
             run_agent(ctx, row, [source], expected, srv, subscribes=False)
         if "telegraf" in clients:
             inputs = telegraf_config.modbus(port, devices, REGISTERS)

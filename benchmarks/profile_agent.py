@@ -23,10 +23,9 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
-from agent_children import OpcuaShard
 from agent_measure import Server, child, cpu_seconds
+from agent_workload import REGISTERS, free_port, modbus_source, opcua_shards, opcua_sources
 
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig, resolve_profiles
@@ -34,62 +33,7 @@ from plantmesh.connections import DEFAULT_MQTT_URL
 
 REPO = Path(__file__).resolve().parents[1]
 CHILDREN = str(Path(__file__).resolve().parent / "agent_children.py")
-REGISTERS = 100
 OURS = ("edge_agent", "plantmesh")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def modbus_sources(directory: Path, port: int, devices: int) -> list[dict[str, Any]]:
-    import yaml
-
-    profile = {
-        "name": "bench_device",
-        "registers": [{"signal": f"r{i:03}", "address": i} for i in range(REGISTERS)],
-    }
-    path = directory / "bench_device.yaml"
-    path.write_text(yaml.safe_dump(profile))
-    return [
-        {
-            "type": "modbus",
-            "name": "bench-modbus",
-            "host": "127.0.0.1",
-            "port": port,
-            "timeout_s": 2.0,
-            "devices": [
-                {
-                    "profile": str(path),
-                    "area": "area1",
-                    "line": "line1",
-                    "unit_id": u,
-                    "machine": f"dev{u:03}",
-                    "poll_interval_s": 1.0,
-                }
-                for u in range(1, devices + 1)
-            ],
-        }
-    ]
-
-
-def opcua_sources(shards: list[OpcuaShard]) -> list[dict[str, Any]]:
-    return [
-        {
-            "type": "opcua",
-            "name": f"bench-opc-{i}",
-            "endpoint": shard.url,
-            "publishing_interval_ms": 500,
-            "queue_size": 10,
-            "browse": [{"root": "bench"}],
-        }
-        for i, shard in enumerate(shards)
-    ]
 
 
 async def run_agent(config: AgentConfig, warmup_s: float, window_s: float) -> cProfile.Profile:
@@ -148,14 +92,10 @@ def main() -> int:
         if args.protocol == "modbus":
             port = free_port()
             commands = [["serve-modbus", str(port), str(args.devices), str(REGISTERS)]]
-            sources = modbus_sources(directory, port, args.devices)
+            sources = [modbus_source(directory, port, args.devices)]
             warmup = 5.0 if args.warmup is None else args.warmup
         else:
-            machines = args.per_server // 10
-            shards = [
-                OpcuaShard(free_port(), first, min(machines, args.variables // 10 - first))
-                for first in range(0, args.variables // 10, machines)
-            ]
+            shards = opcua_shards(args.variables, args.per_server)
             commands = [["serve-opcua", *s.spec().split(":")] for s in shards]
             sources = opcua_sources(shards)
             warmup = 40.0 if args.warmup is None else args.warmup
