@@ -1,9 +1,12 @@
-"""What a worker process (edge_agent.worker_process) tells the agent over its stdout: frames of
-a 4-byte length and a pickle.
+"""What the agent and a worker process (edge_agent.worker_process) tell each other: frames of a
+4-byte length and a pickle.
 
-    ("readings", [(machine key, asset JSON, [reading JSON, ...]), ...])
-    ("health", [SourceHealth as a dict, ...])
+    agent -> worker (stdin, once):  ("setup", [AgentConfig, log level, log format])
+    worker -> agent (stdout):       ("readings", [(machine key, asset JSON, [reading JSON, ...]), ...])
+                                    ("health", [SourceHealth as a dict, ...])
 
+The config goes as the model itself, not its JSON: a JSON dump masks secrets (an OPC UA user's
+password, a key's passphrase), which the worker needs to log in.
 Pickle, because both ends are this package in one installation and the agent starts the
 worker itself: nothing else writes to that pipe.
 """
@@ -17,6 +20,7 @@ from typing import Any
 
 _LENGTH = struct.Struct(">I")
 
+SETUP = "setup"
 READINGS = "readings"
 HEALTH = "health"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import sys
@@ -29,7 +28,7 @@ from edge_agent.config import (
 )
 from edge_agent.reading_json import MachineJson
 from edge_agent.tasks import cancel_and_wait
-from edge_agent.worker_frames import HEALTH, READINGS, read_frame
+from edge_agent.worker_frames import HEALTH, READINGS, SETUP, frame, read_frame
 from plantmesh.contracts import AssetPath, SourceHealth
 from plantmesh.logs import JsonFormatter
 from plantmesh.resilience import Backoff
@@ -38,6 +37,9 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 15.0
 """How long a worker may take to stop its sources before it is killed."""
+
+STEADY_S = 60.0
+"""A worker that ran this long before it ended is started again after the shortest delay."""
 
 Submit = Callable[[MachineJson, list[str]], None]
 
@@ -165,10 +167,14 @@ class WorkerPool:
 
     async def _supervise(self, worker: Worker) -> None:
         backoff = Backoff(1.0, 30.0)
+        loop = asyncio.get_running_loop()
         while not self._stopping:
+            started = loop.time()
             code = await self._run(worker)
             if self._stopping:
                 return
+            if loop.time() - started > STEADY_S:
+                backoff.reset()  # a crash after a good run is not a crash loop
             delay = backoff.next_delay()
             log.error("%s ended (exit %s); starting it again in %.1f s", worker.name, code, delay)
             await asyncio.sleep(delay)
@@ -187,16 +193,10 @@ class WorkerPool:
         assert process.stdin is not None
         assert process.stdout is not None
         level, fmt = _log_settings()
-        setup = {
-            "config": self.config.model_copy(update={"sources": worker.sources}).model_dump(
-                mode="json"
-            ),
-            "log_level": level,
-            "log_format": fmt,
-        }
+        part = self.config.model_copy(update={"sources": worker.sources})
         try:
             # stdin stays open: the worker ends when it closes, so it never outlives the agent.
-            process.stdin.write(json.dumps(setup).encode() + b"\n")
+            process.stdin.write(frame(SETUP, [part, level, fmt]))
             await process.stdin.drain()
             log.info("%s started (pid %d)", worker.name, process.pid)
             while (message := await read_frame(process.stdout)) is not None:

@@ -3,7 +3,7 @@ their readings, as JSON text, to the agent over its stdout (edge_agent.worker_fr
 
     python -m edge_agent.worker_process      (started by edge_agent.worker_pool, never by hand)
 
-The agent writes one JSON line to the worker's stdin: the agent's config (profiles and paths
+The agent writes one setup frame to the worker's stdin: the agent's config (profiles and paths
 already resolved) with only the sources this worker reads (a Modbus source cut down to this
 worker's devices), and the log level and format.
 The worker then sends what its sources read every FLUSH_S, and its sources' health every
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -27,7 +26,14 @@ from edge_agent.log_filters import quiet_expected_library_logs
 from edge_agent.reading_json import MachineJson
 from edge_agent.sources.registry import build_source
 from edge_agent.tasks import cancel_and_wait
-from edge_agent.worker_frames import HEALTH, READINGS, MachineReadings, frame
+from edge_agent.worker_frames import (
+    HEALTH,
+    READINGS,
+    SETUP,
+    MachineReadings,
+    frame,
+    read_frame,
+)
 from plantmesh.logs import setup_logging
 
 FLUSH_S = 0.1
@@ -65,10 +71,13 @@ async def _pipes() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
 
 async def serve() -> None:
     reader, writer = await _pipes()
-    setup: dict[str, Any] = json.loads(await reader.readline())
-    setup_logging(setup.get("log_level", "info"), setup.get("log_format", "text"))
+    setup = await read_frame(reader)
+    if setup is None or setup[0] != SETUP:
+        raise SystemExit("edge_agent.worker_process: no setup on stdin (started by the agent only)")
+    config, level, log_format = setup[1]
+    assert isinstance(config, AgentConfig)
+    setup_logging(level, log_format)
     quiet_expected_library_logs()  # as `agent run` does: a PLC restart is logged once
-    config = AgentConfig.model_validate(setup["config"])
     outbox = Outbox()
     sources = [build_source(s, config.plant, outbox.add) for s in config.sources]
     stop = asyncio.Event()

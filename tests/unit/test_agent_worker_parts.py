@@ -10,7 +10,7 @@ import pytest
 from edge_agent.config import AgentConfig
 from edge_agent.reading_json import MachineJson
 from edge_agent.reload import diff
-from edge_agent.worker_frames import HEALTH, READINGS, frame, read_frame
+from edge_agent.worker_frames import HEALTH, READINGS, SETUP, frame, read_frame
 from edge_agent.worker_pool import assignments, health_names
 from edge_agent.worker_process import Outbox
 from plantmesh.contracts import AssetPath
@@ -75,3 +75,27 @@ async def test_frames_round_trip_and_the_end_of_the_stream_is_none() -> None:
 
 def test_changing_workers_needs_a_restart() -> None:
     assert diff(config(1, 2), config(2, 2)).needs_restart == ["workers"]
+
+
+async def test_the_setup_frame_keeps_the_secrets_a_worker_needs() -> None:
+    # A JSON dump would mask an OPC UA user's password; the worker must log in with it.
+    source = {
+        "type": "opcua",
+        "name": "opc",
+        "endpoint": "opc.tcp://127.0.0.1:4840",
+        "browse": [{"root": "Site"}],
+        "username": "operator",
+        "password": "s3cret",
+    }
+    agent = offline_config([source])
+    reader = asyncio.StreamReader()
+    reader.feed_data(frame(SETUP, [agent, "info", "text"]))
+    reader.feed_eof()
+    setup = await read_frame(reader)
+    assert setup is not None
+    kind, (config_, level, log_format) = setup
+    assert (kind, level, log_format) == (SETUP, "info", "text")
+    assert config_ == agent
+    password = config_.sources[0].password  # type: ignore[union-attr]
+    assert password is not None
+    assert password.get_secret_value() == "s3cret"
