@@ -63,8 +63,11 @@ async def _pipes() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    # The frames get the pipe to themselves; whatever a library prints goes to the log.
+    frames = os.dup(sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(sys.stdout.fileno(), "wb", buffering=0)
+        asyncio.streams.FlowControlMixin, os.fdopen(frames, "wb", buffering=0)
     )
     return reader, asyncio.StreamWriter(transport, protocol, None, loop)
 
