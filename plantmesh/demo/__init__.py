@@ -24,7 +24,7 @@ from plantmesh.connections import InfluxConnection
 from plantmesh.demo import report
 from plantmesh.demo.alarm_report import print_alarms, verdict
 from plantmesh.demo.alarm_story import AlarmStory, Api, ApiError, first_ack_within_s, make_token
-from plantmesh.demo.console import start_console
+from plantmesh.demo.console import start_console, stop_console
 from plantmesh.demo.database import demo_database
 from plantmesh.demo.hooks import HookReceiver
 from plantmesh.demo.incident_report import incident_verdict, print_incidents
@@ -170,6 +170,10 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     alert_log = run_dir / "alerts.jsonl"
+    # The last demo's console is an alarm service on the database made fresh below: left
+    # running, it would reconnect to the new one and lease this run's notifications, sending
+    # them to the last run's receiver (they arrive a lease later, after escalations).
+    stop_console(manager.state_dir())
     database_url, database = demo_database(urls.get("PLANTMESH_DATABASE_URL"), run_dir)
     api = Api(f"http://127.0.0.1:{_free_port()}")
     env = {

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from plantmesh.demo.console import stop_console
+from plantmesh.stack import manager
 from tests.support.waiting import SCALE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -44,11 +46,14 @@ def test_mills_of_three_plants_make_one_incident_and_decoys_none(
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        output, _ = demo.communicate(timeout=420 * SCALE)
-    except subprocess.TimeoutExpired:
-        demo.send_signal(signal.SIGINT)
-        output, _ = demo.communicate(timeout=120)
-        pytest.fail(f"the demo did not finish; it printed:\n{output}")
+        try:
+            output, _ = demo.communicate(timeout=420 * SCALE)
+        except subprocess.TimeoutExpired:
+            demo.send_signal(signal.SIGINT)
+            output, _ = demo.communicate(timeout=120)
+            pytest.fail(f"the demo did not finish; it printed:\n{output}")
+    finally:
+        stop_console(manager.state_dir())  # the console the demo leaves running
     assert demo.returncode == 0, output
     lines = output.splitlines()
 
