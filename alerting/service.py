@@ -246,16 +246,18 @@ class AlertingService:
         if self._stopping.is_set():
             return
         topic = self.topics.alerting_commands
-        partitions = await self._retry(
-            f"reading the partitions of {topic}", partial(self.store.partition_count, topic)
-        )
-        await self._retry(
-            "following commands",
-            partial(
-                follow, self.config.kafka, topic, partitions, self._command, self._stopping,
-                self.commands_ready,
-            ),
-        )  # fmt: skip
+        # Stopped while still trying: a clean stop, as in _consume, not an error.
+        with contextlib.suppress(StopRequestedError):
+            partitions = await self._retry(
+                f"reading the partitions of {topic}", partial(self.store.partition_count, topic)
+            )
+            await self._retry(
+                "following commands",
+                partial(
+                    follow, self.config.kafka, topic, partitions, self._command, self._stopping,
+                    self.commands_ready,
+                ),
+            )  # fmt: skip
 
     async def _command(self, command: BaselineCommand) -> None:
         async with self._lock:
