@@ -186,8 +186,6 @@ class DevicePoller:
             spec.signal: self.machine.signal(spec.signal, spec.unit)
             for spec in self.profile.registers
         }
-        # Per request (by identity: a plan may be replaced), its signals' JSON pieces in order.
-        self._pieces: dict[int, tuple[list[SignalJson], list[str]]] = {}
         # Health names one device: "<source>.<machine>", cut to the 64 characters a Name allows.
         self.state = SourceState(f"{source.name}.{device.machine}"[:64])
         self.polls = 0
@@ -283,14 +281,14 @@ class DevicePoller:
     ) -> None:
         decoder = request.decoder
         values = decoder.values(words)
-        signals, heads = self._signals_of(request)
+        signals = [self._signals[spec.signal] for spec in request.specs]
         end = good_tail(*times)
         if decoder.plain and not self.device.on_change:
             # The common case, a whole block of integers: no value can be NaN or out of range.
             texts.extend(
                 [
-                    f"{head}{value!r}{signal.unit_part}{end}"
-                    for head, signal, value in zip(heads, signals, values, strict=True)
+                    f"{signal.head}{value!r}{signal.unit_part}{end}"
+                    for signal, value in zip(signals, values, strict=True)
                 ]
             )
             self._last.update(
@@ -313,13 +311,6 @@ class DevicePoller:
                 continue
             self._last[name] = value
             texts.append(signal.good(value_json(value), end))
-
-    def _signals_of(self, request: ReadRequest) -> tuple[list[SignalJson], list[str]]:
-        pieces = self._pieces.get(id(request))
-        if pieces is None or len(pieces[0]) != len(request.specs):
-            signals = [self._signals[spec.signal] for spec in request.specs]
-            pieces = self._pieces[id(request)] = (signals, [s.head for s in signals])
-        return pieces
 
     async def _read(self, client: AsyncModbusTcpClient, request: ReadRequest) -> list[Any]:
         return await read_request(client, self.device.unit_id, request)
