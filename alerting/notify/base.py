@@ -40,6 +40,9 @@ class Notification:
     level: int | None
     contact: str
     raised_at: str
+    delivery: str = ""
+    """The delivery's id: the same on every attempt of one notification, so a receiver that
+    gets it twice (sent, then the sender died before recording it) can drop the second."""
 
     @property
     def subject(self) -> str:

@@ -26,6 +26,8 @@ class EmailNotifier:
         # One thread per alarm in mail clients: every message of an alarm refers to the first.
         message["References"] = f"<{notification.alarm_id}@plantmesh>"
         message["X-Plantmesh-Alarm"] = notification.alarm_id
+        if notification.delivery:  # the same on a resend: mail systems drop the second copy
+            message["Message-ID"] = f"<{notification.delivery}.{notification.alarm_id}@plantmesh>"
         message.set_content(notification.text)
         return message
 

@@ -19,6 +19,9 @@ from alerting.notify.base import DeliveryError, Notification
 
 SIGNATURE_HEADER = "X-Plantmesh-Signature"
 TIMESTAMP_HEADER = "X-Plantmesh-Timestamp"
+DELIVERY_HEADER = "X-Plantmesh-Delivery"
+"""The same on every attempt of one notification: a receiver drops what it has seen (a send
+can be repeated when the sender dies before recording it)."""
 
 
 def signature(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -55,7 +58,7 @@ class WebhookNotifier(_Http):
     async def send(self, notification: Notification, target: Any) -> None:
         assert isinstance(target, Webhook)
         body = json.dumps(notification.as_json(), separators=(",", ":")).encode()
-        headers = {}
+        headers = {DELIVERY_HEADER: notification.delivery} if notification.delivery else {}
         if target.secret is not None:
             timestamp = str(int(time.time()))
             headers[TIMESTAMP_HEADER] = timestamp

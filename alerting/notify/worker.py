@@ -160,6 +160,7 @@ class DeliveryWorker:
             level=delivery.level,
             contact=delivery.contact,
             raised_at=aware(row.raised_at).isoformat(),
+            delivery=str(delivery.id),
         )
         return notification, target
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alerting.catalogue import load_catalogue
 from alerting.lifecycle.machine import Action
 from alerting.lifecycle.policies import EscalationConfig
-from alerting.notify.http import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from alerting.notify.http import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from alerting.notify.worker import PER_CONTACT, DeliveryWorker
 from alerting.records.database import open_database
 from alerting.records.queries import deliveries_of
@@ -108,8 +108,12 @@ async def test_each_notification_arrives_once_with_what_to_do(
     assert body["link"] == "http://console.example:8600/alarms/a1"
     stamp = hook.headers[TIMESTAMP_HEADER]
     assert hook.headers[SIGNATURE_HEADER] == signature(SECRET.encode(), stamp, hook.body)
+    # The delivery's id: a receiver drops a second copy of one notification by it.
+    sent = {d.channel: d.id for d in await deliveries_of(store.engine, "a1")}
+    assert hook.headers[DELIVERY_HEADER] == str(sent["webhook"])
     [mail] = smtp.messages
     assert mail["To"] == "ops-a@example.com"
+    assert mail["Message-ID"] == f"<{sent['email']}.a1@plantmesh>"
     assert "vibration" in mail["Subject"].lower()
     assert "First response:" in mail.get_payload()
 

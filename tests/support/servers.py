@@ -274,12 +274,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'alarms.db'}"
         return
-    server: str = request.getfixturevalue("postgres_url")
+    yield request.getfixturevalue("postgres_database")
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """An empty PostgreSQL database of this test's own, dropped afterwards."""
     name = f"t{uuid.uuid4().hex[:12]}"
-    _postgres_admin(server, f'CREATE DATABASE "{name}"')
-    parts = urllib.parse.urlsplit(server)
+    _postgres_admin(postgres_url, f'CREATE DATABASE "{name}"')
+    parts = urllib.parse.urlsplit(postgres_url)
     yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-    _postgres_admin(server, f'DROP DATABASE "{name}" WITH (FORCE)')
+    _postgres_admin(postgres_url, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def _postgres_admin(server: str, statement: str) -> None:
