@@ -33,7 +33,6 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as mqtt
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from ingest_workload import (
+    INFLUX,
+    KAFKA,
+    MQTT_URL,
+    REGISTRY,
+    CpuMeter,
+    delete_topics,
+    fill_raw,
+    influx_auth,
+    influx_call,
+    make_batches,
+    until,
+)
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -53,149 +63,12 @@ from ingest.line_protocol import batch_to_lines
 from ingest.writer import Writer
 from plantmesh.config import validate_config
 from plantmesh.connections import (
-    DEFAULT_INFLUX_URL,
-    DEFAULT_KAFKA_BOOTSTRAP,
-    DEFAULT_MQTT_URL,
-    InfluxConnection,
-    KafkaConnection,
     MqttConnection,
 )
-from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
-from plantmesh.influxql import auth_headers
+from plantmesh.contracts import ReadingBatch, encode
 from plantmesh.kafka.admin import ensure_topics
-from plantmesh.kafka.security import kafka_client_options
 from plantmesh.mqtt_auth import apply_connection
-from plantmesh.stack import manager
 from plantmesh.topics import Topics
-
-MQTT_URL = os.environ.get("PLANTMESH_MQTT_URL") or DEFAULT_MQTT_URL
-KAFKA = os.environ.get("PLANTMESH_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP
-INFLUX = os.environ.get("PLANTMESH_INFLUX_URL") or DEFAULT_INFLUX_URL
-REGISTRY = Path(__file__).resolve().parents[1] / "deploy" / "ingest" / "registry.yaml"
-# Signals with the units plant-a's gateways send (the registry's canonical ones).
-SIGNALS = {
-    "bearing_temp": "degC",
-    "vibration_rms": "mm/s",
-    "pressure": "bar",
-    "motor_current": "A",
-    "running": None,
-}
-
-
-def make_batches(count: int, per_batch: int, start: datetime) -> list[ReadingBatch]:
-    """Plant-a's registered machines (so the registry passes them), one gateway session."""
-    machines = ("press-01", "press-02", "comp-01")
-    batches = []
-    for seq in range(count):
-        machine = machines[seq % len(machines)]
-        asset = AssetPath(plant="plant-a", area="stamping", line="line1", machine=machine)
-        readings = []
-        names = list(SIGNALS)
-        for i in range(per_batch):
-            ts = start + timedelta(milliseconds=seq * per_batch + i)
-            signal = names[i % len(names)]
-            readings.append(
-                Reading(
-                    asset=asset,
-                    signal=signal,
-                    value=20.0 + (seq * 7 + i) % 50 / 3,
-                    unit=SIGNALS[signal],
-                    source_ts=ts,
-                    gateway_ts=ts,
-                )
-            )
-        batches.append(
-            ReadingBatch(
-                gateway_id="gw-bench", session_id="s1", seq=seq, sent_at=start, readings=readings
-            )
-        )
-    return batches
-
-
-async def until(
-    done: Callable[[], bool], service: asyncio.Task[None], interval: float = 0.005
-) -> None:
-    """Poll a counter of the service under test (the clock only starts once it moves)."""
-    while True:
-        if done():
-            return
-        if service.done():
-            service.result()  # its exception, if it failed
-            raise RuntimeError(f"{service.get_name()} ended before the run was complete")
-        await asyncio.sleep(interval)
-
-
-# --- CPU --------------------------------------------------------------------------------------
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
-
-
-def _local_servers() -> dict[str, int]:
-    """Pids of the local stack's servers that this run uses (none when it uses others)."""
-    used = {MQTT_URL, KAFKA, INFLUX}
-    return {s.name: s.pid for s in manager.status() if s.pid is not None and s.address in used}
-
-
-class CpuMeter:
-    """CPU seconds of this process and of the local servers between `start()` and `stop()`."""
-
-    def __init__(self) -> None:
-        self.servers = _local_servers()
-        self.used: dict[str, float] = {}
-        self.wall = 0.0
-        self._from: dict[str, float] = {}
-
-    def _now(self) -> dict[str, float]:
-        now = {"this process": time.process_time(), "wall": time.perf_counter()}
-        for name, pid in self.servers.items():
-            value = _cpu_s(pid)
-            if value is not None:
-                now[name] = value
-        return now
-
-    def start(self) -> None:
-        self._from = self._now()
-
-    def stop(self) -> None:
-        now = self._now()
-        self.wall = now.pop("wall") - self._from["wall"]
-        self.used = {name: now[name] - self._from[name] for name in now if name in self._from}
-
-    def line(self, phase: str) -> str:
-        parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.used.items())
-        return f"{phase:<8} {self.wall:6.2f} s wall; CPU s: {parts}"
-
-
-def kafka_options() -> dict[str, Any]:
-    """Our own Kafka clients: the environment's credentials (`plantmesh stack env`)."""
-    return kafka_client_options(KafkaConnection(bootstrap=KAFKA))
-
-
-# --- InfluxDB ---------------------------------------------------------------------------------
-def influx_auth() -> dict[str, str]:
-    """The environment's credentials, as a header (never URL parameters, which get logged)."""
-    return auth_headers(InfluxConnection(url=INFLUX).token_value())
-
-
-def influx_call(path: str, params: dict[str, str], body: bytes = b"") -> int:
-    url = urllib.parse.urlsplit(INFLUX)
-    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 8086, timeout=60)
-    try:
-        conn.request(
-            "POST", f"{path}?{urllib.parse.urlencode(params)}", body=body, headers=influx_auth()
-        )
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        conn.close()
 
 
 def ceiling(
@@ -230,22 +103,6 @@ def ceiling(
     if errors:
         raise RuntimeError(f"ceiling writes failed: {errors[:3]}")
     return len(lines) / elapsed
-
-
-async def fill_raw(topic: str, batches: list[ReadingBatch]) -> None:
-    producer = AIOKafkaProducer(
-        **kafka_options(), linger_ms=20, max_batch_size=1 << 20, max_request_size=4 << 20
-    )
-    await producer.start()
-    try:
-        futures = []
-        for batch in batches:
-            asset = batch.readings[0].asset
-            key = f"{asset.plant}/{asset.machine}".encode()
-            futures.append(await producer.send(topic, encode(batch), key=key))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 async def bench_writer(
@@ -415,16 +272,6 @@ def writer_bound(readings: int, meter: CpuMeter, ceiling_rate: float) -> list[st
         f"with {cores} cores shared by all of them the writer can reach at most {best:,.0f} "
         f"readings/s here: ratio <= {best / ceiling_rate:.2f}",
     ]
-
-
-async def delete_topics(namespace: str) -> None:
-    """The run's Kafka topics: a broker left with thousands of partitions slows down."""
-    admin = AIOKafkaAdminClient(**kafka_options())
-    await admin.start()
-    try:
-        await admin.delete_topics([t for t in await admin.list_topics() if t.startswith(namespace)])
-    finally:
-        await admin.close()
 
 
 async def main(args: argparse.Namespace) -> None:
