@@ -17,8 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from plantmesh.stack.errors import StackError
-from plantmesh.stack.system import file_lock
-from plantmesh.stack.tls import write_private
+from plantmesh.stack.system import file_lock, write_private
 from plantmesh.topics import GATEWAY_LEVEL, READINGS_LEAF, STATUS_LEAF, Topics
 
 BRIDGE_USER = "bridge"

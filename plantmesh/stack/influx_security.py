@@ -18,7 +18,6 @@ any proxy log URLs); InfluxDB itself prints such statements with the password [R
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import urllib.error
 import urllib.parse
@@ -30,7 +29,7 @@ from plantmesh.influxql import auth_headers, read_token_file
 from plantmesh.stack.errors import StackError
 from plantmesh.stack.paths import StackConfig
 from plantmesh.stack.server import http
-from plantmesh.stack.system import file_lock
+from plantmesh.stack.system import file_lock, write_private
 
 ADMIN = "admin"
 WRITER = "writer"
@@ -75,16 +74,6 @@ def token_file(user: str, config: StackConfig | None = None) -> Path | None:
         )
     cfg = config or StackConfig.from_env()
     return None if cfg.insecure else token_path(security_dir(cfg), user)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Created mode 600 (never briefly readable by others), then renamed in."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _literal(text: str) -> str:
@@ -152,7 +141,7 @@ class InfluxSecurity:
         path = self.path(user)
         if not path.exists():
             secret = secrets.token_urlsafe(PASSWORD_BYTES)
-            _write_private(path, f"{user}:{secret}\n")
+            write_private(path, f"{user}:{secret}\n".encode())
         return self.password(user)
 
     def admin_token(self) -> str:

@@ -44,8 +44,7 @@ from plantmesh.stack.process import (
     tail,
     wait_gone,
 )
-from plantmesh.stack.system import Progress
-from plantmesh.stack.tls import write_private
+from plantmesh.stack.system import Progress, write_private
 
 if TYPE_CHECKING:  # plantmesh.kafka imports aiokafka, which only a secured start needs
     from plantmesh.kafka.acls import Acl

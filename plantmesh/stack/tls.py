@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from plantmesh.stack.system import write_private
 
 CA_DAYS = 3650
 SERVER_DAYS = 365
@@ -43,17 +44,6 @@ class TlsFiles:
     @property
     def server_key(self) -> Path:
         return self.dir / "server.key"
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a secret: created mode 600 (never briefly readable by others), then renamed in."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:

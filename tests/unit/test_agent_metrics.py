@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.agent import Agent
 from edge_agent.buffer import BufferDrops, NewBatch
+from edge_agent.disk_buffer import default_state_dir
 from edge_agent.metrics import Snapshot, families
 from edge_agent.publisher_stats import PublisherStats
 from edge_agent.sd_notify import Notifier
@@ -188,6 +190,47 @@ def test_an_unreachable_notify_socket_is_not_fatal(tmp_path: Path) -> None:
 
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
+# What a gateway's agent may do: write its buffer, talk to the network, nothing else.
+HARDENING = {
+    "User": ["plantmesh"],
+    "NoNewPrivileges": ["yes"],
+    "ProtectSystem": ["strict"],
+    "ReadWritePaths": ["/var/lib/plantmesh"],
+    "CapabilityBoundingSet": [""],
+    "AmbientCapabilities": [""],
+    "RestrictSUIDSGID": ["yes"],
+    "UMask": ["0077"],
+    "ProtectClock": ["yes"],
+    "ProtectHostname": ["yes"],
+    "ProtectKernelLogs": ["yes"],
+    "ProtectProc": ["invisible"],
+    "RestrictRealtime": ["yes"],
+    "MemoryDenyWriteExecute": ["yes"],
+    "SystemCallFilter": ["@system-service", "~@privileged @resources"],
+}
+
+
+def service_settings(text: str) -> dict[str, list[str]]:
+    """The [Service] section's settings, each with its values in file order."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def verifiable_unit(tmp_path: Path) -> Path:
+    # The gateway's paths do not exist here: point them at this checkout's venv to verify.
+    text = (SYSTEMD / "plantmesh-agent.service").read_text()
+    plantmesh = Path(sys.executable).parent / "plantmesh"
+    unit = tmp_path / "plantmesh-agent.service"
+    unit.write_text(text.replace("/opt/plantmesh/venv/bin/plantmesh", str(plantmesh)))
+    return unit
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
@@ -196,15 +239,45 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
     assert "Type=notify" in text
     assert "WatchdogSec=" in text
     assert "ExecReload=/bin/kill -HUP $MAINPID" in text
-    # The gateway's paths do not exist here: point them at this checkout's venv to verify.
-    plantmesh = Path(sys.executable).parent / "plantmesh"
-    unit = tmp_path / "plantmesh-agent.service"
-    unit.write_text(text.replace("/opt/plantmesh/venv/bin/plantmesh", str(plantmesh)))
+    settings = service_settings(text)
+    for key, expected in HARDENING.items():
+        assert settings.get(key) == expected, key
     result = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+        ["systemd-analyze", "verify", str(verifiable_unit(tmp_path))],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_the_unit_lets_the_agent_write_where_its_buffer_goes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = service_settings((SYSTEMD / "plantmesh-agent.service").read_text())
+    # systemd tells the agent its StateDirectory= as $STATE_DIRECTORY.
+    state = f"/var/lib/{settings['StateDirectory'][0]}"
+    monkeypatch.setenv("STATE_DIRECTORY", state)
+    assert str(default_state_dir()) in settings["ReadWritePaths"]
+    assert settings["ProtectSystem"] == ["strict"]  # so nothing else is writable
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_the_systemd_unit_exposure_is_low(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(verifiable_unit(tmp_path))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 and "offline" in result.stderr:
+        pytest.skip(f"systemd-analyze security has no --offline here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert found is not None, result.stdout[-500:]
+    # 1.2 with systemd 252 (0 is best, 10 unprotected); 5.8 before the hardening set.
+    assert float(found.group(1)) <= 2.0, result.stdout
 
 
 def test_the_install_script_parses_and_refuses_non_root() -> None:

@@ -100,6 +100,24 @@ def test_plantmesh_import_path_needs_no_cloud_or_metrics_library() -> None:
     assert not alerting, "the alerting extra has no prometheus-client"
 
 
+def test_the_command_needs_no_cryptography_outside_the_stack() -> None:
+    """cryptography comes with the `stack` extra (the local stack's TLS certificates): an install
+    of only `ingest` and `alerting` (the central image) must still run `plantmesh`."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'cryptography':\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from plantmesh.cli import main\n"
+        "sys.exit(main(['stack', '--help']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "stack" in result.stdout
+
+
 @pytest.mark.parametrize(
     "argv",
     [
