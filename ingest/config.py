@@ -68,6 +68,13 @@ class BridgeSettings(ConfigModel):
     Keep below the broker's `message.max.bytes` (1 MiB by default)."""
     drain_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     """On shutdown, how long to wait for Kafka to acknowledge what is in flight."""
+    leave_group_on_stop: bool = False
+    """On a clean stop, leave the shared subscription first (UNSUBSCRIBE) and forward what the
+    broker had already sent, so the group's other bridges get everything from then on. Mosquitto
+    goes on giving a share to a member whose session is still there, connected or not: set it
+    when several bridges share the group (a rolling restart or a scale-down then parks nothing);
+    leave it off for a single bridge, whose messages should wait in its session while it
+    restarts. A crash leaves nothing: the bridge must come back under its client id."""
     gateways: Path | None = Field(
         default_factory=lambda: Path(p) if (p := os.environ.get(BRIDGE_GATEWAYS_VAR)) else None
     )

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 _READ_BURST = 64
 # How often paho checks keepalive (it sends PINGREQ when due and drops a silent connection).
 _MISC_INTERVAL_S = 1.0
+LEAVE_QUIET_S = 0.3
+"""Leaving the group: no message for this long after the UNSUBACK means the broker has sent
+everything it had routed to this session (it sends queued messages as soon as acks free room)."""
 
 MessageHandler = Callable[[str, bytes, int, int, str, int, bool], None]
 """Called on the loop with (topic, payload, mid, qos, received_at, connection, retained) of each
@@ -94,6 +97,9 @@ class PahoSession:
         self._clock_ms = 0  # received_at of the last message, by millisecond
         self._clock_text = ""
         self._errors = ErrorLog(log, "MQTT connect")
+        self._leaving = False  # unsubscribed on purpose: not subscribed again on a reconnect
+        self._left = asyncio.Event()  # UNSUBACK received
+        self._took = asyncio.Event()  # a message was taken (leaving waits for a quiet spell)
         self._client = self._make_client(client_id, receive_maximum, session_expiry_s)
 
     @property
@@ -119,6 +125,37 @@ class PahoSession:
         if not self._reading and self._fd is not None:
             self._reading = True
             self._loop.add_reader(self._fd, self._read)
+
+    async def leave(self, timeout_s: float, busy: Callable[[], bool]) -> bool:
+        """Unsubscribe from every filter, then go on taking what the broker had routed to this
+        session already until none came for LEAVE_QUIET_S and `busy()` (messages in flight) is
+        false. False when not connected or the broker did not answer within `timeout_s`."""
+        if not self._connected:
+            return False
+        self._leaving = True
+        self._client.unsubscribe(self._filters)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._left.wait()
+                while not await self._quiet(LEAVE_QUIET_S) or busy():
+                    pass
+        except TimeoutError:
+            log.warning(
+                "leaving the shared subscription took too long",
+                extra={"unsubscribed": self._left.is_set()},
+            )
+            return False
+        return True
+
+    async def _quiet(self, seconds: float) -> bool:
+        """True when no message came for `seconds`."""
+        self._took.clear()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._took.wait()
+        except TimeoutError:
+            return True
+        return False
 
     def stop_taking(self) -> None:
         """Take no more messages: the broker keeps them. Acks still go out."""
@@ -177,6 +214,7 @@ class PahoSession:
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         client.on_message = self._on_message
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -272,7 +310,8 @@ class PahoSession:
             "MQTT connected",
             extra={"session_present": flags.session_present, "broker": self._conn.url},
         )
-        client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters])
+        if not self._leaving:
+            client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters])
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._errors.failed(ConnectionError(f"cannot reach {self._conn.url}"))
@@ -291,6 +330,19 @@ class PahoSession:
             return
         log.info("MQTT subscribed", extra={"filters": self._filters})
         self._on_subscribed()
+
+    def _on_unsubscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        log.info(
+            "MQTT unsubscribed: left the shared subscription", extra={"filters": self._filters}
+        )
+        self._left.set()
 
     def _on_disconnect(
         self,
@@ -317,6 +369,7 @@ class PahoSession:
         except UnicodeDecodeError:  # not ours by definition; keep it readable in the DLQ
             topic = bytes(message._topic).decode("utf-8", errors="replace")
         self._got_message = True
+        self._took.set()
         self._on_message_handler(
             topic,
             bytes(message.payload),

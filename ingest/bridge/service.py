@@ -6,8 +6,8 @@ each of its messages is acked on the MQTT connection that delivered it. Payloads
 byte for byte: parsing is the writer's job. Several bridges share the load through
 `$share/<group>/...` subscriptions.
 
-Memory stays bounded when Kafka stalls: at most `bridge.max_in_flight` messages are unacked (MQTT 5
-Receive Maximum); from a broker that ignores it the bridge stops reading (TCP flow control).
+Memory stays bounded when Kafka stalls: at most `bridge.max_in_flight` messages unacked (MQTT 5
+Receive Maximum); from a broker ignoring it the bridge stops reading (TCP flow control).
 
 A batch Kafka refuses is handled as every producer handles one (plantmesh.kafka.refusals): sent
 again later, its messages sent one by one, a message too large for Kafka sent to the DLQ, and a
@@ -61,9 +61,7 @@ class Bridge:
     """`await Bridge(config).run()` until `stop()`; `ready` is set once the MQTT subscriptions
     are granted. One run per instance."""
 
-    def __init__(
-        self, config: IngestConfig, *, producer_factory: ProducerFactory | None = None
-    ) -> None:
+    def __init__(self, config: IngestConfig, *, producer_factory: ProducerFactory | None = None):
         self.config = config
         self.topics = config.topics
         self.stats = BridgeStats()
@@ -208,9 +206,12 @@ class Bridge:
     ) -> None:
         await self._stop.wait()
         assert self._mqtt is not None
+        drain = self.config.bridge.drain_timeout_s
+        if self.config.bridge.leave_group_on_stop:  # the others get everything from now on
+            await self._mqtt.leave(drain, busy=lambda: self.stats.in_flight > 0)
         self._mqtt.stop_taking()  # take no more messages; the broker keeps the rest
         self._inbox.put_nowait(None)
-        done, _ = await asyncio.wait({forward}, timeout=self.config.bridge.drain_timeout_s)
+        done, _ = await asyncio.wait({forward}, timeout=drain)
         if not done:
             log.warning(
                 "Kafka did not acknowledge everything in time; the broker will redeliver the rest",

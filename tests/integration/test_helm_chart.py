@@ -206,6 +206,7 @@ def test_scaled_groups_are_shared_by_every_replica(
         pod_env(monkeypatch, container_env(bridge, pod))
         config = load_ingest_config(tmp_path / "bridge.yaml")
         members.append((config.bridge_client_id, config.bridge.shared_group))
+        assert config.bridge.leave_group_on_stop  # others in the group: a stop parks no share
     assert len({client_id for client_id, _ in members}) == 3  # one MQTT session each
     assert {group for _, group in members} == {values["bridge"]["sharedGroup"]}
     groups = {

@@ -28,6 +28,9 @@ bridge:
   session_expiry_s: {{ $v.bridge.sessionExpirySeconds | toJson }}
   max_payload_bytes: {{ $v.bridge.maxPayloadBytes | toJson }}
   drain_timeout_s: {{ $v.bridge.drainTimeoutSeconds | toJson }}
+  # With others in the group, a bridge that stops (rolling update, scale-down) unsubscribes
+  # first, so the broker parks no share in its session; a single bridge keeps its queue.
+  leave_group_on_stop: {{ gt (int $v.bridge.replicas) 1 }}
   gateways: {{ if and $v.bridge.gateways (eq $role "bridge") }}"/etc/plantmesh/gateways/gateways.yaml"{{ else }}null{{ end }}
   metrics:
     listen: {{ printf "0.0.0.0:%v" (int $v.bridge.metricsPort) | toJson }}
