@@ -26,14 +26,14 @@ class Result:
 
 def table(results: list[Result]) -> str:
     header = (
-        f"{'row':<33}{'client':<26}{'expected/s':>11}{'updates/s':>11}{'%':>5}{'all?':>5}"
+        f"{'row':<33}{'client':<38}{'expected/s':>11}{'updates/s':>11}{'%':>5}{'all?':>5}"
         f"{'CPU %':>8}{'RSS MB':>8}{'peak MB':>9}{'srv CPU %':>10}{'srv lag s':>10}"
     )
     lines = [header, "-" * len(header)]
     notes = []
     for r in results:
         m = r.measured
-        start = f"{r.row:<33}{r.client:<26}{r.expected_per_s:>11,.0f}"
+        start = f"{r.row:<33}{r.client:<38}{r.expected_per_s:>11,.0f}"
         if m is None:
             lines.append(f"{start}  failed (see the notes)")
         else:
@@ -60,7 +60,7 @@ def _ratio(ours: float, theirs: float) -> str:
 
 def ratios(results: list[Result]) -> str:
     """For each row: the agent's CPU and RSS divided by each other client's."""
-    header = f"{'row':<33}{'agent vs':<26}{'CPU ratio':>10}{'RSS ratio':>10}{'updates ratio':>14}"
+    header = f"{'row':<33}{'agent vs':<38}{'CPU ratio':>10}{'RSS ratio':>10}{'updates ratio':>14}"
     lines = [header, "-" * len(header)]
     for row in dict.fromkeys(r.row for r in results):
         agent = next((r.measured for r in results if r.row == row and r.client == AGENT), None)
@@ -71,7 +71,7 @@ def ratios(results: list[Result]) -> str:
                 continue
             m = other.measured
             lines.append(
-                f"{row:<33}{other.client:<26}{_ratio(agent.cpu_percent, m.cpu_percent):>10}"
+                f"{row:<33}{other.client:<38}{_ratio(agent.cpu_percent, m.cpu_percent):>10}"
                 f"{_ratio(agent.rss_mb, m.rss_mb):>10}"
                 f"{_ratio(agent.updates_per_s, m.updates_per_s):>14}"
             )

@@ -72,6 +72,7 @@ class Context:
     window_s: float
     telegraf: Path | None
     telegraf_per_machine: bool = False
+    telegraf_buffers: tuple[str, ...] = ("memory", "disk")
     workers: int = 1
     results: list[Result] = field(default_factory=list)
 
@@ -173,22 +174,27 @@ def run_telegraf(
     srv: list[Server],
     subscribes: bool = False,
 ) -> None:
+    """Telegraf on the same reads, once per buffer kind asked for (memory, disk)."""
     if ctx.telegraf is None:
         return
-    run_id = uuid.uuid4().hex[:8]
-    topic = f"bench-telegraf/{run_id}"
-    publish_to = topic + (telegraf_config.MACHINE_TOPIC if ctx.telegraf_per_machine else "")
-    try:
-        output = telegraf_config.mqtt_output(ctx.mqtt_url, publish_to, f"telegraf-{run_id}")
-    except ValueError as exc:
-        ctx.results.append(Result(row, client, expected, None, str(exc)))
-        return
-    path = ctx.directory / f"telegraf-{run_id}.toml"
-    path.write_text(telegraf_config.config(inputs, output))
-    args = [str(ctx.telegraf), "--config", str(path), "--strict-env-handling"]
-    counter = mqtt_counter(ctx, f"{topic}/#", telegraf_values)
-    env = {**os.environ, **output.env}
-    run_client(ctx, row, client, args, counter, expected, srv, env, subscribes)
+    for buffer in ctx.telegraf_buffers:
+        run_id = uuid.uuid4().hex[:8]
+        topic = f"bench-telegraf/{run_id}"
+        publish_to = topic + (telegraf_config.MACHINE_TOPIC if ctx.telegraf_per_machine else "")
+        name = client if buffer == "memory" else f"{client}, disk buffer"
+        try:
+            output = telegraf_config.mqtt_output(ctx.mqtt_url, publish_to, f"telegraf-{run_id}")
+        except ValueError as exc:
+            ctx.results.append(Result(row, name, expected, None, str(exc)))
+            return
+        disk = ctx.directory / f"telegraf-{run_id}-buffer"
+        path = ctx.directory / f"telegraf-{run_id}.toml"
+        text = telegraf_config.config(inputs, output, str(disk) if buffer == "disk" else None)
+        path.write_text(text)
+        args = [str(ctx.telegraf), "--config", str(path), "--strict-env-handling"]
+        counter = mqtt_counter(ctx, f"{topic}/#", telegraf_values)
+        env = {**os.environ, **output.env}
+        run_client(ctx, row, name, args, counter, expected, srv, env, subscribes)
 
 
 def opcua_row(ctx: Context, variables: int, per_server: int, clients: set[str]) -> None:
@@ -271,6 +277,12 @@ def main() -> int:
         " does, one message per machine and flush",
     )
     parser.add_argument(
+        "--telegraf-buffers",
+        default="memory,disk",
+        help="Telegraf's buffers to run, comma-separated: memory (its default, lost on a"
+        " restart) and disk (buffer_strategy = disk, durable like the agent's)",
+    )
+    parser.add_argument(
         "--per-server", type=int, help="OPC UA variables per server process (default 2,500)"
     )
     parser.add_argument(
@@ -301,6 +313,9 @@ def main() -> int:
     directory = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     ctx = Context(args.mqtt_url, directory, warmup, window, telegraf)
     ctx.telegraf_per_machine = args.telegraf_messages == "machine"
+    ctx.telegraf_buffers = tuple(b for b in args.telegraf_buffers.split(",") if b)
+    if not set(ctx.telegraf_buffers) <= {"memory", "disk"}:
+        parser.error(f"--telegraf-buffers: memory and/or disk, not {args.telegraf_buffers}")
     ctx.workers = args.workers
     started = time.monotonic()
     try:

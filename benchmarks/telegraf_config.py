@@ -163,5 +163,13 @@ def modbus(port: int, devices: int, registers: int) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def config(inputs: str, output: Output) -> str:
-    return f"{AGENT_SECTION}\n{output.toml}\n{inputs}"
+def config(inputs: str, output: Output, buffer_dir: str | None = None) -> str:
+    """`buffer_dir`: Telegraf's disk buffer (`buffer_strategy = "disk"`, experimental since
+    1.33) in that directory, for a comparison at the agent's durability; else its memory
+    buffer, which a restart or power cut loses."""
+    disk = (
+        ""
+        if buffer_dir is None
+        else f'  buffer_strategy = "disk"\n  buffer_directory = {_q(buffer_dir)}\n'
+    )
+    return f"{AGENT_SECTION}{disk}\n{output.toml}\n{inputs}"

@@ -82,18 +82,27 @@ class MachineJson:
         return SignalJson(self, signal, unit)
 
 
+_VALUE_KEY = ',"value":'
+
+
 class SignalJson:
     """The fixed pieces of one signal's readings."""
 
-    __slots__ = ("bad_head", "head", "machine", "signal", "unit", "unit_part")
+    __slots__ = ("head", "machine", "signal", "unit", "unit_part")
 
     def __init__(self, machine: MachineJson, signal: str, unit: str | None) -> None:
         self.machine = machine
         self.signal = signal
         self.unit = unit
-        self.bad_head = f'{{"asset":{machine.asset_json},"signal":{to_json(signal).decode()}'
-        self.head = f'{self.bad_head},"value":'
+        name = f'{{"asset":{machine.asset_json},"signal":{to_json(signal).decode()}'
+        self.head = f"{name}{_VALUE_KEY}"
         self.unit_part = "" if unit is None else f',"unit":{to_json(unit).decode()}'
+
+    @property
+    def bad_head(self) -> str:
+        """The head without the value key (a Bad reading has none): made when needed, not kept
+        for every signal (a gateway may read tens of thousands)."""
+        return self.head[: -len(_VALUE_KEY)]
 
     def good(self, value: str, tail: str) -> str:
         """A reading with `value` (as `value_json` gives it) and `tail`."""
