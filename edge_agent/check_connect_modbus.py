@@ -14,6 +14,7 @@ from edge_agent.config import ModbusDeviceConfig, ModbusSourceConfig
 from edge_agent.errors import ModbusReadError
 from edge_agent.sources.modbus import EXCEPTION_STATUS, ModbusExceptionError, read_request
 from edge_agent.sources.modbus_plan import OutOfRange, ReadRequest, decode_answer, plan_reads
+from edge_agent.sources.modbus_responses import decode_blocks
 from plantmesh.contracts import STATUS_GOOD, Quality
 from plantmesh.modbus_profile import DataType, DeviceProfile, Order, RegisterSpec
 
@@ -69,8 +70,10 @@ async def _check_device(
         name = f"{device.machine}/{spec.signal}"
         return Row(source.name, name, spec_address(device, spec), spec_type(spec), **found)
 
-    client = AsyncModbusTcpClient(
-        source.host, port=source.port, timeout=timeout_s, retries=0, reconnect_delay=0
+    client = decode_blocks(
+        AsyncModbusTcpClient(
+            source.host, port=source.port, timeout=timeout_s, retries=0, reconnect_delay=0
+        )
     )
     try:
         async with asyncio.timeout(timeout_s * 2):

@@ -11,6 +11,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from edge_agent.errors import ModbusReadError
+from edge_agent.sources.modbus_responses import decode_blocks
 from plantmesh.modbus_profile import interpretations
 
 
@@ -47,7 +48,7 @@ async def read_block(
 ) -> list[int]:
     """`count` registers (or bits, as 0/1) from `address` (wire address, 0-based) of `table`
     (holding, input, coil, discrete), in as many requests as the protocol needs."""
-    client = AsyncModbusTcpClient(host, port=port, timeout=timeout_s, retries=0)
+    client = decode_blocks(AsyncModbusTcpClient(host, port=port, timeout=timeout_s, retries=0))
     try:
         if not await client.connect():
             raise ModbusReadError(f"cannot connect to {host}:{port}")

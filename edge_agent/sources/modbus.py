@@ -58,6 +58,7 @@ from edge_agent.reading_json import (
 from edge_agent.sources import ReadingSink, SourceState
 from edge_agent.sources.connection_log import ConnectionLog
 from edge_agent.sources.modbus_plan import BIT_TABLES, OutOfRange, ReadRequest, plan_reads
+from edge_agent.sources.modbus_responses import decode_blocks
 from plantmesh.contracts import (
     STATUS_BAD,
     STATUS_BAD_OUT_OF_RANGE,
@@ -94,6 +95,10 @@ EXCEPTION_STATUS: dict[int, tuple[int, str]] = {
 UNKNOWN_EXCEPTION = (STATUS_BAD, "exception answer")
 # A gateway saying the device behind it cannot be reached: a lost poll, not a sensor fault.
 GATEWAY_CODES = frozenset({10, 11})
+
+
+_Step = tuple[ReadRequest, list[SignalJson], list[str]]
+"""One request of the plan with its signals' JSON pieces and names, in the request's order."""
 
 
 class ModbusExceptionError(ModbusReadError):
@@ -177,7 +182,6 @@ class DevicePoller:
         self.source = source
         self.device = device
         self.profile = device.device_profile
-        self.plan = plan_reads(self.profile)
         self.asset = AssetPath(
             plant=plant, area=device.area, line=device.line, machine=device.machine
         )
@@ -186,6 +190,7 @@ class DevicePoller:
             spec.signal: self.machine.signal(spec.signal, spec.unit)
             for spec in self.profile.registers
         }
+        self.plan = plan_reads(self.profile)
         # Health names one device: "<source>.<machine>", cut to the 64 characters a Name allows.
         self.state = SourceState(f"{source.name}.{device.machine}"[:64])
         self.polls = 0
@@ -203,14 +208,28 @@ class DevicePoller:
             log, f"modbus {source.host}:{source.port} {self._member} registers"
         )
 
+    @property
+    def plan(self) -> list[ReadRequest]:
+        return [step[0] for step in self._steps]
+
+    @plan.setter
+    def plan(self, requests: list[ReadRequest]) -> None:
+        # Per request, in plan order: its signals' JSON pieces and names, looked up once.
+        self._steps: list[_Step] = [
+            (r, [self._signals[s.signal] for s in r.specs], [s.signal for s in r.specs])
+            for r in requests
+        ]
+
     async def run(self) -> None:
-        client = AsyncModbusTcpClient(
-            self.source.host,
-            port=self.source.port,
-            timeout=self.source.timeout_s,
-            retries=0,  # a missed poll is retried by the next poll, not by piling up requests
-            reconnect_delay=0,  # reconnects are ours, with jittered backoff
-            name=self.state.name,
+        client = decode_blocks(
+            AsyncModbusTcpClient(
+                self.source.host,
+                port=self.source.port,
+                timeout=self.source.timeout_s,
+                retries=0,  # a missed poll is retried by the next poll, not by piling up requests
+                reconnect_delay=0,  # reconnects are ours, with jittered backoff
+                name=self.state.name,
+            )
         )
         interval = self.device.poll_interval_s
         backoff = Backoff(
@@ -254,18 +273,18 @@ class DevicePoller:
     async def poll(self, client: AsyncModbusTcpClient) -> None:
         """Read the whole profile once and publish what it says."""
         source_ts = datetime.now(UTC)
-        answers: list[tuple[ReadRequest, list[Any]]] = []
+        answers: list[tuple[_Step, list[Any]]] = []
         refused: list[ModbusExceptionError] = []
-        for request in self.plan:
+        for step in self._steps:
             try:
-                answers.append((request, await self._read(client, request)))
+                answers.append((step, await self._read(client, step[0])))
             except ModbusExceptionError as exc:
                 refused.append(exc)
         self.polls += 1
         times = (timestamp_json(source_ts), timestamp_json(datetime.now(UTC)))
         texts: list[str] = []
-        for request, words in answers:
-            self._publish_answer(request, words, times, texts)
+        for step, words in answers:
+            self._publish_answer(step, words, times, texts)
         if refused:
             self._publish_refused(refused, times, texts)
         else:
@@ -277,11 +296,11 @@ class DevicePoller:
         self._link.connected(self._member)
 
     def _publish_answer(
-        self, request: ReadRequest, words: list[Any], times: tuple[str, str], texts: list[str]
+        self, step: _Step, words: list[Any], times: tuple[str, str], texts: list[str]
     ) -> None:
+        request, signals, names = step
         decoder = request.decoder
         values = decoder.values(words)
-        signals = [self._signals[spec.signal] for spec in request.specs]
         end = good_tail(*times)
         if decoder.plain and not self.device.on_change:
             # The common case, a whole block of integers: no value can be NaN or out of range.
@@ -291,9 +310,7 @@ class DevicePoller:
                     for signal, value in zip(signals, values, strict=True)
                 ]
             )
-            self._last.update(
-                zip([s.signal for s in signals], cast(list[float], values), strict=True)
-            )
+            self._last.update(zip(names, cast(list[float], values), strict=True))
             return
         for signal, value in zip(signals, values, strict=True):
             name = signal.signal
