@@ -36,7 +36,9 @@ CHILDREN = str(Path(__file__).resolve().parent / "agent_children.py")
 OURS = ("edge_agent", "plantmesh")
 
 
-async def run_agent(config: AgentConfig, warmup_s: float, window_s: float) -> cProfile.Profile:
+async def run_agent(
+    config: AgentConfig, warmup_s: float, window_s: float, profiling: bool = True
+) -> cProfile.Profile:
     agent = Agent(config)
     task = asyncio.create_task(agent.run())
     await agent.started.wait()
@@ -47,7 +49,8 @@ async def run_agent(config: AgentConfig, warmup_s: float, window_s: float) -> cP
     stats = agent.publisher.stats
     readings0, acked0 = stats.readings_in, stats.readings_acked
     cpu0, wall0 = cpu_seconds(os.getpid()), time.monotonic()
-    profile.enable()
+    if profiling:
+        profile.enable()
     await asyncio.sleep(window_s)
     profile.disable()
     cpu = cpu_seconds(os.getpid()) - cpu0
@@ -59,7 +62,8 @@ async def run_agent(config: AgentConfig, warmup_s: float, window_s: float) -> cP
     print(
         f"window {wall:.1f} s: {readings / wall:,.0f} readings/s in, {acked / wall:,.0f} "
         f"acknowledged by the broker, CPU {100 * cpu / wall:.1f} % "
-        f"of a core (under the profiler), {1e6 * cpu / max(readings, 1):.1f} us per reading"
+        f"of a core{' (under the profiler)' if profiling else ''}, "
+        f"{1e6 * cpu / max(readings, 1):.1f} us per reading"
     )
     return profile
 
@@ -83,6 +87,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=float)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--no-profile", action="store_true", help="measure CPU only, without the profiler"
+    )
+    parser.add_argument(
+        "--buffer", choices=["disk", "memory"], default="disk", help="the agent's buffer kind"
+    )
     parser.add_argument(
         "--mqtt-url", default=os.environ.get("PLANTMESH_MQTT_URL", DEFAULT_MQTT_URL)
     )
@@ -114,15 +124,20 @@ def main() -> int:
                 "mqtt": {"url": args.mqtt_url, "client_id": "agent-profile"},
                 "publish_interval_s": 1.0,
                 "max_readings_per_batch": 1000,
-                "buffer": {"kind": "disk", "path": str(directory / "buffer.sqlite")},
+                "buffer": (
+                    {"kind": "disk", "path": str(directory / "buffer.sqlite")}
+                    if args.buffer == "disk"
+                    else {"kind": "memory"}
+                ),
                 "sources": sources,
             }
         )
         config = resolve_profiles(raw, directory / "agent.yaml")
-        profile = asyncio.run(run_agent(config, warmup, args.window))
+        profile = asyncio.run(run_agent(config, warmup, args.window, not args.no_profile))
     if args.out:
         profile.dump_stats(args.out)
-    print(report(profile, args.top))
+    if not args.no_profile:
+        print(report(profile, args.top))
     return 0
 
 
