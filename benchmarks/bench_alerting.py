@@ -30,12 +30,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import gc
 import json
 import math
 import os
-import pstats
 import random
 import signal
 import statistics
@@ -44,10 +41,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from alerting_engine_run import part_engine
+from alerting_fleet import Fleet, Machine, catalogue_rules
+from cpu_meter import CpuMeter, local_server_pids
 
-from alerting.catalogue import load_catalogue
 from alerting.config import AlertingConfig
-from alerting.engine import Engine
-from alerting.rules import Rule
-from alerting.rules.base import NO_CONTEXT, Context
 from plantmesh.connections import DEFAULT_KAFKA_BOOTSTRAP, KafkaConnection
-from plantmesh.contracts import AlertEvent, AssetPath, Quality, Reading, ReadingBatch, encode
-from plantmesh.contracts.readings import STATUS_BAD_SENSOR_FAILURE
+from plantmesh.contracts import ReadingBatch, encode
 from plantmesh.kafka.security import kafka_client_options
-from plantmesh.lifecycle import tune_gc
-from plantmesh.stack import manager
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics
 
 KAFKA = os.environ.get("PLANTMESH_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP
@@ -79,361 +71,6 @@ def kafka_options() -> dict[str, Any]:
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-# --- the fleet ---------------------------------------------------------------------------------
-# signal: (unit, nominal, process wander sigma, sensor noise sigma, AR coefficient of the wander)
-SIGNALS: dict[str, tuple[str | None, float, float, float, float]] = {
-    "bearing_temp": ("degC", 62.0, 0.02, 0.1, 0.999),
-    "motor_temp": ("degC", 70.0, 0.02, 0.1, 0.999),
-    "vibration_rms": ("mm/s", 1.6, 0.005, 0.05, 0.99),
-    "pressure": ("bar", 150.0, 0.05, 0.8, 0.98),
-    "flow": ("m3/h", 40.0, 0.02, 0.5, 0.98),
-    "motor_current": ("A", 55.0, 0.05, 0.6, 0.98),
-    "speed": ("rpm", 1480.0, 0.2, 2.0, 0.98),
-    "oil_level": ("%", 80.0, 0.01, 0.2, 0.999),
-}
-"""The process wanders slowly (stationary sigma = wander / sqrt(1 - AR^2), about half the sensor
-noise) and the sensor adds white noise: what a healthy machine's trend looks like."""
-STATE_SIGNALS = ("running", "mode")  # bool and text: together 10 signals per machine
-CLASSES = {"press": 1.0, "compressor": 1.15, "pump": 0.85, "conveyor": 0.7, "mixer": 1.3}
-"""Machine classes and the factor of their nominal values."""
-BAD_QUALITY_P = 2e-5  # share of readings with a Bad status (a sensor glitch)
-STOP_P = 1 / 1800  # chance a running machine stops in a given second (for 60-300 s)
-MODE_P = 1 / 3600  # chance the mode changes in a given second
-
-
-def class_rules(cls: str, factor: float) -> list[dict[str, Any]]:
-    """20 rules for one machine class: every rule type, several of them more than once."""
-    running = {"signal": "running", "equals": True}
-
-    def nominal(signal: str) -> float:
-        return SIGNALS[signal][1] * factor
-
-    def rule(name: str, type_: str, issue: str, signal: str, **keys: Any) -> dict[str, Any]:
-        return {
-            "name": f"{cls}-{name}",
-            "type": type_,
-            "issue_type": issue,
-            "signal": signal,
-            "machine_classes": [cls],
-            **keys,
-        }
-
-    over, drift, frozen = "bearing-overtemperature", "process-drift", "frozen-sensor"
-    return [
-        rule("bearing-hot", "threshold", over, "bearing_temp", above=nominal("bearing_temp") + 25,
-             deadband=3.0, on_delay_s=10.0, gate=running),
-        rule("bearing-trip", "threshold", over, "bearing_temp", above=nominal("bearing_temp") + 40,
-             deadband=5.0, on_delay_s=0.0, severity="critical"),
-        rule("motor-hot", "threshold", over, "motor_temp", above=nominal("motor_temp") + 30,
-             deadband=3.0, on_delay_s=5.0),
-        rule("pressure-low", "threshold", "pressure-loss", "pressure",
-             below=nominal("pressure") * 0.8, deadband=5.0, on_delay_s=5.0, gate=running),
-        rule("current-high", "threshold", "unplanned-stop", "motor_current",
-             above=nominal("motor_current") * 1.4, deadband=2.0, on_delay_s=3.0),
-        rule("bearing-heating", "rate_of_change", over, "bearing_temp", window_s=60.0,
-             per="minute", rising_above=3.0, deadband=0.5, on_delay_s=10.0),
-        rule("pressure-bleed", "rate_of_change", "pressure-loss", "pressure", window_s=10.0,
-             per="second", falling_below=-2.0, on_delay_s=2.0, gate=running),
-        rule("pressure-frozen", "flatline", frozen, "pressure", for_s=60.0, epsilon=0.01,
-             gate=running),
-        rule("flow-frozen", "flatline", frozen, "flow", for_s=60.0, epsilon=0.01, gate=running),
-        rule("machine-silent", "stale", "comms-loss", "running", for_s=30.0, scope="machine",
-             signals=["bearing_temp", "pressure", "speed"]),
-        rule("vibration-silent", "stale", "comms-loss", "vibration_rms", for_s=20.0),
-        rule("vibration-zone", "vibration_zone", "vibration-instability", "vibration_rms",
-             zones={cls: {"b": 2.3, "c": 4.5, "d": 7.1}, "default": {"b": 1.4, "c": 2.8, "d": 4.5}},
-             deadband=0.3, on_delay_s=5.0, gate=running),
-        rule("pressure-spc", "spc", drift, "pressure", learn_s=120.0, on_delay_s=10.0, gate=running),
-        rule("flow-spc", "spc", drift, "flow", learn_s=120.0, on_delay_s=10.0, gate=running),
-        rule("current-spc", "spc", drift, "motor_current", learn_s=120.0, western_electric=[1, 2],
-             on_delay_s=5.0, gate=running),
-        rule("pressure-swing", "oscillation", "vibration-instability", "pressure", window_s=10.0,
-             min_amplitude=nominal("pressure") * 0.1, gate=running),
-        rule("speed-swing", "oscillation", "vibration-instability", "speed", window_s=10.0,
-             measure="std", min_amplitude=50.0, gate=running),
-        rule("running-flapping", "state_flapping", "state-flapping", "running",
-             min_transitions=6, window_s=600.0),
-        rule("mode-flapping", "state_flapping", "state-flapping", "mode", min_transitions=6,
-             window_s=600.0),
-        rule("bearing-sensor", "bad_quality", "sensor-fault", "bearing_temp", for_s=10.0),
-    ]  # fmt: skip
-
-
-def catalogue_rules() -> list[dict[str, Any]]:
-    return [r for cls, factor in CLASSES.items() for r in class_rules(cls, factor)]
-
-
-@dataclass
-class Machine:
-    asset: AssetPath
-    cls: str
-    nominal: dict[str, float]
-    wander: dict[str, float]
-    running: bool = True
-    stopped_until: int = 0
-    mode: str = "auto"
-
-
-class Fleet:
-    """Machines with a seeded walk per signal; `second(t)` is one batch per machine."""
-
-    def __init__(self, machines: int, seed: int = 1) -> None:
-        self.rng = random.Random(seed)
-        self._seqs: dict[str, int] = {}
-        classes = list(CLASSES)
-        self.machines = []
-        for i in range(machines):
-            cls = classes[i % len(classes)]
-            asset = AssetPath(plant=f"plant-{i % 4}", area="area1", line=f"line{i % 10}",
-                              machine=f"{cls}-{i:04d}")  # fmt: skip
-            nominal = {s: spec[1] * CLASSES[cls] for s, spec in SIGNALS.items()}
-            self.machines.append(Machine(asset, cls, nominal, dict.fromkeys(SIGNALS, 0.0)))
-
-    def readings(self, m: Machine, t: int, ts: datetime) -> list[Reading]:
-        rng = self.rng
-        if m.running and rng.random() < STOP_P:
-            m.running, m.stopped_until = False, t + rng.randint(60, 300)
-        elif not m.running and t >= m.stopped_until:
-            m.running = True
-        if rng.random() < MODE_P:
-            m.mode = "manual" if m.mode == "auto" else "auto"
-        out = []
-        for name, (unit, _, wander_sigma, noise, ar) in SIGNALS.items():
-            m.wander[name] = ar * m.wander[name] + rng.gauss(0.0, wander_sigma)
-            value = m.nominal[name] + m.wander[name] + rng.gauss(0.0, noise)
-            if not m.running and name in ("speed", "motor_current"):
-                value = 0.0
-            out.append(self._reading(m.asset, name, round(value, 3), unit, ts))
-        out.append(self._reading(m.asset, "running", m.running, None, ts))
-        out.append(self._reading(m.asset, "mode", m.mode, None, ts))
-        return out
-
-    def _reading(
-        self, asset: AssetPath, signal: str, value: Any, unit: str | None, ts: datetime
-    ) -> Reading:
-        # model_construct: the same objects decoding gives, without paying validation here.
-        keys: dict[str, Any] = {}
-        if self.rng.random() < BAD_QUALITY_P:
-            keys = {"quality": Quality.BAD, "status_code": STATUS_BAD_SENSOR_FAILURE}
-        return Reading.model_construct(
-            asset=asset, signal=signal, value=value, unit=unit, source_ts=ts, gateway_ts=ts, **keys
-        )
-
-    def second(self, t: int, start: datetime = T0) -> list[tuple[Machine, ReadingBatch]]:
-        """One batch per machine; sequence numbers run per gateway (one per plant), as an
-        agent numbers its batches (the engine skips a batch whose number it saw before)."""
-        ts = start + timedelta(seconds=t)
-        out = []
-        for m in self.machines:
-            gateway = f"gw-{m.asset.plant}"
-            seq = self._seqs[gateway] = self._seqs.get(gateway, -1) + 1
-            batch = ReadingBatch.model_construct(
-                gateway_id=gateway, session_id="s1", seq=seq, sent_at=ts,
-                readings=self.readings(m, t, ts),
-            )  # fmt: skip
-            out.append((m, batch))
-        return out
-
-
-# --- CPU --------------------------------------------------------------------------------------
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
-
-
-class CpuMeter:
-    """CPU seconds of this process, of named pids and of the local Kafka between start and stop."""
-
-    def __init__(self, pids: dict[str, int] | None = None) -> None:
-        self.pids = dict(pids or {})
-        self.pids.update(
-            {s.name: s.pid for s in manager.status() if s.pid is not None and s.address == KAFKA}
-        )
-        self.used: dict[str, float] = {}
-        self.wall = 0.0
-        self._from: dict[str, float] = {}
-
-    def _now(self) -> dict[str, float]:
-        now = {"this process": time.process_time(), "wall": time.perf_counter()}
-        for name, pid in self.pids.items():
-            value = _cpu_s(pid)
-            if value is not None:
-                now[name] = value
-        return now
-
-    def start(self) -> None:
-        self._from = self._now()
-
-    def stop(self) -> None:
-        now = self._now()
-        self.wall = now.pop("wall") - self._from["wall"]
-        self.used = {name: now[name] - self._from[name] for name in now if name in self._from}
-
-    def line(self, phase: str) -> str:
-        parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.used.items())
-        return f"{phase:<8} {self.wall:6.2f} s wall; CPU s: {parts}"
-
-
-# --- 1. the engine ----------------------------------------------------------------------------
-class _TimedRule:
-    """A rule whose evaluate() calls are timed into its TimedEngine's counters: by rule type,
-    calls that make events apart."""
-
-    def __init__(self, rule: Rule, spent: Counter[str], calls: Counter[str]) -> None:
-        self.rule, self.spent, self.calls = rule, spent, calls
-        self.name, self.signals = rule.name, rule.signals
-        self.config = getattr(rule, "config", None)
-        self._type = type(rule).__name__
-
-    def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
-        started = time.perf_counter_ns()
-        made = self.rule.evaluate(reading, context)
-        spent = time.perf_counter_ns() - started
-        key = f"{self._type} making events" if made else self._type
-        self.spent[key] += spent
-        self.calls[key] += 1
-        return made
-
-    def tick(self, watermark: datetime) -> list[AlertEvent]:
-        return self.rule.tick(watermark)
-
-
-class TimedEngine(Engine):
-    """For the breakdown: the shipped engine with each rule call timed (the timing itself adds
-    to every call, so the run is slower than the shipped one; the shares are what counts)."""
-
-    def __init__(self, rules: list[Rule], **keys: Any) -> None:
-        self.spent: Counter[str] = Counter()
-        self.calls: Counter[str] = Counter()
-        super().__init__([_TimedRule(r, self.spent, self.calls) for r in rules], **keys)
-
-
-class NoopRule:
-    """A rule that decides nothing: the same name, signals and target classes as a real one,
-    so an engine of them measures the engine's own cost per reading (routing, context, the
-    call), the floor under any rule set."""
-
-    def __init__(self, rule: Rule) -> None:
-        self.name = rule.name
-        self.signals = rule.signals
-        self.config = getattr(rule, "config", None)
-
-    def evaluate(self, reading: Reading, context: Context = NO_CONTEXT) -> list[AlertEvent]:
-        return []
-
-    def tick(self, watermark: datetime) -> list[AlertEvent]:
-        return []
-
-
-def build_noop_engine() -> Engine:
-    reference, _ = build_engine()
-    rules = [NoopRule(rule) for rule in reference.rules]
-    return Engine(
-        rules, gates=reference.gate_signals, lateness_s=reference.lateness.total_seconds()
-    )
-
-
-def build_engine(timed: bool = False) -> tuple[Engine, Counter[str]]:
-    config = AlertingConfig.model_validate({"rules": catalogue_rules()})
-    catalogue = load_catalogue(config.catalogue)
-    reference = Engine.from_config(config.rules, catalogue, lateness_s=config.lateness_s)
-    types = Counter(rule.type for rule in config.rules)
-    if not timed:
-        return reference, types
-    timed_engine = TimedEngine(
-        reference.rules, gates=reference.gate_signals, lateness_s=config.lateness_s
-    )
-    return timed_engine, types
-
-
-@dataclass
-class EngineResult:
-    readings: int
-    seconds: float
-    advance_s: float
-    events: Counter[str]
-    meter: CpuMeter
-
-
-def run_engine(
-    engine: Engine,
-    machines: int,
-    warmup_s: int,
-    measured_s: int,
-    profile: Path | None,
-    chunk_s: int = 1,
-) -> EngineResult:
-    """Feed warm-up seconds untimed, then the measured seconds in chunks of pre-built batches
-    (only the engine's calls are timed). A chunk is one second of the fleet, about what the
-    service holds of its input at a time (a poll): larger chunks made the garbage collector
-    walk the benchmark's own pending input, which the service never holds."""
-    fleet = Fleet(machines)
-    rule_type = {rule.name: type(rule).__name__ for rule in engine.rules}
-    events: Counter[str] = Counter()
-    readings = 0
-    elapsed = advance_s = 0.0
-    per_poll = 500
-    meter = CpuMeter()
-    profiler = cProfile.Profile() if profile is not None else None
-    cpu = 0.0
-    t = 0
-    end = warmup_s + measured_s
-    while t < end:
-        timed = t >= warmup_s
-        span = min(chunk_s, (warmup_s if not timed else end) - t)
-        chunk = [item for s in range(t, t + span) for item in fleet.second(s)]
-        t += span
-        if timed:
-            if readings == 0 and isinstance(engine, TimedEngine):  # count the measured part only
-                engine.spent.clear()
-                engine.calls.clear()
-            readings += sum(len(batch.readings) for _, batch in chunk)
-            if profiler is not None:
-                profiler.enable()
-            cpu_from = time.process_time()
-        started = time.perf_counter()
-        raised: list[AlertEvent] = []
-        for i, (machine, batch) in enumerate(chunk, 1):
-            raised.extend(engine.process_batch(batch, machine.cls))
-            if i % per_poll == 0:
-                a = time.perf_counter()
-                raised.extend(engine.advance())
-                advance_s += time.perf_counter() - a if timed else 0.0
-        raised.extend(engine.advance())
-        if timed:
-            elapsed += time.perf_counter() - started
-            cpu += time.process_time() - cpu_from
-            if profiler is not None:
-                profiler.disable()
-            events.update(f"{rule_type[e.rule]} {e.kind.value}" for e in raised)
-    meter.used = {"this process": cpu}
-    meter.wall = elapsed
-    if profiler is not None and profile is not None:
-        with profile.open("w") as out:
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-    return EngineResult(readings, elapsed, advance_s, events, meter)
-
-
-def report_engine(name: str, result: EngineResult, target: float) -> list[str]:
-    rate = result.readings / result.seconds
-    verdict = "ok" if rate >= target else "below"
-    cpu = result.meter.used["this process"]
-    return [
-        f"{name}: {rate:>10,.0f} readings/s  {1e6 / rate:6.2f} µs/reading  "
-        f"(target >= {target:,.0f}: {verdict}); advance() {result.advance_s / result.seconds:.0%} "
-        f"of the time; CPU {cpu:.2f} s in {result.seconds:.2f} s "
-        f"({result.readings / cpu:,.0f} readings per CPU s)",
-        f"{'':<10} events on normal data: {sum(result.events.values())} "
-        + (str(dict(sorted(result.events.items()))) if result.events else ""),
-    ]
-
 
 # --- 2. latency through the service -----------------------------------------------------------
 MACHINES_E2E = 1000  # x 10 signals at 1 Hz = 10,000 readings/s
@@ -616,7 +253,7 @@ async def bench_latency(
         if time.time() > start:
             raise RuntimeError(f"building {len(batches)} batches took too long")
         build_s = time.perf_counter() - built
-        meter = CpuMeter({"service": proc.pid})
+        meter = CpuMeter({"service": proc.pid} | local_server_pids({KAFKA}))
         await asyncio.sleep(start - time.time())
         meter.start()
         lag = await produce(producer, topics.telemetry_normalized, batches, sent)
@@ -683,54 +320,6 @@ async def delete_topics(namespace: str) -> None:
             await admin.delete_topics(mine)
     finally:
         await admin.close()
-
-
-def part_engine(args: argparse.Namespace) -> list[str]:
-    tune_gc()  # as every service process does (plantmesh.lifecycle.run_service)
-    machines = 500
-    warmup_s, measured_s = (10, 30) if args.quick else (130, 150)
-    target = 200_000
-    engine, types = build_engine()
-    print(
-        f"engine: {len(engine.rules)} rules ({dict(types)}), {machines} machines in "
-        f"{len(CLASSES)} classes, {len(SIGNALS) + len(STATE_SIGNALS)} signals at 1 Hz; "
-        f"{warmup_s} s of event time untimed, then {measured_s} s "
-        f"({machines * 10 * measured_s:,} readings); garbage collector thresholds "
-        f"{gc.get_threshold()} as in the services"
-    )
-    shipped = run_engine(engine, machines, warmup_s, measured_s, None)
-    lines = report_engine("shipped", shipped, target)
-    floor = run_engine(build_noop_engine(), machines, warmup_s, measured_s, None)
-    rate = floor.readings / floor.seconds
-    lines.append(
-        f"{'no-op':>8}: {rate:>10,.0f} readings/s  {1e6 / rate:6.2f} µs/reading  (the same "
-        "routing to rules that decide nothing: the engine's own floor; the rest of the "
-        "shipped figure is the rules' work)"
-    )
-    breakdown, _ = build_engine(timed=True)
-    timed = run_engine(breakdown, machines, warmup_s, measured_s, None)
-    assert isinstance(breakdown, TimedEngine)
-    total_ns = timed.seconds * 1e9
-    lines.append(
-        f"breakdown (a run with each rule call timed: {timed.readings / timed.seconds:,.0f} "
-        "readings/s), share of the engine's time, calls per reading, ns per call:"
-    )
-    for key, ns in breakdown.spent.most_common():
-        calls = breakdown.calls[key]
-        lines.append(
-            f"{'':<10} {key:<24} {ns / total_ns:6.1%} {calls / timed.readings:6.2f} "
-            f"{ns / calls:8.0f}"
-        )
-    rest = 1 - sum(breakdown.spent.values()) / total_ns
-    lines.append(
-        f"{'':<10} {'rest (engine loop, advance)':<24} {rest:6.1%}   (advance() "
-        f"{timed.advance_s / timed.seconds:.1%})"
-    )
-    if args.profile is not None:  # a run of its own: the profiler slows everything down
-        profiled, _ = build_engine()
-        run_engine(profiled, machines, warmup_s, measured_s, args.profile)
-        lines.append(f"{'':<10} cProfile of the shipped engine (a separate run): {args.profile}")
-    return lines
 
 
 async def main(args: argparse.Namespace) -> None:

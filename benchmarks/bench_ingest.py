@@ -40,16 +40,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as mqtt
+from cpu_meter import CpuMeter
 from ingest_workload import (
     INFLUX,
     KAFKA,
     MQTT_URL,
     REGISTRY,
-    CpuMeter,
     delete_topics,
     fill_raw,
     influx_auth,
     influx_call,
+    local_servers,
     make_batches,
     until,
 )
@@ -261,7 +262,7 @@ def row(name: str, ours: float, reference: float, target: float, unit: str) -> s
 def writer_bound(readings: int, meter: CpuMeter, ceiling_rate: float) -> list[str]:
     """What the writer run's CPU costs allow on this machine, at best."""
     used = meter.used
-    if not meter.servers or not used.get("this process"):
+    if not meter.pids or not used.get("this process"):
         return ["(servers not local: no CPU accounting)"]
     cores = os.cpu_count() or 1
     per_reading = {name: seconds / readings * 1e6 for name, seconds in used.items()}
@@ -289,7 +290,7 @@ async def run(args: argparse.Namespace, namespace: str) -> None:
     lines = [line for batch in batches for line in batch_to_lines(batch)]
     print(f"readings: {len(lines):,} in {batches_n:,} batches; MQTT messages: {mqtt_n:,}")
     results: list[str] = []
-    meters = {name: CpuMeter() for name in ("ceiling", "writer", "paho", "bridge")}
+    meters = {name: CpuMeter(local_servers()) for name in ("ceiling", "writer", "paho", "bridge")}
     ceiling_db = f"{namespace}c"
     try:
         raw_ceiling = await asyncio.to_thread(ceiling, lines, ceiling_db, meters["ceiling"])

@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from cpu_meter import cpu_s
 from ingest_workload import (
     INFLUX,
     KAFKA,
-    cpu_s,
     delete_topics,
     fill_raw,
     influx_call,

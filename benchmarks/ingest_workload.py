@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import os
-import time
 import urllib.parse
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -15,6 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from cpu_meter import local_server_pids
 
 from plantmesh.connections import (
     DEFAULT_INFLUX_URL,
@@ -26,7 +26,6 @@ from plantmesh.connections import (
 from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
 from plantmesh.influxql import auth_headers
 from plantmesh.kafka.security import kafka_client_options
-from plantmesh.stack import manager
 
 MQTT_URL = os.environ.get("PLANTMESH_MQTT_URL") or DEFAULT_MQTT_URL
 KAFKA = os.environ.get("PLANTMESH_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP
@@ -89,51 +88,9 @@ async def until(
 
 
 # --- CPU --------------------------------------------------------------------------------------
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
-
-
 def local_servers() -> dict[str, int]:
     """Pids of the local stack's servers that this run uses (none when it uses others)."""
-    used = {MQTT_URL, KAFKA, INFLUX}
-    return {s.name: s.pid for s in manager.status() if s.pid is not None and s.address in used}
-
-
-class CpuMeter:
-    """CPU seconds of this process and of the local servers between `start()` and `stop()`."""
-
-    def __init__(self) -> None:
-        self.servers = local_servers()
-        self.used: dict[str, float] = {}
-        self.wall = 0.0
-        self._from: dict[str, float] = {}
-
-    def _now(self) -> dict[str, float]:
-        now = {"this process": time.process_time(), "wall": time.perf_counter()}
-        for name, pid in self.servers.items():
-            value = cpu_s(pid)
-            if value is not None:
-                now[name] = value
-        return now
-
-    def start(self) -> None:
-        self._from = self._now()
-
-    def stop(self) -> None:
-        now = self._now()
-        self.wall = now.pop("wall") - self._from["wall"]
-        self.used = {name: now[name] - self._from[name] for name in now if name in self._from}
-
-    def line(self, phase: str) -> str:
-        parts = ", ".join(f"{name} {seconds:.2f}" for name, seconds in self.used.items())
-        return f"{phase:<8} {self.wall:6.2f} s wall; CPU s: {parts}"
+    return local_server_pids({MQTT_URL, KAFKA, INFLUX})
 
 
 def kafka_options() -> dict[str, Any]:

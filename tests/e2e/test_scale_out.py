@@ -29,9 +29,9 @@ from plantmesh.influxql import query
 from plantmesh.topics import Topics
 from tests.support.alarm_service import write_config
 from tests.support.ingest import forget_session
-from tests.support.kafka import kafka_options, partitions_of
+from tests.support.kafka import group_lag, records_on
 from tests.support.receivers import HttpReceiver, SmtpReceiver
-from tests.support.scale_out import SteadyLoad, group_lag, group_members
+from tests.support.scale_out import SteadyLoad, group_members
 from tests.support.waiting import async_wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -108,26 +108,13 @@ def _ledger(influx_url: str, db: str) -> dict[str, dict[str, Any]]:
 
 
 async def _alert_events(bootstrap: str, topic: str) -> list[AlertEvent]:
-    from aiokafka import AIOKafkaConsumer
-
-    partitions = await partitions_of(bootstrap, topic)
-    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        events: list[AlertEvent] = []
-        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                events += [
-                    AlertEvent.model_validate_json(r.value or b"")
-                    for r in records
-                    if not is_transition(r.headers)
-                ]
-        return events
-    finally:
-        await consumer.stop()
+    """The detection's events on `topic` (the alarm service's transitions skipped by header)."""
+    records = await records_on(bootstrap, topic)
+    return [
+        AlertEvent.model_validate_json(r.value or b"")
+        for r in records
+        if not is_transition(r.headers)
+    ]
 
 
 def _deliveries(http: HttpReceiver, path: str) -> dict[tuple[str, str], set[str]]:

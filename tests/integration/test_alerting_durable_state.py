@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
 from alerting.config import AlertingConfig
 from alerting.service import AlertingService
 from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, decode, encode
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics, gateway_key
-from tests.support.kafka import kafka_options, partitions_of, read_all
+from tests.support.kafka import committed_and_ends, read_all
 from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -82,20 +81,8 @@ async def send(producer: AIOKafkaProducer, topic: str, gateways: list[str], ts: 
 
 async def all_committed(bootstrap: str, group: str, topic: str) -> bool:
     """The group committed every record of `topic`."""
-    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    check = AIOKafkaConsumer(**kafka_options(bootstrap))
-    await check.start()
-    try:
-        tps = await partitions_of(bootstrap, topic)
-        ends = await check.end_offsets(tps)
-    finally:
-        await check.stop()
-    return all(committed.get(tp) is not None and committed[tp].offset == ends[tp] for tp in tps)
+    committed, ends = await committed_and_ends(bootstrap, group, topic)
+    return all(committed[tp] == end for tp, end in ends.items())
 
 
 @contextmanager

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from plantmesh.contracts import AlarmTransition, AlertEvent, encode, is_transition
-from tests.support.kafka import kafka_options, partitions_of
+from tests.support.kafka import records_on
 from tests.support.receivers import HttpReceiver, SmtpReceiver
 
 
@@ -73,24 +73,11 @@ def write_config(
 
 async def transitions_on(bootstrap: str, topic: str) -> list[AlarmTransition]:
     """Every AlarmTransition on the topic now (the detection's events skipped by header)."""
-    partitions = await partitions_of(bootstrap, topic)
-    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[AlarmTransition] = []
-        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                found += [
-                    AlarmTransition.model_validate_json(r.value or b"")
-                    for r in records
-                    if is_transition(r.headers)
-                ]
-        return found
-    finally:
-        await consumer.stop()
+    return [
+        AlarmTransition.model_validate_json(r.value or b"")
+        for r in await records_on(bootstrap, topic)
+        if is_transition(r.headers)
+    ]
 
 
 async def send(producer: AIOKafkaProducer, topic: str, event: AlertEvent) -> None:

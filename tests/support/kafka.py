@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from plantmesh.connections import KafkaConnection
@@ -57,8 +57,8 @@ async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
 
 
-async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
-    """Every (key, value) on `topic` right now: reads each partition up to its end offset."""
+async def records_on(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on `topic` right now, headers included: reads each partition to its end."""
     partitions = await partitions_of(bootstrap, topic)
     consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
@@ -66,11 +66,11 @@ async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        out: list[tuple[bytes, bytes]] = []
+        out: list[ConsumerRecord[bytes, bytes]] = []
 
         async def caught_up() -> bool:
             for records in (await consumer.getmany(timeout_ms=100)).values():
-                out.extend((r.key, r.value) for r in records)
+                out.extend(records)
             positions = {tp: await consumer.position(tp) for tp in partitions}
             return all(positions[tp] >= ends[tp] for tp in partitions)
 
@@ -78,6 +78,38 @@ async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
         return out
     finally:
         await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) on `topic` right now."""
+    return [(r.key, r.value) for r in await records_on(bootstrap, topic)]
+
+
+async def committed_and_ends(
+    bootstrap: str, group: str, topic: str
+) -> tuple[dict[TopicPartition, int | None], dict[TopicPartition, int]]:
+    """Per partition of `topic`: the offset `group` committed (None: none yet) and the end."""
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    partitions = await partitions_of(bootstrap, topic)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    offsets = {tp: committed[tp].offset if tp in committed else None for tp in partitions}
+    return offsets, ends
+
+
+async def group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records on `topic` the group has not committed yet, over all partitions."""
+    committed, ends = await committed_and_ends(bootstrap, group, topic)
+    return sum(end - (committed[tp] or 0) for tp, end in ends.items())
 
 
 async def create_small_topic(bootstrap: str, name: str, max_message_bytes: int) -> None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
@@ -20,7 +19,7 @@ from plantmesh.connections import MqttConnection
 from plantmesh.contracts import AssetPath, Reading, ReadingBatch, encode
 from plantmesh.mqtt_auth import apply_connection
 from plantmesh.topics import Topics
-from tests.support.kafka import kafka_options, partitions_of
+from tests.support.kafka import kafka_options
 
 SIGNALS = ("temp", "pressure", "speed", "current", "flow")
 NORMAL_TEMP = 60.0
@@ -163,21 +162,3 @@ async def group_members(bootstrap: str, group: str) -> dict[str, set[tuple[str, 
             {(tp.topic, tp.partition) for tp in parts.partitions()} if parts else set()
         )
     return held
-
-
-async def group_lag(bootstrap: str, group: str, topic: str) -> int:
-    """Records on `topic` the group has not committed yet, over all partitions."""
-    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    partitions = await partitions_of(bootstrap, topic)
-    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-    return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
