@@ -30,8 +30,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from cpu_meter import cpu_s
 from ingest_workload import (
     INFLUX,
@@ -39,7 +37,6 @@ from ingest_workload import (
     delete_topics,
     fill_raw,
     influx_call,
-    kafka_options,
     local_servers,
     make_batches,
 )
@@ -47,41 +44,12 @@ from ingest_workload import (
 from plantmesh.connections import KafkaConnection
 from plantmesh.kafka.admin import ensure_topics
 from plantmesh.topics import Topics
+from tests.support.kafka import group_lag  # the tests' view of a group, shared
+from tests.support.scale_out import group_members
 
 PARTITIONS = 6
 PER_BATCH = 50
 MACHINES = tuple(f"m{i:02d}" for i in range(24))  # keys enough for every partition
-
-
-async def lag(group: str, topic: str) -> int:
-    admin = AIOKafkaAdminClient(**kafka_options())
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(**kafka_options(), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-    return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in partitions)
-
-
-async def assigned(group: str) -> int:
-    """Members of `group` once it is stable (0 while it rebalances)."""
-    admin = AIOKafkaAdminClient(**kafka_options())
-    await admin.start()
-    try:
-        [response] = await admin.describe_consumer_groups([group])
-    except Exception:  # no coordinator yet: ask again
-        return 0
-    finally:
-        await admin.close()
-    error, _group, state, *_rest = response.groups[0][:6]
-    return 0 if error or state != "Stable" else len(response.groups[0][5])
 
 
 def start_writers(count: int, config: Path) -> list[subprocess.Popen[bytes]]:
@@ -124,7 +92,7 @@ async def one_round(writers: int, readings: int, workdir: Path) -> dict[str, flo
         async def joined() -> bool:
             if any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"a writer ended: see {workdir}")
-            return await assigned(group) == writers
+            return len(await group_members(KAFKA, group)) == writers
 
         await poll(joined, 120, f"{writers} writers in {group}")
         servers = local_servers()
@@ -134,7 +102,7 @@ async def one_round(writers: int, readings: int, workdir: Path) -> dict[str, flo
         await fill_raw(topics.telemetry_raw, batches)
 
         async def drained() -> bool:
-            return await lag(group, topics.telemetry_raw) == 0
+            return await group_lag(KAFKA, group, topics.telemetry_raw) == 0
 
         await poll(drained, 600, "every record committed")
         wall = time.perf_counter() - began

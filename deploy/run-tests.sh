@@ -26,8 +26,11 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   fi
 fi
 
+# Downloads and builds for the tests live where `plantmesh stack` keeps its own.
+cache="${PLANTMESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/plantmesh}"
+
 # node-opcua: a second OPC UA implementation (JavaScript), cached outside the repository.
-node_opcua="${PLANTMESH_NODE_OPCUA:-${PLANTMESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/plantmesh}/node-opcua}"
+node_opcua="${PLANTMESH_NODE_OPCUA:-$cache/node-opcua}"
 if command -v npm >/dev/null 2>&1 && [ ! -d "$node_opcua/node_modules/node-opcua-client" ]; then
   echo "installing node-opcua-client (npm) for OPC UA interoperability tests"
   mkdir -p "$node_opcua"
@@ -45,7 +48,7 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium missing: sudo apt-get install chromium" >&2
   fi
 fi
-axe_core="${PLANTMESH_AXE_CORE:-${PLANTMESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/plantmesh}/axe-core}"
+axe_core="${PLANTMESH_AXE_CORE:-$cache/axe-core}"
 if command -v npm >/dev/null 2>&1 && [ ! -f "$axe_core/node_modules/axe-core/axe.min.js" ]; then
   echo "installing axe-core (npm) for the console's accessibility checks"
   mkdir -p "$axe_core"
@@ -67,9 +70,9 @@ status=0
 # Helm for the chart's checks (tests/integration/test_helm_chart.py) is a Go build of minutes
 # on an empty cache: start it now, on one core at the lowest priority, so it overlaps the
 # first tests; those tests wait for it (a file lock) rather than build it again.
-mkdir -p "${PLANTMESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/plantmesh}"
+mkdir -p "$cache"
 GOFLAGS="-p=1" setsid nice -n 19 $BIN/python -m plantmesh.stack.helm_build \
-  >"${PLANTMESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/plantmesh}/helm-prebuild.log" 2>&1 &
+  >"$cache/helm-prebuild.log" 2>&1 &
 helm_build=$!
 echo "== tests"
 export PLANTMESH_TEST_TIMEOUT_SCALE="${PLANTMESH_TEST_TIMEOUT_SCALE:-3}"

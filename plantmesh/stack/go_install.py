@@ -19,6 +19,22 @@ from plantmesh.stack.paths import StackConfig
 from plantmesh.stack.system import file_lock, find_program, run_logged
 
 
+def go_environment(gobin: Path, caches: Path | None = None) -> dict[str, str]:
+    """The environment of a `go install` into `gobin`: no cgo, never another toolchain, no VCS
+    stamping (a module from the proxy has none); module and build caches under `caches` when
+    given, else the user's."""
+    env = {
+        **os.environ,
+        "CGO_ENABLED": "0",
+        "GOBIN": str(gobin),
+        "GOTOOLCHAIN": "local",  # never download another Go toolchain
+        "GOFLAGS": (os.environ.get("GOFLAGS", "") + " -buildvcs=false").strip(),
+    }
+    if caches is not None:
+        env |= {"GOPATH": str(caches / "gopath"), "GOCACHE": str(caches / "gocache")}
+    return env
+
+
 @dataclass(frozen=True)
 class GoProgram:
     """What to build: `go install -tags <tags> -ldflags <ldflags> <package>@v<version>`."""
@@ -96,15 +112,7 @@ class GoInstall:
         ]
 
     def _env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "CGO_ENABLED": "0",
-            "GOBIN": str(self.binary.parent),
-            "GOPATH": str(self.home / "gopath"),
-            "GOCACHE": str(self.home / "gocache"),
-            "GOTOOLCHAIN": "local",  # never download another Go toolchain
-            "GOFLAGS": (os.environ.get("GOFLAGS", "") + " -buildvcs=false").strip(),
-        }
+        return go_environment(self.binary.parent, caches=self.home)
 
 
 def build_now(build: GoInstall) -> int:

@@ -5,7 +5,6 @@ the stack runs `--insecure`: users and token files in plantmesh.stack.influx_sec
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import urllib.error
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from plantmesh.influxql import TOKEN_FILE_VAR
 from plantmesh.stack.errors import StackError
+from plantmesh.stack.go_install import go_environment
 from plantmesh.stack.influx_security import ADMIN, InfluxSecurity, influxql, security_dir
 from plantmesh.stack.paths import HOST, INFLUX_PORT_VAR, INFLUXDB_VERSION, Ports
 from plantmesh.stack.process import Identity
@@ -152,13 +152,7 @@ class InfluxDB(Server):
             if self.built_version() == INFLUXDB_VERSION:
                 return
             self.home.mkdir(parents=True, exist_ok=True)
-            env = {
-                **os.environ,
-                "CGO_ENABLED": "0",  # InfluxDB 1.8's Flux needs no cgo
-                "GOBIN": str(self.binary.parent),
-                "GOTOOLCHAIN": "local",  # never download another Go toolchain
-                "GOFLAGS": (os.environ.get("GOFLAGS", "") + " -buildvcs=false").strip(),
-            }
+            env = go_environment(self.binary.parent)  # InfluxDB 1.8's Flux needs no cgo
             with progress.step(
                 self.name,
                 f"building InfluxDB {INFLUXDB_VERSION} with go (first time only, ~1-2 min)",

@@ -20,6 +20,7 @@ from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, de
 from plantmesh.kafka.admin import ensure_topics
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics
 from tests.support.kafka import kafka_options
+from tests.support.threshold import BEARING_RULE
 
 pytestmark = pytest.mark.integration
 
@@ -27,21 +28,11 @@ pytestmark = pytest.mark.integration
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 PRESS = AssetPath.parse("plant-a/stamping/line1/press-01")
 PUMP = AssetPath.parse("plant-a/utilities/line1/pump-01")
-RULE = {
-    "name": "bearing-overtemp",
-    "type": "threshold",
-    "issue_type": "bearing-overtemperature",
-    "signal": "bearing_temp",
-    "above": 90.0,
-    "deadband": 5.0,
-    "on_delay_s": 5.0,
-    "severity": "high",
-}
 
 
 def config(namespace: str, bootstrap: str) -> AlertingConfig:
     return AlertingConfig.model_validate(
-        {"namespace": namespace, "kafka": {"bootstrap": bootstrap}, "rules": [RULE]}
+        {"namespace": namespace, "kafka": {"bootstrap": bootstrap}, "rules": [BEARING_RULE]}
     )
 
 
@@ -168,7 +159,11 @@ def test_cli_backtests_the_namespace_topic(
     cfg = tmp_path / "alerting.yaml"
     cfg.write_text(
         json.dumps(
-            {"namespace": namespace, "kafka": {"bootstrap": kafka_bootstrap}, "rules": [RULE]}
+            {
+                "namespace": namespace,
+                "kafka": {"bootstrap": kafka_bootstrap},
+                "rules": [BEARING_RULE],
+            }
         )
     )
     out = tmp_path / "alerts.jsonl"

@@ -20,6 +20,7 @@ from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, Se
 from plantmesh.kafka.admin import ensure_topics
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics
 from tests.support.kafka import kafka_options
+from tests.support.threshold import BEARING_RULE
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +28,6 @@ pytestmark = pytest.mark.integration
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 PRESS = AssetPath.parse("plant-a/stamping/line1/press-01")
 PUMP = AssetPath.parse("plant-a/utilities/line1/pump-01")
-RULE = {
-    "name": "bearing-overtemp",
-    "type": "threshold",
-    "issue_type": "bearing-overtemperature",
-    "signal": "bearing_temp",
-    "above": 90.0,
-    "deadband": 5.0,
-    "on_delay_s": 5.0,
-    "severity": "high",
-}
 
 
 def machine_batches(asset: AssetPath, hot_from: int, hot_to: int) -> list[ReadingBatch]:
@@ -108,7 +99,11 @@ def test_explain_from_kafka_reproduces_the_alert_exactly(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     asyncio.run(produce(kafka_bootstrap, namespace))
-    settings = {"namespace": namespace, "kafka": {"bootstrap": kafka_bootstrap}, "rules": [RULE]}
+    settings = {
+        "namespace": namespace,
+        "kafka": {"bootstrap": kafka_bootstrap},
+        "rules": [BEARING_RULE],
+    }
     cfg = AlertingConfig.model_validate(settings)
     events = asyncio.run(alert_log(cfg))
     press = [e for e in events if e.asset == PRESS]

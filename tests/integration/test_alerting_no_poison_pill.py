@@ -49,6 +49,7 @@ from tests.support.poison import (
     reasons,
 )
 from tests.support.receivers import HttpReceiver, SmtpReceiver
+from tests.support.threshold import BEARING_RULE
 from tests.support.waiting import async_wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -88,18 +89,7 @@ def detection_config(namespace: str, bootstrap: str, tmp_path: Path) -> Alerting
             "group_id": f"{namespace}-alerting",
             "alert_log": str(tmp_path / "alerts.jsonl"),
             "kafka_topics": {"partitions": 2, "replication_factor": 1},
-            "rules": [
-                {
-                    "name": "bearing-overtemp",
-                    "type": "threshold",
-                    "issue_type": "bearing-overtemperature",
-                    "signal": "bearing_temp",
-                    "above": 90.0,
-                    "deadband": 5.0,
-                    "on_delay_s": 5.0,
-                    "severity": "high",
-                }
-            ],
+            "rules": [BEARING_RULE],
         }
     )
 

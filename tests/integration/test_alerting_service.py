@@ -20,6 +20,7 @@ from alerting.service import AlertingService
 from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, decode, encode
 from plantmesh.topics import HEADER_MACHINE_CLASS, Topics
 from tests.support.kafka import kafka_options, read_all
+from tests.support.threshold import BEARING_RULE
 from tests.support.waiting import async_wait_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -37,18 +38,7 @@ def config(namespace: str, bootstrap: str, alert_log: Path) -> AlertingConfig:
             "group_id": f"{namespace}-alerting",
             "alert_log": str(alert_log),
             "kafka_topics": {"partitions": 2, "replication_factor": 1},
-            "rules": [
-                {
-                    "name": "bearing-overtemp",
-                    "type": "threshold",
-                    "issue_type": "bearing-overtemperature",
-                    "signal": "bearing_temp",
-                    "above": 90.0,
-                    "deadband": 5.0,
-                    "on_delay_s": 5.0,
-                    "severity": "high",
-                }
-            ],
+            "rules": [BEARING_RULE],
         }
     )
 

@@ -45,19 +45,21 @@ def reading(
     )
 
 
+BEARING_RULE: dict[str, Any] = {
+    "name": "bearing-overtemp",
+    "type": "threshold",
+    "issue_type": "bearing-overtemperature",
+    "signal": "bearing_temp",
+    "above": 90.0,
+    "deadband": 5.0,
+    "on_delay_s": 5.0,
+    "severity": "high",
+}
+"""The threshold rule most alerting tests use, as a config would state it."""
+
+
 def rule(**overrides: Any) -> ThresholdRule:
-    params: dict[str, Any] = {
-        "name": "bearing-overtemp",
-        "type": "threshold",
-        "issue_type": "bearing-overtemperature",
-        "signal": "bearing_temp",
-        "above": 90.0,
-        "deadband": 5.0,
-        "on_delay_s": 5.0,
-        "severity": "high",
-    }
-    params.update(overrides)
-    return ThresholdRule(ThresholdRuleConfig.model_validate(params))
+    return ThresholdRule(ThresholdRuleConfig.model_validate(BEARING_RULE | overrides))
 
 
 def feed(engine: Engine, readings: Iterable[Reading]) -> list[AlertEvent]:

@@ -27,24 +27,15 @@ from alerting.engine import Engine
 from alerting.times import when as _when
 from plantmesh import cli
 from plantmesh.contracts import AlertEvent, AssetPath, Reading, ReadingBatch, decode, encode
+from tests.support.threshold import BEARING_RULE
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PRESS = AssetPath.parse("plant-a/stamping/line1/press-01")
 OTHER = AssetPath.parse("plant-a/stamping/line1/press-02")
-RULE: dict[str, Any] = {
-    "name": "bearing-overtemp",
-    "type": "threshold",
-    "issue_type": "bearing-overtemperature",
-    "signal": "bearing_temp",
-    "above": 90.0,
-    "deadband": 5.0,
-    "on_delay_s": 5.0,
-    "severity": "high",
-}
 
 
 def config(**overrides: Any) -> AlertingConfig:
-    return AlertingConfig.model_validate({"rules": [RULE], **overrides})
+    return AlertingConfig.model_validate({"rules": [BEARING_RULE], **overrides})
 
 
 def reading(t: float, value: float, asset: AssetPath = PRESS) -> Reading:
@@ -204,7 +195,7 @@ def run_cli(monkeypatch: pytest.MonkeyPatch) -> RunCli:
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "alerting.yaml"
-    path.write_text(json.dumps({"rules": [RULE]}))  # JSON is YAML
+    path.write_text(json.dumps({"rules": [BEARING_RULE]}))  # JSON is YAML
     return path
 
 
