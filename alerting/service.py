@@ -39,17 +39,16 @@ from alerting.engine import Engine
 from alerting.inputs import input_topics
 from alerting.pipeline import FanOut, Pipeline
 from alerting.poison import RefusedError, Skips, internal_error
+from alerting.positioning import position
 from alerting.shards import Shards
 from alerting.sinks import AlertLogSink, EventSink, KafkaEventSink, LogSink, SinkError
-from alerting.state_store import (
-    STATE_TOPIC_CONFIGS,
-    CheckpointTooLargeError,
-    StateStore,
-)
+from alerting.state_store import CheckpointTooLargeError, StateStore
 from alerting.stats import ServiceStats, report_stats
+from alerting.topic_setup import create_topics, input_partitions
 from plantmesh.contracts import AlertEvent, DecodeError
 from plantmesh.dead_letters import Rejection
-from plantmesh.kafka.admin import TopicSetupError, ensure_topics
+from plantmesh.kafka.admin import TopicSetupError
+from plantmesh.kafka.assignment_gate import AssignmentGate
 from plantmesh.kafka.clients import make_consumer, start_client
 from plantmesh.resilience import Backoff, ErrorLog, StopRequestedError, retry_until_stopped
 from plantmesh.topics import DlqReason, Topics
@@ -67,12 +66,16 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.service = service
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.service.gate.close()
         await self.service.hand_over({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        # Stopping while checkpoints load: nothing will be evaluated, the next owner loads them.
-        with contextlib.suppress(StopRequestedError):
-            await self.service.take_over({tp.partition for tp in assigned})
+        try:
+            # Stopping while checkpoints load: nothing is evaluated, the next owner loads them.
+            with contextlib.suppress(StopRequestedError):
+                await self.service.take_over({tp.partition for tp in assigned})
+        finally:
+            self.service.gate.open()
 
 
 class AlertingService:
@@ -110,6 +113,8 @@ class AlertingService:
         # is handed over or taken over: a shard is never checkpointed half-way through a poll.
         self._lock = asyncio.Lock()
         self.commands_ready = asyncio.Event()  # commands sent from then on will be seen
+        # A poll that spans a rebalance is dropped: take_over positions every partition it takes.
+        self.gate = AssignmentGate(self._stopping)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -150,56 +155,17 @@ class AlertingService:
         await start_client(consumer)
         return consumer
 
-    async def _create_topics(self) -> None:
-        new = self.config.kafka_topics
-        if not new.create:
-            return
-        topics = (
-            *input_topics(self.topics),
-            self.topics.alert_events,
-            self.topics.alerting_commands,
-        )
-        state = (self.topics.alerting_state,)
-        for names, configs in ((topics, None), (state, STATE_TOPIC_CONFIGS)):
-            create = partial(
-                ensure_topics,
-                self.config.kafka,
-                names,
-                new.partitions,
-                new.replication_factor,
-                configs=configs,
-            )
-            await self._retry("creating topics", create)
-
-    async def _check_copartitioned(self) -> None:
-        counts = {
-            topic: await self._retry(
-                f"reading the partitions of {topic}", partial(self.store.partition_count, topic)
-            )
-            for topic in input_topics(self.topics)
-        }
-        self.shards.partitions = counts[self.topics.telemetry_normalized]
-        if len(set(counts.values())) != 1:
-            found = ", ".join(f"{t}: {n}" for t, n in counts.items())
-            log.warning(
-                "the alerting inputs have different partition counts (%s): one process is "
-                "right, but with several, a gateway's deaths and gaps can reach a process that "
-                "does not own its batches (skipped there, counted as elsewhere). Give them one "
-                "partition count.",
-                found,
-            )
-
     async def _consume(self) -> None:
         started: list[EventSink] = []
         store_started = False
         try:
-            await self._create_topics()
+            await create_topics(self.config, self.topics, self._retry)
             for sink in self.sinks:
                 await self._retry(f"starting sink {sink.name}", sink.start)
                 started.append(sink)
             await self._retry("starting the state store", self.store.start)
             store_started = True
-            await self._check_copartitioned()
+            self.shards.partitions = await input_partitions(self.topics, self.store, self._retry)
             consumer = await self._retry("starting consumer", self._start_consumer)
             self._consumer = consumer
             consumer.subscribe(list(input_topics(self.topics)), listener=_Rebalance(self))
@@ -295,11 +261,10 @@ class AlertingService:
             for partition in sorted(new):
                 checkpoint = loaded.get(partition)
                 shard = self.shards.add(partition, checkpoint)
+                await self._position(partition, input_topics(self.topics), shard.offsets)
                 if checkpoint is None:
                     continue
                 self.stats.restored += 1
-                for topic, offset in checkpoint.offsets.items():
-                    self._consumer.seek(TopicPartition(topic, partition), offset)
                 shard.republished = await self._retry(
                     "reading the alert events published since the checkpoint",
                     partial(
@@ -317,6 +282,22 @@ class AlertingService:
                 else "",
             )
 
+    async def _position(
+        self, partition: int, topics: Iterable[str], offsets: dict[str, int]
+    ) -> None:
+        assert self._consumer is not None
+        start = self.config.start_from
+        await position(self._consumer, partition, topics, offsets, start, self._retry)
+
+    async def _read_again(self, dropped: Iterable[TopicPartition]) -> None:
+        """After a poll that spanned a rebalance: its records may predate the take-over's
+        seek, or follow it; either way each partition still owned reads on from its shard."""
+        async with self._lock:
+            for tp in dropped:
+                shard = self.shards.by_partition.get(tp.partition)
+                if shard is not None:
+                    await self._position(tp.partition, [tp.topic], shard.offsets)
+
     async def hand_over(self, partitions: set[int]) -> None:
         """Checkpoint the shards of revoked partitions for their next owner, then drop them."""
         async with self._lock:
@@ -328,7 +309,12 @@ class AlertingService:
 
     # --- the loop ------------------------------------------------------------------------------
     async def _poll_once(self, consumer: AIOKafkaConsumer) -> None:
+        epoch = self.gate.epoch
         batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
+        if epoch != self.gate.epoch or not self.gate.is_open:
+            if await self.gate.wait():
+                await self._read_again(batches)
+            return
         took: dict[str, float] = {}
         mark = time.perf_counter()
 

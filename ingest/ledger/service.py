@@ -13,6 +13,12 @@ count). A new owner reads those partitions back before consuming. Each snapshot 
 of the last record it applied, so a replay after a crash skips what the snapshot already counts.
 Flush order: completeness events (at least once), snapshots, figures to InfluxDB, then the
 offset commit (which only shortens the next replay).
+
+aiokafka runs the rebalance callbacks in its coordinator task and lets `getmany` return records
+of a newly assigned partition as soon as the assignment is known, before `on_partitions_assigned`
+has finished: records fetched while snapshots load would be applied to an empty ledger that the
+loaded snapshot then replaces (a gap that never closes). So records wait until the take-over is
+done, and applying, flushing and handing over never interleave.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from ingest.influx import InfluxRejectedError, InfluxSink, InfluxUnavailableErro
 from ingest.ledger.state import GatewayLedger, SeqRecord
 from ingest.line_protocol import format_line
 from plantmesh.contracts import encode
+from plantmesh.kafka.assignment_gate import AssignmentGate
 from plantmesh.kafka.clients import Producer, make_consumer, start_client
 from plantmesh.resilience import (
     Backoff,
@@ -109,6 +116,13 @@ class LedgerService:
         self._bad_records = ErrorLog(log, "completeness ledger record")
         self.flushes = 0
         self.ready = asyncio.Event()
+        self._lock = asyncio.Lock()
+        """Held to apply records, flush, hand over and take over: one at a time."""
+        self._gate = AssignmentGate(stop)
+        """Closed from a revocation until the next assignment's snapshots are in."""
+        self.failed: BaseException | None = None
+        """A take-over that failed for another reason than Kafka (aiokafka would only log it):
+        `run()` raises it rather than count on state it does not have."""
 
     async def start(self) -> None:
         cfg = self.config
@@ -137,18 +151,24 @@ class LedgerService:
                     break
                 continue
             self.ready.set()
-            now = time.time()
-            for tp, batch in records.items():
-                for record in batch:
-                    self._apply(tp, record, now)
-                self._offsets[tp] = batch[-1].offset + 1
-            if time.monotonic() - last_flush >= self.settings.flush_interval_s:
-                with contextlib.suppress(StopRequestedError):
-                    await self.flush()
-                last_flush = time.monotonic()
+            if not await self._gate.wait():
+                break
+            if self.failed is not None:
+                raise self.failed
+            async with self._lock:
+                now = time.time()
+                for tp, batch in records.items():
+                    for record in batch:
+                        self._apply(tp, record, now)
+                    self._offsets[tp] = batch[-1].offset + 1
+                if time.monotonic() - last_flush >= self.settings.flush_interval_s:
+                    with contextlib.suppress(StopRequestedError):
+                        await self.flush()
+                    last_flush = time.monotonic()
         # Stopping: one last flush, without retrying (the snapshot and a replay cover the rest).
         with contextlib.suppress(StopRequestedError, KafkaError, InfluxUnavailableError):
-            await self.flush(retry=False)
+            async with self._lock:
+                await self.flush(retry=False)
 
     def _apply(self, tp: TopicPartition, record: Any, now: float) -> None:
         try:
@@ -251,16 +271,32 @@ class LedgerService:
     # --- ownership ------------------------------------------------------------------------
     async def hand_over(self, revoked: list[TopicPartition]) -> None:
         """Before another writer owns these gateways: publish their state, then forget it."""
+        self._gate.close()  # before any await: no record is applied until the take-over
         partitions = {tp.partition for tp in revoked}
-        with contextlib.suppress(StopRequestedError, KafkaError, InfluxUnavailableError):
-            await self.flush(retry=False, only=partitions)
-        for key in [k for k, p in self._partition_of.items() if p in partitions]:
-            self.gateways.pop(key, None)
-            self._partition_of.pop(key, None)
-            self._dirty.discard(key)
+        async with self._lock:
+            with contextlib.suppress(StopRequestedError, KafkaError, InfluxUnavailableError):
+                await self.flush(retry=False, only=partitions)
+            for key in [k for k, p in self._partition_of.items() if p in partitions]:
+                self.gateways.pop(key, None)
+                self._partition_of.pop(key, None)
+                self._dirty.discard(key)
+            for tp in [tp for tp in self._offsets if tp.partition in partitions]:
+                del self._offsets[tp]  # not ours to commit any more; the next owner replays
 
     async def take_over(self, assigned: list[TopicPartition]) -> None:
-        """Read the snapshots of the gateways these partitions carry."""
+        """Read the snapshots of the gateways these partitions carry; only then may records of
+        any partition be applied."""
+        try:
+            async with self._lock:
+                await self._take_over(assigned)
+        except StopRequestedError:
+            pass  # stopping while snapshots load: the next owner loads them
+        except Exception as exc:
+            self.failed = exc
+        finally:
+            self._gate.open()
+
+    async def _take_over(self, assigned: list[TopicPartition]) -> None:
         owned = {tp.partition for tp in assigned}
         partitions = [
             TopicPartition(self.topics.ingest_ledger, p)

@@ -10,7 +10,7 @@ through the same checks as the live path, remembering the digests of what would 
 stored. Nothing is written or sent: those batches were handled already.
 
 aiokafka may fetch a newly assigned partition while the listener still runs, so the writer
-checks nothing fetched after a revocation until the recall that follows it has `settled`.
+checks nothing fetched after a revocation until the recall that follows it is done (`gate`).
 
 Kafka keeps telemetry.raw for its retention time, and the raw message is the record of what was
 stored (the same checks turn it into the same lines), so no state of our own has to be kept.
@@ -32,6 +32,7 @@ from aiokafka.structs import TopicPartition
 
 from ingest.config import IngestConfig
 from ingest.writer.poll import Preparer
+from plantmesh.kafka.assignment_gate import AssignmentGate
 from plantmesh.kafka.clients import make_consumer, start_client
 from plantmesh.resilience import Backoff, ErrorLog, retry_until_stopped
 
@@ -53,32 +54,19 @@ class Recall(ConsumerRebalanceListener):  # type: ignore[misc]
         self._stop = stop
         self.recalled = 0
         """Messages read back so far (all partitions, all assignments)."""
-        self.settled = asyncio.Event()
-        """Set while no (re)assignment is pending: what a fetch returns may then be checked."""
+        self.gate = AssignmentGate(stop)
+        """Open while no (re)assignment is pending: what a fetch returns may then be checked."""
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         """Called before every (re)join, the first too. The digests of revoked partitions
         stay: they age out of the window like any."""
-        self.settled.clear()
+        self.gate.close()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         try:
             await self._recall(sorted(assigned))
         finally:  # aiokafka logs and swallows a listener's exception: the writer must go on
-            self.settled.set()
-
-    async def wait_settled(self) -> bool:
-        """Until the pending recall is done (True) or the writer is stopping (False)."""
-        if self.settled.is_set():
-            return True
-        settled = asyncio.ensure_future(self.settled.wait())
-        stopping = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait({settled, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            settled.cancel()
-            stopping.cancel()
-        return self.settled.is_set()
+            self.gate.open()
 
     async def _recall(self, partitions: list[TopicPartition]) -> None:
         window = self.preparer.digests.size

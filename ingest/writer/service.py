@@ -232,7 +232,7 @@ class Writer:
                 backoff.reset()
                 if not records:
                     continue
-                if not await self.recall.wait_settled():  # a new partition's tail first
+                if not await self.recall.gate.wait():  # a new partition's tail first
                     break
                 poll = await self._preparer.prepare(records)
                 self.stats.messages += sum(len(batch) for batch in records.values())

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ingest.ledger.state import GatewayLedger, SeqRecord
 from plantmesh.children import Child, Children
 from plantmesh.contracts import AlertEvent, is_transition
 from plantmesh.influxql import query
@@ -242,7 +243,9 @@ async def test_two_of_each_service_survive_losing_one_of_each_mid_load(
                 lambda: _now(_ledger_complete(influx_url, influx_database, load)), 60, "ledger"
             )
         except AssertionError as exc:
-            raise AssertionError(f"{exc}: {_ledger(influx_url, influx_database)}") from None
+            where = await _where_missing(kafka_bootstrap, namespace, load)
+            raise AssertionError(f"{exc}: {_ledger(influx_url, influx_database)}\n{where}\n"
+                                 f"{site.logs()}") from None  # fmt: skip
         events = await _alert_events(kafka_bootstrap, Topics(namespace).alert_events)
         assert all(c.alive() for c in site.services.started), site.logs()
     finally:
@@ -267,6 +270,27 @@ async def _wait_for_escalations(http: HttpReceiver, site: Site) -> None:
     except AssertionError as exc:
         told = {p: Counter(k for _a, k in _deliveries(http, p)) for p in ("/ops", "/maint")}
         raise AssertionError(f"{exc}: told {told}\n{site.logs()}") from None
+
+
+async def _where_missing(bootstrap: str, namespace: str, load: SteadyLoad) -> str:
+    """For a ledger that stays short: which sequence numbers telemetry.sequences lacks (the
+    writers never told) and the gaps the ledger's last snapshots hold (it lost what it was told)."""
+    topics = Topics(namespace)
+    told: dict[str, set[int]] = defaultdict(set)
+    for record in await records_on(bootstrap, topics.telemetry_sequences):
+        seq = SeqRecord.from_bytes(record.value or b"")
+        told[seq.gateway_id].add(seq.seq)
+    lines = []
+    for gateway, seqs in sorted(told.items()):
+        absent = sorted(set(range(load.batches_per_gateway)) - seqs)
+        lines.append(f"{gateway}: {len(absent)} never on the sequences topic {absent[:3]}..")
+    for record in await records_on(bootstrap, topics.ingest_ledger):
+        if record.value:
+            snap = GatewayLedger.from_bytes(record.value)
+            gaps = [(g.first, g.last) for s in snap.sessions.values() for g in s.gaps]
+            lines.append(f"snapshot {snap.gateway_id} partition {snap.partition} offset "
+                         f"{record.offset}: applied {snap.applied} gaps {gaps}")  # fmt: skip
+    return "\n".join(lines[-40:])
 
 
 def _ledger_complete(influx_url: str, db: str, load: SteadyLoad) -> bool:

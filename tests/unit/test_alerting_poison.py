@@ -108,6 +108,7 @@ def running(tmp_path: Path, engine: Callable[[], Engine] | None = None) -> Alert
     MADE.append(made)
     made.pipeline = Pipeline([Collect()])
     made.shards.add(0, None)
+    made.gate.open()  # no rebalance with a fake consumer: as after taking partition 0 over
     return made
 
 
