@@ -39,7 +39,6 @@ from alerting.engine import Engine
 from alerting.inputs import input_topics
 from alerting.pipeline import FanOut, Pipeline
 from alerting.poison import RefusedError, Skips, internal_error
-from alerting.positioning import position
 from alerting.shards import Shards
 from alerting.sinks import AlertLogSink, EventSink, KafkaEventSink, LogSink, SinkError
 from alerting.state_store import CheckpointTooLargeError, StateStore
@@ -113,7 +112,7 @@ class AlertingService:
         # is handed over or taken over: a shard is never checkpointed half-way through a poll.
         self._lock = asyncio.Lock()
         self.commands_ready = asyncio.Event()  # commands sent from then on will be seen
-        # A poll that spans a rebalance is dropped: take_over positions every partition it takes.
+        # Holds a poll that spans a rebalance until the take-over is done (see _settled).
         self.gate = AssignmentGate(self._stopping)
 
     def stop(self) -> None:
@@ -261,10 +260,11 @@ class AlertingService:
             for partition in sorted(new):
                 checkpoint = loaded.get(partition)
                 shard = self.shards.add(partition, checkpoint)
-                await self._position(partition, input_topics(self.topics), shard.offsets)
                 if checkpoint is None:
                     continue
                 self.stats.restored += 1
+                for topic, offset in checkpoint.offsets.items():
+                    self._consumer.seek(TopicPartition(topic, partition), offset)
                 shard.republished = await self._retry(
                     "reading the alert events published since the checkpoint",
                     partial(
@@ -282,21 +282,26 @@ class AlertingService:
                 else "",
             )
 
-    async def _position(
-        self, partition: int, topics: Iterable[str], offsets: dict[str, int]
-    ) -> None:
-        assert self._consumer is not None
-        start = self.config.start_from
-        await position(self._consumer, partition, topics, offsets, start, self._retry)
-
-    async def _read_again(self, dropped: Iterable[TopicPartition]) -> None:
-        """After a poll that spanned a rebalance: its records may predate the take-over's
-        seek, or follow it; either way each partition still owned reads on from its shard."""
-        async with self._lock:
-            for tp in dropped:
-                shard = self.shards.by_partition.get(tp.partition)
-                if shard is not None:
-                    await self._position(tp.partition, [tp.topic], shard.offsets)
+    def _settled(
+        self,
+        consumer: AIOKafkaConsumer,
+        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """The records of a poll that spanned a rebalance that may be evaluated (the gate is
+        open: the shards are the assignment). Some may have been fetched before the take-over
+        sought to a checkpoint: a restored partition reads again from its shard's offset. A
+        fresh one keeps them (they come from the group's committed offset, as it would read)."""
+        kept = {}
+        for tp, records in batches.items():
+            shard = self.shards.by_partition.get(tp.partition)
+            if shard is None:
+                continue  # another process's now
+            offset = shard.offsets.get(tp.topic)
+            if offset is None:
+                kept[tp] = records
+            else:
+                consumer.seek(tp, offset)
+        return kept
 
     async def hand_over(self, partitions: set[int]) -> None:
         """Checkpoint the shards of revoked partitions for their next owner, then drop them."""
@@ -312,9 +317,9 @@ class AlertingService:
         epoch = self.gate.epoch
         batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
         if epoch != self.gate.epoch or not self.gate.is_open:
-            if await self.gate.wait():
-                await self._read_again(batches)
-            return
+            if not await self.gate.wait():
+                return
+            batches = self._settled(consumer, batches)
         took: dict[str, float] = {}
         mark = time.perf_counter()
 

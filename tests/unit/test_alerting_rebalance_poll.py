@@ -1,8 +1,9 @@
 """The alerting service's poll across a rebalance, with a stand-in consumer: aiokafka lets
 `getmany` return records of a new assignment before `on_partitions_assigned` has restored the
-shards and sought to their checkpoints. Such a poll is dropped, never evaluated, and every
-partition it touched that is still owned reads on from its shard's offset (else the group's
-committed offset), so nothing is evaluated twice and nothing is skipped."""
+shards and sought to their checkpoints. Such a poll waits for the take-over; a restored
+partition then reads again from its shard's offset (its records may predate the seek), a fresh
+one keeps its records (read from the group's committed offset, as it would), and a partition
+that went to another process is dropped: nothing is evaluated twice and nothing is skipped."""
 
 from __future__ import annotations
 
@@ -24,11 +25,10 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 class FakeConsumer:
     """Runs `during` inside getmany (a rebalance in the coordinator task), remembers seeks."""
 
-    def __init__(self, records: dict[TopicPartition, list[Record]], committed: int | None) -> None:
+    def __init__(self, records: dict[TopicPartition, list[Record]]) -> None:
         self.records = records
         self.during: Callable[[], Any] = lambda: None
         self.seeks: dict[TopicPartition, int] = {}
-        self._committed = committed
         self.commits = 0
         self.polled = asyncio.Event()
 
@@ -36,9 +36,6 @@ class FakeConsumer:
         self.during()
         self.polled.set()
         return self.records
-
-    async def committed(self, tp: TopicPartition) -> int | None:
-        return self._committed
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.seeks[tp] = offset
@@ -72,9 +69,9 @@ def service(tmp_path: Path, consumer: FakeConsumer) -> AlertingService:
 
 
 def records(topic: str, partition: int, offsets: range) -> list[Record]:
+    value = b"not a batch"  # evaluated: counted as a message, skipped as undecodable
     return [
-        ConsumerRecord(topic, partition, o, 0, 0, b"p/m", b"not evaluated", None, 0, 13, [])
-        for o in offsets
+        ConsumerRecord(topic, partition, o, 0, 0, b"p/m", value, None, 0, 11, []) for o in offsets
     ]
 
 
@@ -83,7 +80,7 @@ async def test_a_poll_fetched_before_the_take_over_is_read_again_from_the_checkp
 ) -> None:
     topic = "telemetry.normalized"
     tp = TopicPartition(topic, 0)
-    consumer = FakeConsumer({tp: records(topic, 0, range(100, 110))}, committed=None)
+    consumer = FakeConsumer({tp: records(topic, 0, range(100, 110))})
     alerting = service(tmp_path, consumer)
     alerting.gate.open()
     alerting.shards.add(0, None).offsets[topic] = 100
@@ -96,16 +93,15 @@ async def test_a_poll_fetched_before_the_take_over_is_read_again_from_the_checkp
     await alerting._poll_once(consumer)
     assert alerting.stats.messages == 0  # dropped, not evaluated
     assert consumer.seeks == {tp: 100}  # the shard's own offset, not past the dropped ones
-    assert consumer.commits == 0  # the fetch position it moved is never committed
 
 
-async def test_a_poll_during_the_take_over_waits_for_it_then_reads_on_from_the_group(
+async def test_a_poll_during_the_take_over_waits_for_it_and_keeps_a_fresh_partitions_records(
     tmp_path: Path,
 ) -> None:
     topic = "telemetry.normalized"
     owned, gone = TopicPartition(topic, 1), TopicPartition(topic, 2)
     fetched = {owned: records(topic, 1, range(5, 8)), gone: records(topic, 2, range(0, 3))}
-    consumer = FakeConsumer(fetched, committed=5)
+    consumer = FakeConsumer(fetched)
     alerting = service(tmp_path, consumer)
     alerting.gate.close()  # revoked: the take-over of partition 1 is under way
 
@@ -114,7 +110,6 @@ async def test_a_poll_during_the_take_over_waits_for_it_then_reads_on_from_the_g
     alerting.shards.add(1, None)  # the take-over: partition 2 went to another process
     alerting.gate.open()
     await asyncio.wait_for(polling, 5)
-    assert alerting.stats.messages == 0
-    # Positioned only once the take-over had added the shard; no offset of its own yet, so the
-    # group's committed one. Partition 2 is another process's now: left alone.
-    assert consumer.seeks == {owned: 5}
+    assert alerting.stats.messages == 3  # partition 1's, evaluated once its shard was there
+    assert alerting.stats.skipped == {"malformed_json": 3}
+    assert consumer.seeks == {}  # partition 2 is another process's now: dropped, left alone
