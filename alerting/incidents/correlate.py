@@ -53,6 +53,7 @@ from plantmesh.contracts import (
     encode,
 )
 from plantmesh.fleet import Fleet
+from plantmesh.kafka.assignment_gate import AssignmentGate
 from plantmesh.kafka.clients import Producer, make_consumer, make_producer, start_client
 from plantmesh.resilience import ErrorLog, StopRequestedError
 from plantmesh.topics import DlqReason, Topics
@@ -69,6 +70,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.loop = loop
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.loop.gate.close()
         await self.loop.hand_over({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
@@ -79,6 +81,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         except Exception as exc:
             # aiokafka would only log it, and the partitions' records would pass unseen.
             self.loop.failed = exc
+        finally:
+            self.loop.gate.open()
 
 
 class Correlate:
@@ -117,6 +121,9 @@ class Correlate:
         # Held while records are correlated and their updates published, and while partitions
         # are handed or taken over: a correlator is never checkpointed half-way through a poll.
         self._lock = asyncio.Lock()
+        # A poll that spans a rebalance may hold records fetched before the take-over sought
+        # to a checkpoint, ahead of it: they are read again from the partition's offset.
+        self.gate = AssignmentGate(stop)
         self._poll_ms = max(1, min(POLL_TIMEOUT_MS, int(config.tick_s * 1000)))
         self._last_tick = -math.inf
         self._undecodable = Undecodable(log, stats.undecodable, stats.skipped)
@@ -242,7 +249,12 @@ class Correlate:
     async def _poll_once(self, consumer: AIOKafkaConsumer) -> None:
         if self.failed is not None:
             raise self.failed
+        epoch = self.gate.epoch
         batches = await consumer.getmany(timeout_ms=self._poll_ms, max_records=MAX_POLL_RECORDS)
+        if epoch != self.gate.epoch or not self.gate.is_open:
+            if await self.gate.wait():  # open: the partitions are the assignment
+                self._read_again(consumer, batches)
+            return
         async with self._lock:
             updates: list[IncidentUpdate] = []
             touched: list[Partition] = []
@@ -265,6 +277,13 @@ class Correlate:
             offsets = {TopicPartition(self.topic, p): s.offset for p, s in self.partitions.items()}
         if batches and offsets:
             await self._commit(consumer, offsets)
+
+    def _read_again(self, consumer: AIOKafkaConsumer, batches: Iterable[TopicPartition]) -> None:
+        """Each partition of a dropped poll from where its correlator got to (take_over sought
+        every partition it took there too, so no record is read twice or passed over)."""
+        for tp in batches:
+            if (part := self.partitions.get(tp.partition)) is not None:
+                consumer.seek(tp, part.offset)
 
     def _tick(self, touched: list[Partition]) -> list[IncidentUpdate]:
         """Every `tick_s`: incidents quiet for their hold closed, in partitions whose replay

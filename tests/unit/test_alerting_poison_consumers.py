@@ -227,6 +227,7 @@ async def correlating(
     config, stats, retry = stage
     loop = Correlate(config, POLICY, Fleet([]), stats, asyncio.Event(), retry, lambda: T0)
     part = loop.partitions[0] = Partition(0, loop.topic, Correlator(POLICY))
+    loop.gate.open()  # as after taking partition 0 over
     yield loop, part
     await loop.store.close()  # its producer exists from the start
 

@@ -1,13 +1,15 @@
-"""The alerting service's poll across a rebalance, with a stand-in consumer: aiokafka lets
+"""The alerting consumers' polls across a rebalance, with a stand-in consumer: aiokafka lets
 `getmany` return records of a new assignment before `on_partitions_assigned` has restored the
 shards and sought to their checkpoints. Such a poll waits for the take-over; a restored
 partition then reads again from its shard's offset (its records may predate the seek), a fresh
 one keeps its records (read from the group's committed offset, as it would), and a partition
-that went to another process is dropped: nothing is evaluated twice and nothing is skipped."""
+that went to another process is dropped: nothing is evaluated twice and nothing is skipped.
+The incident correlator, which seeks every partition it takes, reads such a poll again."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -16,7 +18,15 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from alerting.config import AlertingConfig
+from alerting.incidents.correlate import Correlate
+from alerting.incidents.correlator import Correlator
+from alerting.incidents.partitions import Partition
+from alerting.incidents.plumbing import Retrier
+from alerting.incidents.policy import Correlation, CorrelationConfig
+from alerting.incidents.stage_config import IncidentsConfig
+from alerting.incidents.stats import StageStats
 from alerting.service import AlertingService
+from plantmesh.fleet import Fleet
 from tests.support.threshold import BEARING_RULE
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -40,7 +50,7 @@ class FakeConsumer:
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.seeks[tp] = offset
 
-    async def commit(self) -> None:
+    async def commit(self, offsets: object = None) -> None:
         self.commits += 1
 
 
@@ -113,3 +123,31 @@ async def test_a_poll_during_the_take_over_waits_for_it_and_keeps_a_fresh_partit
     assert alerting.stats.messages == 3  # partition 1's, evaluated once its shard was there
     assert alerting.stats.skipped == {"malformed_json": 3}
     assert consumer.seeks == {}  # partition 2 is another process's now: dropped, left alone
+
+
+async def test_the_incident_correlator_reads_a_poll_across_a_rebalance_again_from_its_offset() -> (
+    None
+):
+    """After a crash the group's committed offset (40) is ahead of the checkpoint (30): records
+    fetched from 40 before the take-over sought to 30 would move the correlator past 30..39."""
+    config = IncidentsConfig.model_validate({"namespace": "t", "kafka": {"bootstrap": "x:9"}})
+    stop = asyncio.Event()
+    retry = Retrier(stop, config.backoff, logging.getLogger("test"))
+    policy = CorrelationConfig(version="t", default=Correlation(min_plants=2, window_s=600))
+    loop = Correlate(config, policy, Fleet([]), StageStats(), stop, retry)
+    try:
+        tp = TopicPartition(loop.topic, 0)
+        consumer = FakeConsumer({tp: records(loop.topic, 0, range(40, 45))})
+
+        def rebalance() -> None:  # the take-over restores a checkpoint at 30 while fetching
+            loop.gate.close()
+            loop.partitions[0] = Partition(0, loop.topic, Correlator(policy), offset=30)
+            loop.gate.open()
+
+        consumer.during = rebalance
+        await loop._poll_once(consumer)
+        assert loop.partitions[0].offset == 30  # nothing taken in
+        assert consumer.seeks == {tp: 30}
+        assert consumer.commits == 0
+    finally:
+        await loop.store.close()  # its producer exists from the start
