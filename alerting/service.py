@@ -316,7 +316,7 @@ class AlertingService:
     async def _poll_once(self, consumer: AIOKafkaConsumer) -> None:
         epoch = self.gate.epoch
         batches = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
-        if epoch != self.gate.epoch or not self.gate.is_open:
+        if self.gate.spanned(epoch):
             if not await self.gate.wait():
                 return
             batches = self._settled(consumer, batches)

@@ -251,7 +251,7 @@ class Correlate:
             raise self.failed
         epoch = self.gate.epoch
         batches = await consumer.getmany(timeout_ms=self._poll_ms, max_records=MAX_POLL_RECORDS)
-        if epoch != self.gate.epoch or not self.gate.is_open:
+        if self.gate.spanned(epoch):
             if await self.gate.wait():  # open: the partitions are the assignment
                 self._read_again(consumer, batches)
             return

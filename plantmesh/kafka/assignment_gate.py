@@ -25,6 +25,11 @@ class AssignmentGate:
     def is_open(self) -> bool:
         return self._open.is_set()
 
+    def spanned(self, epoch: int) -> bool:
+        """Whether a poll that began at `epoch` may hold records from before a take-over: a
+        rebalance began or ended since, or one is under way."""
+        return epoch != self.epoch or not self.is_open
+
     def close(self) -> None:
         """From `on_partitions_revoked`, before its first await."""
         self._open.clear()

@@ -33,7 +33,7 @@ from tests.support.ingest import forget_session
 from tests.support.kafka import group_lag, records_on
 from tests.support.receivers import HttpReceiver, SmtpReceiver
 from tests.support.scale_out import SteadyLoad, group_members
-from tests.support.waiting import async_wait_for
+from tests.support.waiting import async_wait_for, now
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -225,22 +225,22 @@ async def test_two_of_each_service_survive_losing_one_of_each_mid_load(
         await async_wait_for(site.ready, 120, "every group split between its two members")
         load.start_publishing()
         await async_wait_for(
-            lambda: _now(load.published_ticks >= KILL_AT_TICK or load.error), 120, "steady load"
+            lambda: now(load.published_ticks >= KILL_AT_TICK or load.error), 120, "steady load"
         )
         rebalance = await site.kill_one_of_each()
         record_property("rebalance_s", rebalance)
         print(f"rebalance after SIGKILL (s): {rebalance}")
 
-        await async_wait_for(lambda: _now(load.done or load.error), 180, "the whole load sent")
+        await async_wait_for(lambda: now(load.done or load.error), 180, "the whole load sent")
         assert load.error is None, load.error
         await async_wait_for(
-            lambda: _now(_stored(influx_url, influx_database) >= load.readings), 180, "all stored"
+            lambda: now(_stored(influx_url, influx_database) >= load.readings), 180, "all stored"
         )
         await site.caught_up()
         await _wait_for_escalations(http, site)
         try:
             await async_wait_for(
-                lambda: _now(_ledger_complete(influx_url, influx_database, load)), 60, "ledger"
+                lambda: now(_ledger_complete(influx_url, influx_database, load)), 60, "ledger"
             )
         except AssertionError as exc:
             where = await _where_missing(kafka_bootstrap, namespace, load)
@@ -265,7 +265,7 @@ async def _wait_for_escalations(http: HttpReceiver, site: Site) -> None:
 
     try:
         await async_wait_for(
-            lambda: _now(escalated() >= GATEWAYS * MACHINES), 60, "every escalation"
+            lambda: now(escalated() >= GATEWAYS * MACHINES), 60, "every escalation"
         )
     except AssertionError as exc:
         told = {p: Counter(k for _a, k in _deliveries(http, p)) for p in ("/ops", "/maint")}
@@ -319,7 +319,3 @@ def _check_alerts(events: list[AlertEvent], http: HttpReceiver) -> None:
         told = _deliveries(http, path)
         assert len([k for k in told if k[1] == kind]) == machines, (path, told)
         assert all(len(ids) == 1 for ids in told.values()), f"{path}: a notification doubled"
-
-
-async def _now(value: object) -> object:
-    return value

@@ -23,7 +23,7 @@ from plantmesh.topics import Topics
 from tests.support.alarm_service import send, write_config
 from tests.support.alarms import alert_event
 from tests.support.receivers import HttpReceiver, SmtpReceiver
-from tests.support.waiting import async_wait_for
+from tests.support.waiting import async_wait_for, now
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ACK_WITHIN_S = 4.0
@@ -99,12 +99,12 @@ async def test_kill_9_in_the_middle_of_an_escalation_the_next_level_still_fires_
 ) -> None:
     first = processes.start()
     await send(producer, Topics(namespace).alert_events, alert_event("a1"))
-    await async_wait_for(lambda: _now(http.answered("/ops")), 60, "level 1 told")
+    await async_wait_for(lambda: now(http.answered("/ops")), 60, "level 1 told")
     first.kill()  # SIGKILL: no clean shutdown of anything
     first.wait()
     processes.start()
 
-    told = await async_wait_for(lambda: _now(http.answered("/maint")), 60, "level 2 told")
+    told = await async_wait_for(lambda: now(http.answered("/maint")), 60, "level 2 told")
     engine = open_database(database_url)
     try:
         opened = (await get_alarm(engine, "a1")).opened_at
@@ -129,12 +129,8 @@ async def test_two_processes_tell_everyone_once(
     topic = Topics(namespace).alert_events
     for n in range(20):
         await send(producer, topic, alert_event(f"a{n}", machine=f"mill-{n:02d}"))
-    await async_wait_for(lambda: _now(len(http.answered("/maint")) >= 20), 90, "level 2 for all")
+    await async_wait_for(lambda: now(len(http.answered("/maint")) >= 20), 90, "level 2 for all")
     ops, maint = Counter(_kinds(http, "/ops")), Counter(_kinds(http, "/maint"))
     assert set(ops.values()) == {1}
     assert set(maint.values()) == {1}
     assert len(ops) == len(maint) == 20
-
-
-async def _now(value: object) -> object:
-    return value

@@ -50,7 +50,7 @@ from tests.support.poison import (
 )
 from tests.support.receivers import HttpReceiver, SmtpReceiver
 from tests.support.threshold import BEARING_RULE
-from tests.support.waiting import async_wait_for
+from tests.support.waiting import async_wait_for, now
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -369,7 +369,7 @@ async def test_the_incident_stage_skips_poison_and_correlates_the_rest(
         assert len(updates[-1].members[-1].summary) == 1000
         stats = stage.stats
         await async_wait_for(
-            lambda: _now(sum(stats.skipped.values()) == len(poisons)), 30, "every poison skipped"
+            lambda: now(sum(stats.skipped.values()) == len(poisons)), 30, "every poison skipped"
         )
         groups = {
             f"{namespace}-incidents-rekey": [topics.alert_events],
@@ -382,7 +382,3 @@ async def test_the_incident_stage_skips_poison_and_correlates_the_rest(
         assert stats.correlator_errors == 1
         assert (stats.rekeyed, stats.correlated) == (4, 4)  # the good three and the bug
         assert not task.done()
-
-
-async def _now(value: bool) -> bool:
-    return value

@@ -25,7 +25,6 @@ from tests.support.incident_stage import (
     MILLS,
     event,
     incident_updates,
-    now,
     opened,
     plants_a_and_b,
     running,
@@ -35,7 +34,7 @@ from tests.support.incident_stage import (
     write_config,
 )
 from tests.support.kafka import consume, read_all
-from tests.support.waiting import async_wait_for
+from tests.support.waiting import async_wait_for, now
 
 pytestmark = pytest.mark.integration
 

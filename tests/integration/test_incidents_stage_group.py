@@ -24,7 +24,6 @@ from tests.support.incident_stage import (
     MILLS,
     assert_consistent,
     event,
-    now,
     opened,
     plants_a_and_b,
     running,
@@ -34,7 +33,7 @@ from tests.support.incident_stage import (
     write_config,
 )
 from tests.support.kafka import kafka_options, partitions_of, read_all
-from tests.support.waiting import async_wait_for
+from tests.support.waiting import async_wait_for, now
 
 pytestmark = pytest.mark.integration
 

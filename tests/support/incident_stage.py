@@ -166,8 +166,3 @@ async def running(config: Path) -> AsyncIterator[IncidentStage]:
     finally:
         stage.stop()
         await task
-
-
-async def now(value: object) -> object:
-    """A condition that holds already, for async_wait_for."""
-    return value

@@ -29,6 +29,11 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+async def now(value: T) -> T:
+    """A condition computed already, as async_wait_for's predicate: `lambda: now(x == y)`."""
+    return value
+
+
 async def async_wait_for(
     predicate: Callable[[], Awaitable[T]], timeout: float, what: str, interval: float = 0.05
 ) -> T:

@@ -54,17 +54,8 @@ class FakeConsumer:
         self.commits += 1
 
 
-MADE: list[AlertingService] = []
-
-
-@pytest.fixture(autouse=True)
-async def _close_services() -> AsyncIterator[None]:
-    yield
-    while MADE:  # the state store's producer exists from the start, never started here
-        await MADE.pop().store.close()
-
-
-def service(tmp_path: Path, consumer: FakeConsumer) -> AlertingService:
+@pytest.fixture
+async def alerting(tmp_path: Path) -> AsyncIterator[AlertingService]:
     config = AlertingConfig.model_validate(
         {
             "kafka": {"bootstrap": "127.0.0.1:9"},  # never reached
@@ -73,9 +64,8 @@ def service(tmp_path: Path, consumer: FakeConsumer) -> AlertingService:
         }
     )
     made = AlertingService(config)
-    MADE.append(made)
-    made._consumer = consumer
-    return made
+    yield made
+    await made.store.close()  # its producer exists from the start, never started here
 
 
 def records(topic: str, partition: int, offsets: range) -> list[Record]:
@@ -86,12 +76,11 @@ def records(topic: str, partition: int, offsets: range) -> list[Record]:
 
 
 async def test_a_poll_fetched_before_the_take_over_is_read_again_from_the_checkpoint(
-    tmp_path: Path,
+    alerting: AlertingService,
 ) -> None:
     topic = "telemetry.normalized"
     tp = TopicPartition(topic, 0)
     consumer = FakeConsumer({tp: records(topic, 0, range(100, 110))})
-    alerting = service(tmp_path, consumer)
     alerting.gate.open()
     alerting.shards.add(0, None).offsets[topic] = 100
 
@@ -106,13 +95,12 @@ async def test_a_poll_fetched_before_the_take_over_is_read_again_from_the_checkp
 
 
 async def test_a_poll_during_the_take_over_waits_for_it_and_keeps_a_fresh_partitions_records(
-    tmp_path: Path,
+    alerting: AlertingService,
 ) -> None:
     topic = "telemetry.normalized"
     owned, gone = TopicPartition(topic, 1), TopicPartition(topic, 2)
     fetched = {owned: records(topic, 1, range(5, 8)), gone: records(topic, 2, range(0, 3))}
     consumer = FakeConsumer(fetched)
-    alerting = service(tmp_path, consumer)
     alerting.gate.close()  # revoked: the take-over of partition 1 is under way
 
     polling = asyncio.create_task(alerting._poll_once(consumer))

@@ -16,7 +16,7 @@ from aiokafka.structs import TopicPartition
 from ingest.config import IngestConfig
 from ingest.ledger.service import LedgerService
 from ingest.ledger.state import GatewayLedger, SeqRecord
-from tests.support.waiting import async_wait_for
+from tests.support.waiting import async_wait_for, now
 
 TOPIC = "telemetry.sequences"
 
@@ -73,10 +73,7 @@ def _service(
 
 
 async def _until(holds: Callable[[], bool], what: str) -> None:
-    async def check() -> bool:
-        return holds()
-
-    await async_wait_for(check, 5, what)
+    await async_wait_for(lambda: now(holds()), 5, what)
 
 
 def _records(first: int, last: int) -> list[Record]:
